@@ -1,0 +1,1 @@
+//! The ComfyUI connector: typed protocol, HTTP + websocket client, and its errors.

@@ -1,0 +1,1 @@
+//! Configuration: `config.toml`, its defaults, environment overrides and error reporting.

@@ -1,0 +1,1 @@
+//! GPU discovery over the `GpuProbe` port: NVML, and the config-declared fallback.

@@ -1,0 +1,1 @@
+//! Launching managed ComfyUI processes: process groups, ports, folders, ephemeral files.

@@ -1,0 +1,12 @@
+//! comfy-fleet: runs one managed ComfyUI per GPU and serves the pool to a community.
+//!
+//! This crate holds the adapters (ComfyUI connector, workflows, NVML, process launching) and the
+//! application wiring; the actor system and its policies live in `comfy-fleet-actors`.
+
+pub mod cli;
+pub mod comfy;
+pub mod config;
+pub mod gpu;
+pub mod launch;
+pub mod telemetry;
+pub mod workflow;

@@ -1,0 +1,1 @@
+//! Logging: tracing subscriber set-up (text or JSON, `RUST_LOG` respected).

@@ -1,0 +1,1 @@
+//! Workflows: format detection, native UI→API conversion, templates and parameter injection.
