@@ -36,7 +36,8 @@ pub struct JobOutput {
 
 /// Everything a submitter is told about its job, in order. `Done`, `Failed` and `Cancelled`
 /// are final: nothing follows them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, actix::Message)]
+#[rtype(result = "()")]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum JobEvent {
     /// Waiting in the fleet queue; `position` 0 means next.
@@ -47,11 +48,24 @@ pub enum JobEvent {
         eta: Option<std::time::Duration>,
     },
     /// Placed on an instance and submitted to its ComfyUI.
-    Started { job: JobId, instance: InstanceId, attempt: u32 },
+    Started {
+        job: JobId,
+        instance: InstanceId,
+        attempt: u32,
+    },
     /// A node began executing.
-    Executing { job: JobId, node: String, title: Option<String> },
+    Executing {
+        job: JobId,
+        node: String,
+        title: Option<String>,
+    },
     /// Step progress inside a node (samplers and some image operations).
-    Progress { job: JobId, node: String, value: u64, max: u64 },
+    Progress {
+        job: JobId,
+        node: String,
+        value: u64,
+        max: u64,
+    },
     /// A preview image (JPEG or PNG bytes) sent while sampling.
     Preview {
         job: JobId,
@@ -60,11 +74,19 @@ pub enum JobEvent {
         bytes: Vec<u8>,
     },
     /// The instance failed under the job (crash, hang, unreachable); it is queued again.
-    Retrying { job: JobId, attempt: u32, reason: String },
+    Retrying {
+        job: JobId,
+        attempt: u32,
+        reason: String,
+    },
     /// Finished with these outputs.
     Done { job: JobId, outputs: Vec<JobOutput> },
     /// Failed for good; `message` says what was wrong and what to do.
-    Failed { job: JobId, message: String, retriable: bool },
+    Failed {
+        job: JobId,
+        message: String,
+        retriable: bool,
+    },
     /// Cancelled by its submitter or an operator.
     Cancelled { job: JobId },
 }
@@ -87,6 +109,9 @@ impl JobEvent {
 
     /// Whether this event ends the job's stream.
     pub fn is_final(&self) -> bool {
-        matches!(self, Self::Done { .. } | Self::Failed { .. } | Self::Cancelled { .. })
+        matches!(
+            self,
+            Self::Done { .. } | Self::Failed { .. } | Self::Cancelled { .. }
+        )
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod ids;
 pub mod job;
+pub mod messages;
 pub mod ports;
 
 pub use ids::{GpuId, InstanceId, JobId, UserId};

@@ -57,7 +57,10 @@ pub enum ExecutionEvent {
     /// Binary preview frame: image bytes and their MIME type.
     Preview { mime: String, bytes: Vec<u8> },
     /// `executed` for an output node.
-    Executed { node: String, outputs: Vec<JobOutput> },
+    Executed {
+        node: String,
+        outputs: Vec<JobOutput>,
+    },
 }
 
 /// Receives execution events as they arrive.
@@ -106,11 +109,24 @@ pub enum BackendError {
     #[error("ComfyUI at {url} is unreachable: {reason}")]
     Unreachable { url: String, reason: String },
     #[error("ComfyUI answered HTTP {status} to {route}: {body}")]
-    Http { route: String, status: u16, body: String },
+    Http {
+        route: String,
+        status: u16,
+        body: String,
+    },
     #[error("ComfyUI rejected the workflow: {message}{}", describe_node_errors(.node_errors))]
-    Rejected { kind: String, message: String, node_errors: Vec<NodeError> },
+    Rejected {
+        kind: String,
+        message: String,
+        node_errors: Vec<NodeError>,
+    },
     #[error("node {node_id} ({node_type}) failed: {exception_type}: {message}")]
-    Execution { node_id: String, node_type: String, exception_type: String, message: String },
+    Execution {
+        node_id: String,
+        node_type: String,
+        exception_type: String,
+        message: String,
+    },
     #[error("the prompt was interrupted")]
     Interrupted,
     #[error("ComfyUI sent nothing for {}", humantime::format_duration(*.silent_for))]
@@ -127,9 +143,10 @@ impl BackendError {
         match self {
             Self::Unreachable { .. } | Self::Silent { .. } | Self::Disconnected(_) => true,
             Self::Http { status, .. } => *status >= 500,
-            Self::Rejected { .. } | Self::Execution { .. } | Self::Interrupted | Self::Protocol(_) => {
-                false
-            }
+            Self::Rejected { .. }
+            | Self::Execution { .. }
+            | Self::Interrupted
+            | Self::Protocol(_) => false,
         }
     }
 }
@@ -161,13 +178,24 @@ pub trait Backend {
     fn upload(&self, input: InputFile) -> LocalBoxFuture<'_, Result<String, BackendError>>;
     /// Runs one prompt to its end: opens the websocket before submitting, submits with
     /// `prompt_id`, streams events into `sink`, and reconciles outputs from `/history`.
-    fn run(&self, run: PromptRun, sink: EventSink) -> LocalBoxFuture<'_, Result<RunResult, BackendError>>;
+    fn run(
+        &self,
+        run: PromptRun,
+        sink: EventSink,
+    ) -> LocalBoxFuture<'_, Result<RunResult, BackendError>>;
     /// Where a prompt stands according to `/queue` and `/history`.
-    fn prompt_status(&self, prompt_id: Uuid) -> LocalBoxFuture<'_, Result<PromptStatus, BackendError>>;
+    fn prompt_status(
+        &self,
+        prompt_id: Uuid,
+    ) -> LocalBoxFuture<'_, Result<PromptStatus, BackendError>>;
     /// Interrupts `prompt_id` if it is the one running, and removes it if it is pending.
     fn cancel(&self, prompt_id: Uuid) -> LocalBoxFuture<'_, Result<(), BackendError>>;
     /// `POST /free`.
-    fn free(&self, unload_models: bool, free_memory: bool) -> LocalBoxFuture<'_, Result<(), BackendError>>;
+    fn free(
+        &self,
+        unload_models: bool,
+        free_memory: bool,
+    ) -> LocalBoxFuture<'_, Result<(), BackendError>>;
     /// Downloads one output file (`GET /view`).
     fn download(&self, output: &JobOutput) -> LocalBoxFuture<'_, Result<Vec<u8>, BackendError>>;
 }
@@ -234,11 +262,21 @@ pub struct Launched {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LaunchError {
     #[error("cannot start `{command}` for instance {instance}: {reason}")]
-    Spawn { instance: InstanceId, command: String, reason: String },
+    Spawn {
+        instance: InstanceId,
+        command: String,
+        reason: String,
+    },
     #[error("cannot prepare the folders of instance {instance}: {reason}")]
-    Folders { instance: InstanceId, reason: String },
+    Folders {
+        instance: InstanceId,
+        reason: String,
+    },
     #[error("no free port for instance {instance}: {reason}")]
-    Port { instance: InstanceId, reason: String },
+    Port {
+        instance: InstanceId,
+        reason: String,
+    },
 }
 
 /// Starts managed ComfyUI processes.
@@ -307,9 +345,17 @@ pub struct ChatError(pub String);
 /// Replies to one chat interaction.
 pub trait Chat {
     /// Replies (visible to the requester only when `ephemeral`).
-    fn reply(&self, text: String, ephemeral: bool) -> LocalBoxFuture<'_, Result<ChatMessageRef, ChatError>>;
+    fn reply(
+        &self,
+        text: String,
+        ephemeral: bool,
+    ) -> LocalBoxFuture<'_, Result<ChatMessageRef, ChatError>>;
     /// Replaces the text of a message the bot posted.
-    fn edit(&self, message: &ChatMessageRef, text: String) -> LocalBoxFuture<'_, Result<(), ChatError>>;
+    fn edit(
+        &self,
+        message: &ChatMessageRef,
+        text: String,
+    ) -> LocalBoxFuture<'_, Result<(), ChatError>>;
     /// Replaces the text and attaches files.
     fn attach(
         &self,

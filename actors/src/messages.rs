@@ -1,0 +1,174 @@
+//! The messages actors exchange: submitters ↔ scheduler ↔ instances, and the GPU monitor.
+//!
+//! Submitters (HTTP API, Discord session, CLI) send [`Submit`] and [`Cancel`] to the scheduler
+//! and receive [`JobEvent`]s. The scheduler sends [`RunJob`] and [`CancelJob`] to instances; each
+//! instance reports its phase with [`InstanceUpdate`] and its jobs with [`JobProgress`] and
+//! [`JobFinished`].
+
+use actix::{Message, Recipient};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{GpuId, InstanceId, JobId, UserId};
+use crate::job::JobEvent;
+use crate::ports::{BackendError, ExecutionEvent, GpuInfo, InputFile, PromptRun, RunResult};
+
+/// A job as the fleet holds it: the prompt is already converted, injected and validated.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    pub id: JobId,
+    pub user: UserId,
+    /// Higher runs first; 0 for ordinary users.
+    pub priority: i32,
+    /// The template (or `workflow` for a raw workflow), for per-template ETA averages.
+    pub template: String,
+    pub prompt: serde_json::Value,
+    pub extra_data: serde_json::Value,
+    /// Input images to upload before the prompt is submitted.
+    pub inputs: Vec<InputFile>,
+    /// Models (checkpoints, UNets, LoRAs…) the prompt loads, for model-affinity placement.
+    pub models: Vec<String>,
+}
+
+/// What the scheduler answers to an accepted submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitReceipt {
+    pub job: JobId,
+    /// Position in the queue; 0 means next.
+    pub position: usize,
+}
+
+/// Why the scheduler refused a submission.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the queue is full ({capacity} jobs waiting); try again in a few minutes")]
+    QueueFull { capacity: usize },
+    #[error("the fleet is shutting down and takes no new jobs")]
+    ShuttingDown,
+    #[error("a job with id {0} already exists")]
+    Duplicate(JobId),
+}
+
+/// Why a cancel did nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CancelError {
+    #[error("no job {0}")]
+    NotFound(JobId),
+    #[error("job {0} has already finished")]
+    AlreadyFinished(JobId),
+}
+
+/// Submitter → scheduler: queue a job; its events go to `events`.
+#[derive(Message)]
+#[rtype(result = "Result<SubmitReceipt, SubmitError>")]
+pub struct Submit {
+    pub job: JobSpec,
+    pub events: Recipient<JobEvent>,
+}
+
+/// Submitter → scheduler: cancel a queued (removed) or running (interrupted) job.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "Result<(), CancelError>")]
+pub struct Cancel {
+    pub job: JobId,
+}
+
+/// The phases of an instance as the scheduler sees them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstancePhase {
+    Starting,
+    /// Up and accepting jobs (idle or busy: the scheduler counts its own jobs per instance).
+    Ready,
+    /// Finishing its jobs; takes no new ones.
+    Draining,
+    Crashed,
+    Restarting,
+    /// Crashed too often; excluded until its cooldown ends.
+    Quarantined,
+    Stopped,
+}
+
+impl InstancePhase {
+    /// Whether the scheduler may place new jobs on it.
+    pub fn accepts_jobs(self) -> bool {
+        matches!(self, Self::Ready)
+    }
+}
+
+/// Scheduler → instance: run one attempt of a job.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct RunJob {
+    pub job: JobId,
+    /// 1 for the first attempt; each retry on another instance adds one.
+    pub attempt: u32,
+    pub run: PromptRun,
+    pub inputs: Vec<InputFile>,
+}
+
+/// Scheduler → instance: stop working on a job (targeted interrupt, or removal if pending).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct CancelJob {
+    pub job: JobId,
+}
+
+/// How the scheduler reaches one instance.
+#[derive(Clone)]
+pub struct InstanceHandle {
+    pub id: InstanceId,
+    pub gpu: Option<GpuId>,
+    pub run: Recipient<RunJob>,
+    pub cancel: Recipient<CancelJob>,
+}
+
+/// Boot → scheduler: an instance exists (it reports its phase separately).
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct RegisterInstance(pub InstanceHandle);
+
+/// Instance → scheduler: its phase changed.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct InstanceUpdate {
+    pub instance: InstanceId,
+    pub phase: InstancePhase,
+    /// The server's URL once known.
+    pub url: Option<String>,
+    /// Why, in words (crash reason, quarantine cooldown…), for logs and `/v1/status`.
+    pub detail: Option<String>,
+}
+
+/// Instance → scheduler: something happened while a job ran.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct JobProgress {
+    pub instance: InstanceId,
+    pub job: JobId,
+    pub event: ExecutionEvent,
+}
+
+/// Instance → scheduler: an attempt ended. A retriable error makes the scheduler try another
+/// instance (up to its retry limit).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct JobFinished {
+    pub instance: InstanceId,
+    pub job: JobId,
+    pub attempt: u32,
+    pub result: Result<RunResult, BackendError>,
+}
+
+/// GPU monitor → scheduler and metrics: a fresh sample of every GPU.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct GpuSample {
+    pub gpus: Vec<GpuInfo>,
+}
+
+/// Anyone → an actor: stop gracefully (finish or hand back work within the deadline).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Shutdown {
+    pub deadline: std::time::Duration,
+}
