@@ -5,6 +5,8 @@
 pub enum CliError {
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 impl CliError {
@@ -12,6 +14,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Usage(_) => 2,
+            _ => 1,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The command line: one subcommand per file, each a thin layer over the library.
 
+mod check_config;
 mod error;
 
 use std::process::ExitCode;
@@ -17,7 +18,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Validate a config file and show what it sets up.
+    CheckConfig(check_config::CheckConfigArgs),
+}
 
 /// Entry point of the binary: parse, run, and turn errors into a message and an exit code.
 pub fn main() -> ExitCode {
@@ -32,5 +36,7 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode, CliError> {
-    match cli.command {}
+    match cli.command {
+        Command::CheckConfig(args) => check_config::run(args),
+    }
 }
