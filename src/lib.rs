@@ -6,7 +6,9 @@
 pub mod cli;
 pub mod comfy;
 pub mod config;
+pub mod fleet;
 pub mod gpu;
+pub mod http;
 pub mod launch;
 pub mod telemetry;
 pub mod workflow;
