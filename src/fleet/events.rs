@@ -175,7 +175,8 @@ mod tests {
         // Nothing is recorded after the end.
         log.record(queued(job, 9));
         let after = log.subscribe(job).unwrap();
-        assert_eq!(after.past.len(), 2);
+        assert_eq!(after.past.len(), 3);
+        assert!(after.past[2].is_final());
     }
 
     #[test]
