@@ -149,9 +149,6 @@ pub enum Effect {
     Ping { epoch: u64 },
     /// Stop the running process: SIGTERM, `grace`, SIGKILL.
     StopProcess { grace: Duration },
-    /// Stop the process just handed over by a launch that is no longer wanted (it finished
-    /// after the start was given up); it never becomes the instance's process.
-    StopLaunched { grace: Duration },
     /// Report every in-flight job as finished with a retriable error; when `interrupt`, ask
     /// ComfyUI to cancel them first (the server is believed alive).
     AbortJobs {
@@ -304,6 +301,12 @@ impl Lifecycle {
         self.url.as_deref()
     }
 
+    /// Whether a launch of `generation` that just completed is still wanted; when not, the
+    /// caller stops the process it was handed instead of adopting it.
+    pub fn accepts_launch(&self, generation: u64) -> bool {
+        generation == self.generation && self.launch_pending
+    }
+
     /// Whether new jobs may be accepted.
     pub fn accepts_jobs(&self) -> bool {
         matches!(self.state, State::Idle | State::Busy)
@@ -319,10 +322,7 @@ impl Lifecycle {
                 }
             }
             Event::Launched { generation, url } => {
-                if generation != self.generation || !self.launch_pending {
-                    fx.push(Effect::StopLaunched {
-                        grace: self.stop_grace,
-                    });
+                if !self.accepts_launch(generation) {
                     return fx;
                 }
                 self.launch_pending = false;
@@ -545,7 +545,8 @@ impl Lifecycle {
         } else {
             if self.launch_pending {
                 // Give up the launch still under way: a newer generation makes its outcome
-                // stale, and a process it hands over late is stopped at once (`StopLaunched`).
+                // stale, and a process it hands over late is refused (`accepts_launch`), so
+                // the actor stops it at once.
                 self.launch_pending = false;
                 self.generation += 1;
             }
@@ -984,7 +985,8 @@ mod tests {
             phases(&fx),
             vec![InstancePhase::Crashed, InstancePhase::Restarting]
         );
-        // The launch completes late: its process is stopped, never adopted.
+        // The launch completes late: its process is refused (the actor stops it).
+        assert!(!l.accepts_launch(1));
         let fx = l.handle(
             Event::Launched {
                 generation: 1,
@@ -992,7 +994,7 @@ mod tests {
             },
             t0 + S(11),
         );
-        assert_eq!(fx, vec![Effect::StopLaunched { grace: S(3) }]);
+        assert!(fx.is_empty());
         assert!(matches!(l.state(), State::Restarting { .. }));
     }
 

@@ -6,9 +6,14 @@
 //! reported exactly once). [`actor`] is the thin shell that performs their effects through the
 //! [`Launcher`](crate::ports::Launcher) and [`Backend`](crate::ports::Backend) ports.
 
+pub mod actor;
 pub mod config;
 pub mod health;
+pub mod jobs;
 pub mod lifecycle;
+pub mod stop_latch;
 pub mod supervision;
+pub mod watchdog;
 
+pub use actor::{BackendFactory, Instance, InstanceMode, InstanceSetup, InstanceSetupError};
 pub use config::{BackoffConfig, InstanceConfig, InstanceConfigError, RestartIntensity};
