@@ -285,7 +285,10 @@ impl Instance {
         let warmup = self.config.warmup_prompt.clone();
         let id = self.id.clone();
         let probe = async move {
-            wait_until_ok(poll, || timeout(control, backend.ping())).await;
+            wait_until_ok(poll, || async {
+                flatten(timeout(control, backend.ping()).await, control)
+            })
+            .await;
             tracing::debug!(instance = %id, "HTTP up; loading object_info");
             wait_until_ok(poll, || backend.object_info()).await;
             if let Some(prompt) = warmup {
