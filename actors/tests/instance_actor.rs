@@ -161,6 +161,8 @@ struct FakeLauncher {
     count: Cell<u32>,
     /// The process exits as soon as it is told to stop (otherwise the test makes it exit).
     exit_on_stop: Cell<bool>,
+    /// How many of the next launches fail to spawn.
+    fail_next: Cell<u32>,
 }
 
 struct FakeStopper {
@@ -183,7 +185,16 @@ impl ProcessStopper for FakeStopper {
 }
 
 impl Launcher for FakeLauncher {
-    fn launch(&self, _spec: LaunchSpec) -> LocalBoxFuture<'_, Result<Launched, LaunchError>> {
+    fn launch(&self, spec: LaunchSpec) -> LocalBoxFuture<'_, Result<Launched, LaunchError>> {
+        if self.fail_next.get() > 0 {
+            self.fail_next.set(self.fail_next.get() - 1);
+            let error = LaunchError::Spawn {
+                instance: spec.instance,
+                command: spec.command.join(" "),
+                reason: "No such file or directory".into(),
+            };
+            return async move { Err(error) }.boxed_local();
+        }
         let number = self.count.get() + 1;
         self.count.set(number);
         let process = FakeProcess {
@@ -387,6 +398,7 @@ fn start(config: InstanceConfig, attach: Option<&str>) -> Harness {
         stops: Chan::new(),
         count: Cell::new(0),
         exit_on_stop: Cell::new(true),
+        fail_next: Cell::new(0),
     });
     let server = Rc::new(FakeServer {
         up: Cell::new(true),
@@ -631,6 +643,27 @@ async fn crash_loop_quarantines_then_retries_after_the_cooldown() {
     // After the cooldown: started afresh.
     h.expect_phases(&[InstancePhase::Starting]).await;
     assert_eq!(h.process().await.number, 4);
+    h.expect_phases(&[InstancePhase::Ready]).await;
+}
+
+#[actix_rt::test]
+async fn launch_failure_backs_off_and_retries() {
+    let h = start(config(), None);
+    h.launcher.fail_next.set(1);
+    let seen = h
+        .expect_phases(&[
+            InstancePhase::Starting,
+            InstancePhase::Crashed,
+            InstancePhase::Restarting,
+            InstancePhase::Starting,
+        ])
+        .await;
+    let detail = seen[1].detail.as_deref().unwrap();
+    assert!(
+        detail.contains("launch failed") && detail.contains("No such file"),
+        "{detail}"
+    );
+    assert_eq!(h.process().await.number, 1, "the first launch that spawned");
     h.expect_phases(&[InstancePhase::Ready]).await;
 }
 

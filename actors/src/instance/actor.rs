@@ -430,6 +430,9 @@ impl Instance {
     }
 
     fn check_silence(&mut self, job: JobId, attempt: u32, ctx: &mut Context<Self>) {
+        let Some(backend) = self.backend.clone() else {
+            return;
+        };
         let Some(entry) = self.jobs.get_mut(job, attempt) else {
             return;
         };
@@ -446,9 +449,6 @@ impl Instance {
                     silent_for = %humantime::format_duration(silent_for),
                     "job silent; asking ComfyUI where it stands"
                 );
-                let Some(backend) = self.backend.clone() else {
-                    return;
-                };
                 let control = self.config.control_timeout;
                 let fut = async move {
                     flatten(

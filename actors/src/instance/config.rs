@@ -217,8 +217,10 @@ mod tests {
         let mut cfg = InstanceConfig::default();
         cfg.backoff.multiplier = 0.5;
         assert_eq!(cfg.validate(), Err(InstanceConfigError::Multiplier(0.5)));
-        let mut cfg = InstanceConfig::default();
-        cfg.health_interval = Duration::ZERO;
+        let cfg = InstanceConfig {
+            health_interval: Duration::ZERO,
+            ..InstanceConfig::default()
+        };
         let err = cfg.validate().unwrap_err();
         assert!(err.to_string().contains("health_interval"), "{err}");
         let mut cfg = InstanceConfig::default();
@@ -227,8 +229,10 @@ mod tests {
             cfg.validate(),
             Err(InstanceConfigError::BackoffBounds { .. })
         ));
-        let mut cfg = InstanceConfig::default();
-        cfg.health_failures = 0;
+        let cfg = InstanceConfig {
+            health_failures: 0,
+            ..InstanceConfig::default()
+        };
         assert_eq!(cfg.validate(), Err(InstanceConfigError::ZeroHealthFailures));
     }
 }

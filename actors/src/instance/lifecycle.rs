@@ -520,6 +520,10 @@ impl Lifecycle {
         self.generation += 1;
         self.process_alive = false;
         self.launch_pending = true;
+        if self.managed {
+            // A new process gets a new port; the old URL no longer applies.
+            self.url = None;
+        }
         self.health.reset();
         self.goto(State::Starting { since: now }, reason, None, fx);
         fx.push(Effect::Launch {
@@ -884,6 +888,7 @@ mod tests {
         let fx = fire(&mut l, &fx, Timer::Backoff, t0 + S(4));
         assert_eq!(phases(&fx), vec![InstancePhase::Starting]);
         assert!(fx.contains(&Effect::Launch { generation: 2 }));
+        assert_eq!(l.url(), None, "the crashed process's URL is forgotten");
     }
 
     #[test]
