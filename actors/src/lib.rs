@@ -6,6 +6,7 @@
 //! can be unit-tested and benchmarked without an actor system.
 
 pub mod ids;
+pub mod instance;
 pub mod job;
 pub mod messages;
 pub mod ports;
