@@ -280,6 +280,9 @@ pub struct LifecycleConfig {
     /// SIGTERM, then this long, then SIGKILL.
     #[serde(with = "humantime_serde")]
     pub stop_grace: Duration,
+    /// On SIGINT/SIGTERM, running jobs may finish for this long before the instances stop.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
 }
 
 impl Default for LifecycleConfig {
@@ -298,6 +301,7 @@ impl Default for LifecycleConfig {
             quarantine_cooldown: Duration::from_secs(900),
             job_silence_timeout: Duration::from_secs(600),
             stop_grace: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(30),
         }
     }
 }

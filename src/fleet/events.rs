@@ -7,8 +7,9 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use actix::{Actor, Context, Handler, Message};
-use comfy_fleet_actors::{JobEvent, JobId};
+use actix::{Actor, Context, Handler, Message, Recipient};
+use comfy_fleet_actors::rate_limit::Release;
+use comfy_fleet_actors::{JobEvent, JobId, UserId};
 use tokio::sync::mpsc;
 
 /// Live events of one job for one subscriber.
@@ -124,6 +125,12 @@ impl Handler<JobEvent> for JobEventHub {
     type Result = ();
 
     fn handle(&mut self, event: JobEvent, _: &mut Context<Self>) {
+        if event.is_final()
+            && let Some(user) = self.owners.remove(&event.job())
+            && let Some(release) = &self.release
+        {
+            release.do_send(Release { user });
+        }
         self.log.record(event);
     }
 }

@@ -24,6 +24,11 @@ impl TokenMap {
         }
     }
 
+    /// Whether requests must carry a token (and users see only their own jobs).
+    pub fn enforced(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+
     /// The user a request acts as.
     pub fn user(&self, req: &HttpRequest) -> Result<UserId, ApiError> {
         if self.tokens.is_empty() {

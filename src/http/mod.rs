@@ -1,4 +1,89 @@
 //! The HTTP API (actix-web): jobs, their events and outputs, status, metrics and health.
+//!
+//! Bound to 127.0.0.1:8080 by default. Requests carry `Authorization: Bearer <token>` when
+//! tokens are configured; errors are JSON `{"error": {"code", "message"}}`.
 
 pub mod auth;
 pub mod error;
+pub mod jobs;
+pub mod status;
+
+use std::net::SocketAddr;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpServer, guard, web};
+
+use crate::fleet::FleetHandle;
+use crate::fleet::watch::PhaseBoard;
+use crate::gpu::GpuSource;
+use crate::http::auth::TokenMap;
+use crate::http::error::ApiError;
+
+/// What every handler reads.
+#[derive(Clone)]
+pub struct ApiState {
+    pub fleet: FleetHandle,
+    pub phases: PhaseBoard,
+    pub tokens: TokenMap,
+    pub gpu_source: GpuSource,
+}
+
+/// Registers the routes.
+pub fn routes(cfg: &mut web::ServiceConfig, max_body: usize) {
+    cfg.app_data(web::JsonConfig::default().limit(max_body).error_handler(|err, _| {
+        ApiError::bad_request("invalid_json", format!("the body is not a valid job: {err}")).into()
+    }))
+    .app_data(web::PathConfig::default().error_handler(|err, _| ApiError::NotFound(err.to_string()).into()))
+    .service(
+        web::resource("/v1/jobs")
+            .route(web::post().guard(guard::Header("content-type", "application/json")).to(jobs::create_json))
+            .route(web::post().guard(guard::fn_guard(|ctx| {
+                ctx.head()
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("multipart/form-data"))
+            })).to(jobs::create_multipart))
+            .route(web::post().to(|| async {
+                Err::<actix_web::HttpResponse, _>(ApiError::bad_request(
+                    "unsupported_media_type",
+                    "send the job as application/json, or multipart/form-data with a `request` part and image parts",
+                ))
+            })),
+    )
+    .route("/v1/jobs/{id}", web::get().to(jobs::get))
+    .route("/v1/jobs/{id}", web::delete().to(jobs::cancel))
+    .route("/v1/jobs/{id}/events", web::get().to(jobs::events))
+    .route("/v1/jobs/{id}/outputs/{n}", web::get().to(jobs::output))
+    .route("/v1/status", web::get().to(status::status))
+    .route("/metrics", web::get().to(status::metrics))
+    .route("/healthz", web::get().to(status::healthz))
+    .route("/readyz", web::get().to(status::readyz));
+}
+
+/// A running API server.
+pub struct ApiServer {
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+}
+
+/// Binds and starts the API server on the current actix system.
+pub fn start(state: ApiState, listen: SocketAddr) -> std::io::Result<ApiServer> {
+    let max_body = state.fleet.config.http.max_body_mb as usize * 1024 * 1024;
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .wrap(actix_web::middleware::Logger::new("%a \"%r\" %s %Dms").log_target("fleet.http"))
+            .configure(|cfg| routes(cfg, max_body))
+    })
+    .workers(2)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .bind(listen)?;
+    let addr = server.addrs().first().copied().unwrap_or(listen);
+    let server = server.run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    Ok(ApiServer { addr, handle })
+}

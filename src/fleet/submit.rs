@@ -1,0 +1,165 @@
+//! Submitting a job: rate limit, template or workflow → validated API prompt, input images,
+//! then the scheduler. Shared by every front end (HTTP API, Discord, CLI).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use comfy_fleet_actors::messages::{JobSpec, Submit, SubmitError};
+use comfy_fleet_actors::ports::InputFile;
+use comfy_fleet_actors::rate_limit::{Acquire, RateLimited, Release};
+use comfy_fleet_actors::{JobId, UserId};
+use serde_json::Value;
+
+use crate::fleet::FleetHandle;
+use crate::fleet::events::Watch;
+use crate::fleet::images::{ImageError, InputImage, checked_image};
+use crate::workflow::{Workflow, WorkflowError, models_in};
+
+/// Sub-folder of an instance's input folder where job images are uploaded.
+pub const INPUT_SUBFOLDER: &str = "fleet";
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub enum JobSource {
+    /// A template from `workflows/`.
+    Template(String),
+    /// A whole workflow, UI or API format.
+    Workflow(Value),
+}
+
+/// One job as a front end asks for it.
+#[derive(Debug, Clone)]
+pub struct JobRequest {
+    pub user: UserId,
+    pub roles: Vec<String>,
+    pub source: JobSource,
+    pub params: BTreeMap<String, Value>,
+    /// Image parameters (`image`, `image2`…) with their bytes.
+    pub images: Vec<InputImage>,
+    /// Kept by ComfyUI with the prompt (e.g. a Discord message id).
+    pub extra_data: Value,
+}
+
+/// An accepted job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Submitted {
+    pub job: JobId,
+    pub position: usize,
+    /// The seed used, when the template has one.
+    pub seed: Option<u64>,
+}
+
+/// Why a job was not accepted, in words for whoever asked.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitFailure {
+    #[error(transparent)]
+    RateLimited(#[from] RateLimited),
+    #[error(transparent)]
+    Workflow(#[from] WorkflowError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Queue(#[from] SubmitError),
+    #[error("no ComfyUI instance is ready yet to check the workflow against ({0}); try again shortly")]
+    NotReady(String),
+    #[error("the fleet is not answering: {0}")]
+    Internal(String),
+}
+
+/// Turns a request into a queued job.
+pub async fn submit(fleet: &FleetHandle, request: JobRequest) -> Result<Submitted, SubmitFailure> {
+    let permit = fleet
+        .limiter
+        .send(Acquire { user: request.user.clone(), roles: request.roles.clone(), now: None })
+        .await
+        .map_err(|e| SubmitFailure::Internal(e.to_string()))?;
+    permit?;
+    let release = || fleet.limiter.do_send(Release { user: request.user.clone() });
+    let job = JobId::new();
+    let spec = match prepare(fleet, job, &request).await {
+        Ok(spec) => spec,
+        Err(e) => {
+            release();
+            return Err(e);
+        }
+    };
+    let (spec, seed) = spec;
+    fleet.events.do_send(Watch { job, user: request.user.clone() });
+    let receipt = fleet
+        .scheduler
+        .send(Submit { job: spec, events: fleet.events.clone().recipient() })
+        .await
+        .map_err(|e| SubmitFailure::Internal(e.to_string()));
+    match receipt {
+        Ok(Ok(receipt)) => Ok(Submitted { job, position: receipt.position, seed }),
+        Ok(Err(e)) => {
+            release();
+            Err(e.into())
+        }
+        Err(e) => {
+            release();
+            Err(e)
+        }
+    }
+}
+
+/// Builds the job: prompt with parameters and image names applied, the images to upload.
+async fn prepare(
+    fleet: &FleetHandle,
+    job: JobId,
+    request: &JobRequest,
+) -> Result<(JobSpec, Option<u64>), SubmitFailure> {
+    let object_info = fleet.catalog.object_info(fleet).await?;
+    let short = job.to_string().chars().take(8).collect::<String>();
+    let mut inputs = Vec::new();
+    let mut params = request.params.clone();
+    for image in &request.images {
+        let checked = checked_image(image, fleet.config.http.max_body_mb * 1024 * 1024)?;
+        let name = format!("{short}-{}.{}", image.param, checked.extension);
+        params.insert(image.param.clone(), Value::String(format!("{INPUT_SUBFOLDER}/{name}")));
+        inputs.push(InputFile {
+            name,
+            subfolder: INPUT_SUBFOLDER.into(),
+            bytes: Arc::from(image.bytes.as_slice()),
+            overwrite: true,
+        });
+    }
+    let (template, prompt, seed) = match &request.source {
+        JobSource::Template(name) => {
+            let template = fleet.catalog.templates.get(name)?;
+            let prepared = template.prepare(&params, &object_info)?;
+            (name.clone(), prepared.prompt, prepared.seed)
+        }
+        JobSource::Workflow(value) => {
+            if !fleet.config.http.allow_workflows {
+                return Err(SubmitFailure::Invalid(
+                    "this fleet runs templates only (http.allow_workflows = false); send a template name".into(),
+                ));
+            }
+            if !params.is_empty() {
+                return Err(SubmitFailure::Invalid(
+                    "parameters apply to templates; edit the workflow itself, or use a template".into(),
+                ));
+            }
+            let bytes = serde_json::to_vec(value).map_err(|e| SubmitFailure::Invalid(e.to_string()))?;
+            let workflow = Workflow::parse(&bytes)?;
+            let prompt = workflow.to_api(&object_info)?;
+            ("workflow".to_string(), Value::Object(prompt.0), None)
+        }
+    };
+    let models = models_in(&prompt);
+    let priority = fleet.priority_of(&request.user, &request.roles);
+    let spec = JobSpec {
+        id: job,
+        user: request.user.clone(),
+        priority,
+        template,
+        prompt,
+        extra_data: request.extra_data.clone(),
+        inputs,
+        models,
+    };
+    Ok((spec, seed))
+}
