@@ -167,7 +167,7 @@ pub async fn execute(
     eprintln!("submitting prompt {prompt_id} to {}", client.url());
     let mut progress = ProgressReport::new(prompt);
     let outcome = client
-        .run_prompt(prompt_id, prompt, None, options, &mut |e| progress.show(e))
+        .run_prompt(prompt_id, prompt, None, options, |e| progress.show(e))
         .await?;
     save_outputs(client, &outcome, out_dir).await
 }

@@ -122,7 +122,7 @@ impl Backend for ComfyBackend {
         mut sink: EventSink,
     ) -> LocalBoxFuture<'_, Result<RunResult, BackendError>> {
         async move {
-            let mut on_event = |event: &ServerEvent| {
+            let on_event = |event: &ServerEvent| {
                 if let Some(e) = execution_event(event) {
                     sink(e);
                 }
@@ -134,7 +134,7 @@ impl Backend for ComfyBackend {
                     &run.prompt,
                     Some(&run.extra_data).filter(|v| !v.is_null()),
                     &self.options,
-                    &mut on_event,
+                    on_event,
                 )
                 .await?;
             Ok(RunResult {

@@ -207,11 +207,11 @@ impl ComfyClient {
         match status {
             StatusCode::OK => parse_json(route, &body),
             StatusCode::BAD_REQUEST => match serde_json::from_slice::<PromptErrorBody>(&body) {
-                Ok(err) => Err(ComfyError::Rejected(PromptRejection {
+                Ok(err) => Err(ComfyError::Rejected(Box::new(PromptRejection {
                     status: 400,
                     error: err.error,
                     node_errors: err.node_errors,
-                })),
+                }))),
                 Err(_) => Err(http_error(route, status, &body)),
             },
             _ => Err(http_error(route, status, &body)),

@@ -23,10 +23,10 @@ pub enum ComfyError {
     },
     /// `POST /prompt` refused the graph, wholly (400) or partly (200 with `node_errors`).
     #[error("{0}")]
-    Rejected(PromptRejection),
+    Rejected(Box<PromptRejection>),
     /// A node raised while the prompt ran.
     #[error("{0}")]
-    Execution(ExecutionFailure),
+    Execution(Box<ExecutionFailure>),
     /// The prompt was interrupted (by us, an operator, or another client).
     #[error("the prompt was interrupted{}", .node.as_ref().map(|n| format!(" at node {n}")).unwrap_or_default())]
     Interrupted { node: Option<String> },
@@ -176,10 +176,10 @@ impl From<ComfyError> for BackendError {
                 node_errors: r.flat_errors(),
             },
             ComfyError::Execution(x) => BackendError::Execution {
+                message: x.exception_message.trim_end().to_owned(),
                 node_id: x.node_id,
                 node_type: x.node_type,
                 exception_type: x.exception_type,
-                message: x.exception_message.trim_end().to_owned(),
             },
             ComfyError::Interrupted { .. } | ComfyError::Dequeued { .. } => {
                 BackendError::Interrupted
@@ -243,7 +243,7 @@ mod tests {
         let flat = r.flat_errors();
         assert_eq!(flat[0].node_id, "2");
         assert_eq!(flat[0].class_type, "NoSuchNodeClass");
-        let b = BackendError::from(ComfyError::Rejected(r));
+        let b = BackendError::from(ComfyError::Rejected(Box::new(r)));
         assert!(!b.is_retriable());
         assert!(
             matches!(b, BackendError::Rejected { ref kind, .. } if kind == "missing_node_type")
@@ -257,14 +257,14 @@ mod tests {
             reason: "connection refused".into(),
         };
         assert!(unreachable.is_retriable());
-        let exec = ComfyError::Execution(ExecutionFailure {
+        let exec = ComfyError::Execution(Box::new(ExecutionFailure {
             prompt_id: "p".into(),
             node_id: "1".into(),
             node_type: "LoadImage".into(),
             exception_type: "PIL.UnidentifiedImageError".into(),
             exception_message: "cannot identify image file\n".into(),
             traceback: vec![],
-        });
+        }));
         assert!(!exec.is_retriable());
         assert_eq!(
             exec.to_string(),

@@ -61,7 +61,7 @@ enum Resync {
     /// The prompt is in history: stop following.
     Finished,
     /// The socket is back and the prompt still queued or running: keep following.
-    Reconnected(EventSocket),
+    Reconnected(Box<EventSocket>),
 }
 
 impl ComfyClient {
@@ -74,7 +74,7 @@ impl ComfyClient {
         prompt: &Value,
         extra_data: Option<&Value>,
         options: &RunOptions,
-        on_event: &mut dyn FnMut(&ServerEvent),
+        mut on_event: impl FnMut(&ServerEvent),
     ) -> Result<PromptOutcome, ComfyError> {
         let pid = prompt_id.as_hyphenated().to_string();
         let client_id = options
@@ -96,7 +96,7 @@ impl ComfyClient {
         if !response.node_errors.is_empty() {
             // Only the valid outputs were queued: take them back, the workflow is broken.
             self.withdraw(&pid).await?;
-            return Err(ComfyError::Rejected(PromptRejection {
+            return Err(ComfyError::Rejected(Box::new(PromptRejection {
                 status: 200,
                 error: ApiError {
                     kind: "prompt_outputs_failed_validation".into(),
@@ -104,7 +104,7 @@ impl ComfyClient {
                     ..ApiError::default()
                 },
                 node_errors: response.node_errors,
-            }));
+            })));
         }
 
         let mut tracker = PromptTracker::new(pid.clone());
@@ -127,7 +127,7 @@ impl ComfyClient {
                     match self.resync(&pid, &client_id).await? {
                         Resync::Finished => break,
                         Resync::Reconnected(s) => {
-                            socket = s;
+                            socket = *s;
                             on_event(&ServerEvent::Reconnected);
                             continue;
                         }
@@ -154,39 +154,52 @@ impl ComfyClient {
         self.interrupt(Some(prompt_id)).await
     }
 
-    /// After the websocket dropped: reconnect, then look at history and queue.
+    /// After the websocket dropped: reconnect, then look at history and queue, until the
+    /// prompt is found finished, the socket is back, or the server is gone.
     async fn resync(&self, pid: &str, client_id: &str) -> Result<Resync, ComfyError> {
+        // Requests broken mid-way (pooled connections cut with the socket) are retried a few
+        // times; a refused connection means the process is gone and ends the run at once.
+        const BROKEN_REQUESTS_TOLERATED: u32 = 3;
+        let mut broken = 0;
         loop {
-            let socket = match self.connect_events(client_id).await {
-                Ok(s) => Some(s),
+            match self.resync_once(pid, client_id).await {
+                Ok(Some(found)) => return Ok(found),
+                Ok(None) => {}
                 Err(ComfyError::Unreachable { url, reason }) => {
                     return Err(ComfyError::Disconnected { url, reason });
                 }
-                Err(_) => None,
-            };
-            let disconnected = |e: ComfyError| match e {
-                ComfyError::Unreachable { url, reason } => ComfyError::Disconnected { url, reason },
-                other => other,
-            };
-            if self.history(pid).await.map_err(disconnected)?.is_some() {
-                return Ok(Resync::Finished);
-            }
-            let queue = self.queue().await.map_err(disconnected)?;
-            if !queue.is_running(pid) && !queue.is_pending(pid) {
-                // It may have finished between the two reads.
-                if self.history(pid).await.map_err(disconnected)?.is_some() {
-                    return Ok(Resync::Finished);
+                Err(ComfyError::Disconnected { .. }) if broken < BROKEN_REQUESTS_TOLERATED => {
+                    broken += 1;
                 }
-                return Err(ComfyError::Lost {
-                    url: self.url().to_owned(),
-                    prompt_id: pid.to_owned(),
-                });
-            }
-            if let Some(socket) = socket {
-                return Ok(Resync::Reconnected(socket));
+                Err(e) => return Err(e),
             }
             actix_rt::time::sleep(self.config().poll_interval).await;
         }
+    }
+
+    /// One resync round; `Ok(None)`: still running but the socket is not back yet.
+    async fn resync_once(&self, pid: &str, client_id: &str) -> Result<Option<Resync>, ComfyError> {
+        // Reconnect first, so no frame sent after the history check is missed.
+        let socket = match self.connect_events(client_id).await {
+            Ok(s) => Some(s),
+            Err(e @ ComfyError::Unreachable { .. }) => return Err(e),
+            Err(_) => None,
+        };
+        if self.history(pid).await?.is_some() {
+            return Ok(Some(Resync::Finished));
+        }
+        let queue = self.queue().await?;
+        if !queue.is_running(pid) && !queue.is_pending(pid) {
+            // It may have finished between the two reads.
+            if self.history(pid).await?.is_some() {
+                return Ok(Some(Resync::Finished));
+            }
+            return Err(ComfyError::Lost {
+                url: self.url().to_owned(),
+                prompt_id: pid.to_owned(),
+            });
+        }
+        Ok(socket.map(|s| Resync::Reconnected(Box::new(s))))
     }
 
     /// Whether a prompt that has not started is neither queued nor in history (removed).
@@ -212,7 +225,7 @@ impl ComfyClient {
     ) -> Result<PromptOutcome, ComfyError> {
         let pid = tracker.prompt_id();
         if let Some(e) = tracker.error() {
-            return Err(ComfyError::Execution(failure(e)));
+            return Err(ComfyError::Execution(Box::new(failure(e))));
         }
         if let Some(i) = tracker.interrupted() {
             return Err(ComfyError::Interrupted {
@@ -235,7 +248,7 @@ impl ComfyClient {
             actix_rt::time::sleep(self.config().poll_interval).await;
         };
         match history.ending() {
-            HistoryEnding::Error(e) => return Err(ComfyError::Execution(failure(&e))),
+            HistoryEnding::Error(e) => return Err(ComfyError::Execution(Box::new(failure(&e)))),
             HistoryEnding::Interrupted => return Err(ComfyError::Interrupted { node: None }),
             HistoryEnding::Success => {}
             HistoryEnding::Unknown => {
