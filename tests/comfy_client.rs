@@ -728,10 +728,9 @@ mod fake_server {
     impl FakeComfy {
         pub fn start(extra: &[&str]) -> Self {
             let dir = tempfile::tempdir().unwrap();
-            let port = free_port();
             let sub = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
             let mut child = Command::new(env!("CARGO_BIN_EXE_fake-comfyui"))
-                .args(["--listen", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--listen", "127.0.0.1", "--port", "0"])
                 .args(["--cpu", "--disable-auto-launch"])
                 .args(["--input-directory", &sub("input")])
                 .args(["--output-directory", &sub("output")])
@@ -762,9 +761,14 @@ mod fake_server {
             }
             drop(tx);
             let mut log = Vec::new();
-            loop {
+            let url = loop {
                 match rx.recv_timeout(START_GUARD) {
-                    Ok(line) if line.contains(READY) => break,
+                    Ok(line) if line.contains(READY) => {
+                        // "To see the GUI go to: http://127.0.0.1:PORT" names the real port.
+                        break line[line.find(READY).unwrap() + READY.len()..]
+                            .trim()
+                            .to_owned();
+                    }
                     Ok(line) => log.push(line),
                     Err(_) => panic!(
                         "fake-comfyui did not become ready (exit: {:?}); its output:\n{}",
@@ -772,13 +776,8 @@ mod fake_server {
                         log.join("\n")
                     ),
                 }
-            }
-            Self {
-                url: format!("http://127.0.0.1:{port}"),
-                port,
-                child,
-                dir,
-            }
+            };
+            Self { port, child, dir }
         }
 
         pub fn input_dir(&self) -> PathBuf {

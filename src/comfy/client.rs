@@ -398,7 +398,10 @@ impl ComfyClient {
             Some(b) => req.send_body(b).await,
             None => req.send().await,
         };
-        let mut res = sent.map_err(|e| self.send_error(e))?;
+        // awc stops timing at the response head; the body gets its own deadline.
+        let mut res = sent
+            .map_err(|e| self.send_error(e))?
+            .timeout(self.config.request_timeout);
         let status = res.status();
         let body = res
             .body()
