@@ -777,7 +777,12 @@ mod fake_server {
                     ),
                 }
             };
-            Self { port, child, dir }
+            Self {
+                port: url.rsplit(':').next().unwrap().parse().unwrap(),
+                url,
+                child,
+                dir,
+            }
         }
 
         pub fn input_dir(&self) -> PathBuf {
