@@ -123,7 +123,8 @@ impl fmt::Display for PromptRejection {
                     write!(f, ", input `{input}`")?;
                 }
                 write!(f, ": {}", e.message)?;
-                if !e.details.is_empty() {
+                // `details` often only repeats the input name; say it once.
+                if !e.details.is_empty() && Some(e.details.as_str()) != e.input_name() {
                     write!(f, ": {}", e.details)?;
                 }
             }
