@@ -227,6 +227,62 @@ async fn uploaded_image_feeds_loadimage_and_output_keeps_its_subfolder() {
 }
 
 #[actix_rt::test]
+async fn mask_upload_puts_the_mask_alpha_on_the_original() {
+    let fake = FakeComfy::start(&[]);
+    let c = client(&fake);
+    let source = std::fs::read(fixture_path("upload_source.png")).unwrap();
+    let original = c
+        .upload_image(&Upload {
+            filename: "paint.png",
+            bytes: &source,
+            subfolder: "",
+            overwrite: true,
+            folder: FolderType::Input,
+        })
+        .await
+        .unwrap();
+    let mut mask = image::RgbaImage::new(32, 24);
+    for (x, _, p) in mask.enumerate_pixels_mut() {
+        *p = image::Rgba([0, 0, 0, if x < 16 { 0 } else { 255 }]);
+    }
+    let mut mask_png = Vec::new();
+    image::DynamicImage::ImageRgba8(mask)
+        .write_to(&mut Cursor::new(&mut mask_png), image::ImageFormat::Png)
+        .unwrap();
+    let stored = c
+        .upload_mask(
+            &Upload {
+                filename: "paint_mask.png",
+                bytes: &mask_png,
+                subfolder: "",
+                overwrite: true,
+                folder: FolderType::Input,
+            },
+            &FileRef {
+                filename: original.name.clone(),
+                subfolder: original.subfolder.clone(),
+                kind: "input".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let merged = c
+        .view(&FileRef {
+            filename: stored.name.clone(),
+            subfolder: stored.subfolder.clone(),
+            kind: "input".into(),
+        })
+        .await
+        .unwrap();
+    let merged = image::load_from_memory(&merged).unwrap().to_rgba8();
+    let base = image::load_from_memory(&source).unwrap().to_rgba8();
+    assert_eq!(merged.dimensions(), (32, 24));
+    assert_eq!(merged.get_pixel(3, 5)[3], 0);
+    assert_eq!(merged.get_pixel(20, 5)[3], 255);
+    assert_eq!(merged.get_pixel(20, 5).0[..3], base.get_pixel(20, 5).0[..3]);
+}
+
+#[actix_rt::test]
 async fn missing_file_is_an_http_error_with_route_and_status() {
     let fake = FakeComfy::start(&[]);
     let c = client(&fake);
@@ -363,6 +419,26 @@ async fn failing_node_is_an_execution_error_with_node_and_exception() {
 }
 
 #[actix_rt::test]
+async fn out_of_memory_is_an_execution_error_naming_the_exception() {
+    let fake = FakeComfy::start(&["--fake-oom"]);
+    let c = client(&fake);
+    let err = guarded(c.run_prompt(
+        Uuid::new_v4(),
+        &trivial_prompt(8, 8, "oom"),
+        None,
+        &RunOptions::default(),
+        |_: &ServerEvent| {},
+    ))
+    .await
+    .unwrap_err();
+    let ComfyError::Execution(x) = &err else {
+        panic!("expected Execution, got {err:?}");
+    };
+    assert!(x.exception_type.contains("OutOfMemoryError"), "{x:?}");
+    assert!(err.to_string().contains("OutOfMemoryError"));
+}
+
+#[actix_rt::test]
 async fn interrupting_the_running_prompt_ends_it_as_interrupted() {
     let fake = FakeComfy::start(&["--fake-node-time", "300ms"]);
     let c = client(&fake);
@@ -395,7 +471,7 @@ async fn hung_prompt_is_silent_and_a_dropped_run_leaves_the_client_usable() {
     let c = client(&fake);
     let first = Uuid::new_v4();
     let options = RunOptions {
-        silence_timeout: Some(Duration::from_millis(500)),
+        silence_timeout: Some(Duration::from_secs(2)),
         client_id: None,
     };
     let err = guarded(c.run_prompt(
