@@ -72,6 +72,27 @@ async fn readiness_object_info_and_its_cache() {
 }
 
 #[actix_rt::test]
+async fn body_limit_is_applied_and_explained() {
+    let fake = FakeComfy::start(&[]);
+    let small = ClientConfig {
+        body_limit: 64 * 1024,
+        ..ClientConfig::default()
+    };
+    let c = ComfyClient::new(&fake.url, small).unwrap();
+    c.system_stats().await.unwrap();
+    // /object_info is 1.6 MB: too big for this client, with a message saying what to raise.
+    match c.object_info().await {
+        Err(ComfyError::Protocol { route, reason }) => {
+            assert_eq!(route, "/object_info");
+            assert!(reason.contains("body limit"), "{reason}");
+        }
+        other => panic!("expected Protocol, got {other:?}"),
+    }
+    // The default limits take it.
+    assert!(client(&fake).object_info().await.unwrap().len() > 800);
+}
+
+#[actix_rt::test]
 async fn nothing_listening_is_unreachable_with_the_url() {
     let url = fake_server::closed_port_url();
     let c = ComfyClient::new(&url, ClientConfig::default()).unwrap();
@@ -280,6 +301,58 @@ async fn mask_upload_puts_the_mask_alpha_on_the_original() {
     assert_eq!(merged.get_pixel(3, 5)[3], 0);
     assert_eq!(merged.get_pixel(20, 5)[3], 255);
     assert_eq!(merged.get_pixel(20, 5).0[..3], base.get_pixel(20, 5).0[..3]);
+}
+
+/// CheckpointLoader → prompts → EmptyLatentImage → KSampler → VAEDecode → SaveImage.
+fn txt2img_prompt(size: u32, steps: u32) -> Value {
+    json!({
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "fake-model.safetensors"}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lighthouse", "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": size, "height": size, "batch_size": 1}},
+        "3": {"class_type": "KSampler", "inputs": {
+            "seed": 7, "steps": steps, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal",
+            "denoise": 1.0, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0],
+            "latent_image": ["5", 0]}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "txt2img", "images": ["8", 0]}}
+    })
+}
+
+#[actix_rt::test]
+async fn sampler_progress_and_binary_previews_reach_the_caller() {
+    let fake = FakeComfy::start(&[]);
+    let c = client(&fake);
+    let mut steps = Vec::new();
+    let mut previews: Vec<(String, Vec<u8>)> = Vec::new();
+    let outcome = guarded(c.run_prompt(
+        Uuid::new_v4(),
+        &txt2img_prompt(1024, 3),
+        None,
+        &RunOptions::default(),
+        |e: &ServerEvent| match e {
+            ServerEvent::Message(WsMessage::Progress(p)) => steps.push((p.value, p.max)),
+            ServerEvent::Binary(frame) => {
+                if let Some((mime, bytes)) = frame.preview() {
+                    previews.push((mime.to_owned(), bytes.to_vec()));
+                }
+            }
+            _ => {}
+        },
+    ))
+    .await
+    .unwrap();
+    assert_eq!(steps, [(1.0, 3.0), (2.0, 3.0), (3.0, 3.0)]);
+    assert_eq!(previews.len(), 3, "one preview per step");
+    for (mime, bytes) in &previews {
+        assert_eq!(mime, "image/jpeg");
+        let img = image::load_from_memory(bytes).unwrap();
+        assert!(img.width() > 0 && img.height() > 0);
+    }
+    assert_eq!(
+        png_size(&c.view(&outcome.files[0].1).await.unwrap()),
+        (1024, 1024)
+    );
 }
 
 #[actix_rt::test]
@@ -665,6 +738,22 @@ async fn housekeeping_routes_answer() {
     let q = c.queue().await.unwrap();
     assert!(q.queue_running.is_empty() && q.queue_pending.is_empty());
     assert!(c.history_page(None, None).await.unwrap().is_empty());
+
+    // The websocket registers our client id and answers our feature flags with the server's.
+    let mut socket = c.connect_events("housekeeping").await.unwrap();
+    let status = socket.initial_status().unwrap();
+    assert_eq!(status.sid.as_deref(), Some("housekeeping"));
+    assert_eq!(status.status.exec_info.queue_remaining, 0);
+    socket
+        .send_feature_flags(json!({"supports_preview_metadata": true}))
+        .await
+        .unwrap();
+    match guarded(socket.next_event()).await.unwrap() {
+        ServerEvent::Message(WsMessage::FeatureFlags(flags)) => {
+            assert!(flags.contains_key("max_upload_size"), "{flags:?}")
+        }
+        other => panic!("expected feature_flags, got {other:?}"),
+    }
 }
 
 #[actix_rt::test]
@@ -805,6 +894,13 @@ mod fake_server {
         pub fn start(extra: &[&str]) -> Self {
             let dir = tempfile::tempdir().unwrap();
             let sub = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
+            // One (empty) checkpoint, so sampler graphs validate.
+            std::fs::create_dir_all(dir.path().join("models/checkpoints")).unwrap();
+            std::fs::write(
+                dir.path().join("models/checkpoints/fake-model.safetensors"),
+                b"",
+            )
+            .unwrap();
             let mut child = Command::new(env!("CARGO_BIN_EXE_fake-comfyui"))
                 .args(["--listen", "127.0.0.1", "--port", "0"])
                 .args(["--cpu", "--disable-auto-launch"])
@@ -812,6 +908,7 @@ mod fake_server {
                 .args(["--output-directory", &sub("output")])
                 .args(["--temp-directory", &sub("temp")])
                 .args(["--user-directory", &sub("user")])
+                .args(["--models-directory", &sub("models")])
                 .args(["--database-url", "sqlite:///:memory:"])
                 .args(extra)
                 .stdin(Stdio::null())
