@@ -34,7 +34,10 @@ use super::websocket::EventSocket;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunOptions {
     /// Give up with [`ComfyError::Silent`] when the websocket sends nothing for this long.
-    /// `None` waits as long as the server stays reachable.
+    /// `None` waits as long as the server stays reachable. Any frame counts as a sign of life
+    /// (queue `status` too), and a prompt waiting behind a long one receives few frames: set
+    /// it above the longest expected node plus queue wait, or use it on an instance that runs
+    /// one prompt at a time.
     pub silence_timeout: Option<Duration>,
     /// The websocket client id; `None` makes a fresh one for this run (recommended).
     pub client_id: Option<String>,
@@ -94,8 +97,11 @@ impl ComfyClient {
             })
             .await?;
         if !response.node_errors.is_empty() {
-            // Only the valid outputs were queued: take them back, the workflow is broken.
-            self.withdraw(&pid).await?;
+            // Only the valid outputs were queued: take them back, the workflow is broken. The
+            // rejection is what the caller needs to hear, even if the withdrawal fails.
+            if let Err(e) = self.withdraw(&pid).await {
+                tracing::warn!(prompt_id = %pid, error = %e, "cannot withdraw a partly rejected prompt");
+            }
             return Err(ComfyError::Rejected(Box::new(PromptRejection {
                 status: 200,
                 error: ApiError {
