@@ -1,0 +1,253 @@
+//! `comfy-fleet run` end to end: the real binary against the real `fake-comfyui` process.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use fake_server::{FakeComfy, closed_port_url, fixture_path};
+
+fn comfy_fleet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_comfy-fleet"))
+        .args(args)
+        .env_remove("COMFY_FLEET_URL")
+        .output()
+        .expect("cannot run comfy-fleet")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn png_size(path: &Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(
+        &bytes[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{} is not a PNG",
+        path.display()
+    );
+    let reader = png::Decoder::new(Cursor::new(bytes)).read_info().unwrap();
+    (reader.info().width, reader.info().height)
+}
+
+fn write_json(dir: &Path, name: &str, value: &serde_json::Value) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_vec_pretty(value).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn run_uploads_the_input_writes_a_real_png_and_prints_its_path() {
+    let fake = FakeComfy::start();
+    let work = tempfile::tempdir().unwrap();
+    // LoadImage in the workflow names `fixture_upload.png`: upload a file of that name.
+    let input = work.path().join("fixture_upload.png");
+    std::fs::copy(fixture_path("upload_source.png"), &input).unwrap();
+    let workflow = fixture_path("prompt_loadimage.json");
+    let out = work.path().join("results");
+
+    let args = [
+        "run",
+        workflow.to_str().unwrap(),
+        "--url",
+        &fake.url,
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let first = comfy_fleet(&args);
+    let stderr = text(&first.stderr);
+    assert!(first.status.success(), "exit {:?}\n{stderr}", first.status);
+    let printed: Vec<PathBuf> = text(&first.stdout).lines().map(PathBuf::from).collect();
+    assert_eq!(printed.len(), 1, "stdout: {}", text(&first.stdout));
+    assert!(printed[0].starts_with(&out));
+    assert_eq!(png_size(&printed[0]), (64, 48));
+    assert!(stderr.contains("executing node 13 (SaveImage)"), "{stderr}");
+    assert!(stderr.contains("uploaded"), "{stderr}");
+
+    // A second run into the same folder keeps the first file and writes a new one.
+    let first_bytes = std::fs::read(&printed[0]).unwrap();
+    let second = comfy_fleet(&args);
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    let printed2: Vec<PathBuf> = text(&second.stdout).lines().map(PathBuf::from).collect();
+    assert_eq!(printed2.len(), 1);
+    assert_ne!(printed2[0], printed[0]);
+    assert_eq!(std::fs::read(&printed[0]).unwrap(), first_bytes);
+    assert_eq!(png_size(&printed2[0]), (64, 48));
+}
+
+#[test]
+fn rejected_workflow_prints_node_input_and_reason_and_fails() {
+    let fake = FakeComfy::start();
+    let work = tempfile::tempdir().unwrap();
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture_path("error_multiple_errors.json")).unwrap(),
+    )
+    .unwrap();
+    let workflow = write_json(
+        work.path(),
+        "broken.json",
+        &record["request"]["json_body"]["prompt"],
+    );
+    let out = work.path().join("out");
+    let result = comfy_fleet(&[
+        "run",
+        workflow.to_str().unwrap(),
+        "--url",
+        &fake.url,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = text(&result.stderr);
+    assert_eq!(result.status.code(), Some(1), "{stderr}");
+    assert!(text(&result.stdout).is_empty());
+    assert!(
+        stderr.contains("Prompt outputs failed validation"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("node 4 (LoadImage), input `image`: "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nope.png"), "{stderr}");
+    assert!(
+        stderr.contains("node 1 (EmptyImage), input `height`: "),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "no output folder for a rejected workflow");
+}
+
+#[test]
+fn ui_workflow_and_missing_server_are_explained() {
+    let work = tempfile::tempdir().unwrap();
+    let ui = write_json(
+        work.path(),
+        "ui.json",
+        &serde_json::json!({"last_node_id": 3, "nodes": [], "links": [], "version": 0.4}),
+    );
+    let result = comfy_fleet(&["run", ui.to_str().unwrap(), "--url", "http://127.0.0.1:9"]);
+    assert_eq!(result.status.code(), Some(1));
+    assert!(
+        text(&result.stderr).contains("Export (API)"),
+        "{}",
+        text(&result.stderr)
+    );
+
+    let url = closed_port_url();
+    let api = fixture_path("prompt_trivial.json");
+    let result = comfy_fleet(&["run", api.to_str().unwrap(), "--url", &url]);
+    let stderr = text(&result.stderr);
+    assert_eq!(result.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&url) && stderr.contains("unreachable"),
+        "{stderr}"
+    );
+
+    let missing = work.path().join("nope.json");
+    let result = comfy_fleet(&["run", missing.to_str().unwrap()]);
+    assert_eq!(result.status.code(), Some(1));
+    assert!(text(&result.stderr).contains("nope.json"));
+}
+
+/// Spawns the real `fake-comfyui` binary (a minimal copy of the helper in `comfy_client.rs`).
+mod fake_server {
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    const READY: &str = "To see the GUI go to:";
+    const START_GUARD: Duration = Duration::from_secs(60);
+
+    pub fn fixture_path(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/comfyui")
+            .join(name)
+    }
+
+    pub fn closed_port_url() -> String {
+        format!("http://127.0.0.1:{}", free_port())
+    }
+
+    fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    pub struct FakeComfy {
+        pub url: String,
+        child: Child,
+        _dir: tempfile::TempDir,
+    }
+
+    impl FakeComfy {
+        pub fn start() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let sub = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
+            let mut child = Command::new(env!("CARGO_BIN_EXE_fake-comfyui"))
+                .args(["--listen", "127.0.0.1", "--port", "0"])
+                .args(["--cpu", "--disable-auto-launch"])
+                .args(["--input-directory", &sub("input")])
+                .args(["--output-directory", &sub("output")])
+                .args(["--temp-directory", &sub("temp")])
+                .args(["--user-directory", &sub("user")])
+                .args(["--database-url", "sqlite:///:memory:"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("cannot start fake-comfyui");
+            let (tx, rx) = mpsc::channel::<String>();
+            let out = child.stdout.take().unwrap();
+            let err = child.stderr.take().unwrap();
+            for pipe in [
+                Box::new(out) as Box<dyn std::io::Read + Send>,
+                Box::new(err),
+            ] {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    for line in BufReader::new(pipe).lines() {
+                        let Ok(line) = line else { break };
+                        let _ = tx.send(line);
+                    }
+                });
+            }
+            drop(tx);
+            let mut log = Vec::new();
+            let url = loop {
+                match rx.recv_timeout(START_GUARD) {
+                    Ok(line) if line.contains(READY) => {
+                        // "To see the GUI go to: http://127.0.0.1:PORT" names the real port.
+                        break line[line.find(READY).unwrap() + READY.len()..]
+                            .trim()
+                            .to_owned();
+                    }
+                    Ok(line) => log.push(line),
+                    Err(_) => panic!(
+                        "fake-comfyui did not become ready (exit: {:?}); its output:\n{}",
+                        child.try_wait(),
+                        log.join("\n")
+                    ),
+                }
+            };
+            Self {
+                url,
+                child,
+                _dir: dir,
+            }
+        }
+    }
+
+    impl Drop for FakeComfy {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
