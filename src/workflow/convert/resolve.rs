@@ -1,0 +1,213 @@
+//! Link resolution: from an input's link to the real node output (or literal) that feeds it,
+//! through Reroutes, bypassed nodes, muted nodes and subgraph boundaries.
+
+use serde_json::Value;
+
+use super::graph::{SUBGRAPH_INPUT, SUBGRAPH_OUTPUT, SubgraphDef, UiDocument, UiGraph, UiNode};
+use super::{MAX_NESTING, MODE_BYPASS, MODE_MUTED, subgraph_def};
+use crate::workflow::error::WorkflowError;
+
+/// Steps one resolution may take before the graph is declared circular.
+const MAX_STEPS: usize = 4096;
+
+/// One level of graph being walked: the root, or a subgraph definition entered through an
+/// instance node.
+#[derive(Debug, Clone)]
+pub(crate) struct Frame<'a> {
+    pub graph: &'a UiGraph,
+    pub def_id: Option<&'a str>,
+    pub def: Option<&'a SubgraphDef>,
+    pub instance: Option<&'a UiNode>,
+    /// Flattened-id prefix of nodes in this graph (`""` at root, `"12:"`, `"12:7:"`, …).
+    pub prefix: String,
+}
+
+impl<'a> Frame<'a> {
+    pub fn root(graph: &'a UiGraph) -> Self {
+        Self {
+            graph,
+            def_id: None,
+            def: None,
+            instance: None,
+            prefix: String::new(),
+        }
+    }
+
+    /// The frame inside `instance` (a node of this frame's graph).
+    pub fn enter(&self, instance: &'a UiNode, def_id: &'a str, def: &'a SubgraphDef) -> Self {
+        Self {
+            graph: &def.graph,
+            def_id: Some(def_id),
+            def: Some(def),
+            instance: Some(instance),
+            prefix: format!("{}{}:", self.prefix, instance.id),
+        }
+    }
+}
+
+/// Where a link ends up.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Resolved {
+    /// A real node's output: flattened id and slot.
+    Link(String, usize),
+    /// A literal (a promoted subgraph widget value).
+    Literal(Value),
+    /// Nothing: the input keeps its widget value, or is absent.
+    Nothing,
+}
+
+pub(crate) struct Resolver<'a> {
+    pub document: &'a UiDocument,
+}
+
+impl<'a> Resolver<'a> {
+    pub fn resolve_link(
+        &self,
+        frames: &[Frame<'a>],
+        link_id: i64,
+        target_kind: &str,
+        steps: usize,
+    ) -> Result<Resolved, WorkflowError> {
+        if steps > MAX_STEPS || frames.len() > MAX_NESTING + 1 {
+            return Err(WorkflowError::Cycle(format!(
+                "link {link_id} never reaches a real node (a loop through reroutes, bypassed \
+                 nodes or subgraphs)"
+            )));
+        }
+        let Some(frame) = frames.last() else {
+            return Ok(Resolved::Nothing);
+        };
+        let Some(link) = frame.graph.links.get(&link_id) else {
+            return Ok(Resolved::Nothing);
+        };
+        self.resolve_output(frames, &link.origin, link.origin_slot, target_kind, steps + 1)
+    }
+
+    fn resolve_output(
+        &self,
+        frames: &[Frame<'a>],
+        node_id: &str,
+        slot: usize,
+        target_kind: &str,
+        steps: usize,
+    ) -> Result<Resolved, WorkflowError> {
+        let Some(frame) = frames.last() else {
+            return Ok(Resolved::Nothing);
+        };
+        if node_id == SUBGRAPH_INPUT {
+            return self.leave_subgraph(frames, slot, target_kind, steps);
+        }
+        let Some(node) = frame.graph.node(node_id) else {
+            return Ok(Resolved::Nothing);
+        };
+        if node.mode == MODE_MUTED {
+            return Ok(Resolved::Nothing);
+        }
+        if node.mode == MODE_BYPASS {
+            return match bypass_input(node, slot, target_kind) {
+                Some(link) => self.resolve_link(frames, link, target_kind, steps + 1),
+                None => Ok(Resolved::Nothing),
+            };
+        }
+        match node.class.as_str() {
+            "Reroute" => {
+                return match node.inputs.get(slot).and_then(|i| i.link) {
+                    Some(link) => self.resolve_link(frames, link, target_kind, steps + 1),
+                    None => Ok(Resolved::Nothing),
+                };
+            }
+            "PrimitiveNode" | "Note" | "MarkdownNote" => return Ok(Resolved::Nothing),
+            _ => {}
+        }
+        if let Some((def_id, def)) = self.document.subgraphs.get_key_value(&node.class) {
+            let Some(link) = def
+                .graph
+                .links
+                .values()
+                .find(|l| l.target == SUBGRAPH_OUTPUT && l.target_slot == slot)
+            else {
+                return Ok(Resolved::Nothing);
+            };
+            let mut inner = frames.to_vec();
+            inner.push(frame.enter(node, def_id, def));
+            return self.resolve_output(&inner, &link.origin, link.origin_slot, target_kind, steps + 1);
+        }
+        Ok(Resolved::Link(format!("{}{}", frame.prefix, node.id), slot))
+    }
+
+    /// A link from the subgraph input node: continue from the instance's input of that name.
+    fn leave_subgraph(
+        &self,
+        frames: &[Frame<'a>],
+        slot: usize,
+        target_kind: &str,
+        steps: usize,
+    ) -> Result<Resolved, WorkflowError> {
+        let Some(frame) = frames.last() else {
+            return Ok(Resolved::Nothing);
+        };
+        let (Some(instance), Some(def)) = (frame.instance, frame.def) else {
+            return Ok(Resolved::Nothing);
+        };
+        let Some(name) = def.input_names.get(slot) else {
+            return Ok(Resolved::Nothing);
+        };
+        let parent = &frames[..frames.len() - 1];
+        let input = instance.inputs.iter().find(|i| &i.name == name);
+        if let Some(link) = input.and_then(|i| i.link) {
+            return self.resolve_link(parent, link, target_kind, steps + 1);
+        }
+        Ok(promoted_value(instance, name)
+            .map(Resolved::Literal)
+            .unwrap_or(Resolved::Nothing))
+    }
+}
+
+/// The instance's own value for a promoted widget input (older files store one value per
+/// instance input that has a widget, in instance-input order).
+fn promoted_value(instance: &UiNode, name: &str) -> Option<Value> {
+    let values = instance.widgets_values.as_array()?;
+    let index = instance
+        .inputs
+        .iter()
+        .filter(|i| i.widget.is_some())
+        .position(|i| i.name == name)?;
+    values.get(index).filter(|v| !v.is_null()).cloned()
+}
+
+/// litegraph's type compatibility: `*`/empty match anything, comma lists match on any member,
+/// comparison ignores case.
+fn compatible(a: &str, b: &str) -> bool {
+    if a.is_empty() || b.is_empty() || a == "*" || b == "*" {
+        return true;
+    }
+    let a = a.to_ascii_lowercase();
+    let b = b.to_ascii_lowercase();
+    a.split(',').any(|x| b.split(',').any(|y| x.trim() == y.trim()))
+}
+
+/// Which input of a bypassed node stands in for its output `slot`.
+fn bypass_input(node: &UiNode, slot: usize, target_kind: &str) -> Option<i64> {
+    let out_kind = node.output_kinds.get(slot).map(String::as_str).unwrap_or("*");
+    let chosen = if target_kind.is_empty() || target_kind == "*" {
+        node.inputs.get(slot).or_else(|| node.inputs.first())
+    } else if let Some(same) = node
+        .inputs
+        .get(slot)
+        .filter(|i| compatible(&i.kind, out_kind) && compatible(&i.kind, target_kind))
+    {
+        Some(same)
+    } else if let Some(exact) = node.inputs.iter().find(|i| i.kind == target_kind) {
+        Some(exact)
+    } else {
+        node.inputs
+            .iter()
+            .find(|i| compatible(&i.kind, out_kind) && compatible(&i.kind, target_kind))
+    };
+    chosen.and_then(|i| i.link)
+}
+
+#[allow(dead_code)]
+fn _assert_subgraph_lookup(document: &UiDocument) -> usize {
+    subgraph_def(document, "").map_or(0, |_| 1)
+}
