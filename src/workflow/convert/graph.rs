@@ -52,6 +52,7 @@ pub(crate) struct UiGraph {
 pub(crate) struct SubgraphDef {
     pub graph: UiGraph,
     pub input_names: Vec<String>,
+    pub input_kinds: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -249,7 +250,19 @@ impl UiDocument {
                             .collect()
                     })
                     .unwrap_or_default();
-                defs.push((id.to_owned(), SubgraphDef { graph, input_names }));
+                let input_kinds = def
+                    .get("inputs")
+                    .and_then(Value::as_array)
+                    .map(|l| l.iter().map(|i| type_string(i.get("type"))).collect())
+                    .unwrap_or_default();
+                defs.push((
+                    id.to_owned(),
+                    SubgraphDef {
+                        graph,
+                        input_names,
+                        input_kinds,
+                    },
+                ));
             }
         }
         let last_node_id = doc

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use super::error::WorkflowError;
 use super::format::ApiPrompt;
 use super::object_info::ObjectInfo;
-use graph::{SubgraphDef, UiDocument, UiGraph, UiNode};
+use graph::{UiDocument, UiGraph, UiNode};
 use resolve::{Frame, Resolved, Resolver};
 
 /// How deep subgraph instances may nest before the workflow is treated as circular.
@@ -176,6 +176,13 @@ impl<'a> Converter<'a> {
                 }
             }
         }
+        if let Some(instance) = frame.instance {
+            for w in &mut widget_values {
+                if let Some(v) = resolve::proxied_value(instance, &node.id, &w.name) {
+                    w.value = v;
+                }
+            }
+        }
         let mut inputs = Map::new();
         for w in widget_values {
             let value = match (&w.value, w.dynamic_prompts) {
@@ -232,7 +239,3 @@ fn wrap_literal(v: Value) -> Value {
     }
 }
 
-/// The definition behind a subgraph instance, if `class` names one.
-pub(crate) fn subgraph_def<'d>(document: &'d UiDocument, class: &str) -> Option<&'d SubgraphDef> {
-    document.subgraphs.get(class)
-}

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::graph::{SUBGRAPH_INPUT, SUBGRAPH_OUTPUT, SubgraphDef, UiDocument, UiGraph, UiNode};
-use super::{MAX_NESTING, MODE_BYPASS, MODE_MUTED, subgraph_def};
+use super::{MAX_NESTING, MODE_BYPASS, MODE_MUTED};
 use crate::workflow::error::WorkflowError;
 
 /// Steps one resolution may take before the graph is declared circular.
@@ -157,22 +157,45 @@ impl<'a> Resolver<'a> {
         if let Some(link) = input.and_then(|i| i.link) {
             return self.resolve_link(parent, link, target_kind, steps + 1);
         }
-        Ok(promoted_value(instance, name)
+        Ok(promoted_value(instance, def, name)
             .map(Resolved::Literal)
             .unwrap_or(Resolved::Nothing))
     }
 }
 
-/// The instance's own value for a promoted widget input (older files store one value per
-/// instance input that has a widget, in instance-input order).
-fn promoted_value(instance: &UiNode, name: &str) -> Option<Value> {
+/// The instance's own value for a promoted widget input. With `proxyWidgets`, the instance's
+/// `widgets_values` follow that list (`["-1", name]` stands for the subgraph input `name`);
+/// without it, they follow the definition inputs that carry widget types.
+fn promoted_value(instance: &UiNode, def: &SubgraphDef, name: &str) -> Option<Value> {
+    let values = instance.widgets_values.as_array()?;
+    let index = if instance.proxy_widgets.is_empty() {
+        def.input_names
+            .iter()
+            .zip(&def.input_kinds)
+            .filter(|(_, kind)| is_widget_kind(kind))
+            .position(|(n, _)| n == name)?
+    } else {
+        instance
+            .proxy_widgets
+            .iter()
+            .position(|(node, widget)| node == "-1" && widget == name)?
+    };
+    values.get(index).filter(|v| !v.is_null()).cloned()
+}
+
+/// A direct promotion of an inner node's widget (`proxyWidgets` entry naming the inner node)
+/// with a value stored on the instance.
+pub(crate) fn proxied_value(instance: &UiNode, inner_id: &str, widget: &str) -> Option<Value> {
     let values = instance.widgets_values.as_array()?;
     let index = instance
-        .inputs
+        .proxy_widgets
         .iter()
-        .filter(|i| i.widget.is_some())
-        .position(|i| i.name == name)?;
+        .position(|(node, w)| node == inner_id && w == widget)?;
     values.get(index).filter(|v| !v.is_null()).cloned()
+}
+
+fn is_widget_kind(kind: &str) -> bool {
+    matches!(kind, "INT" | "FLOAT" | "BOOLEAN" | "STRING" | "COMBO")
 }
 
 /// litegraph's type compatibility: `*`/empty match anything, comma lists match on any member,
@@ -207,7 +230,3 @@ fn bypass_input(node: &UiNode, slot: usize, target_kind: &str) -> Option<i64> {
     chosen.and_then(|i| i.link)
 }
 
-#[allow(dead_code)]
-fn _assert_subgraph_lookup(document: &UiDocument) -> usize {
-    subgraph_def(document, "").map_or(0, |_| 1)
-}

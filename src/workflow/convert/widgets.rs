@@ -24,7 +24,7 @@ const WIDGET_TYPES: &[&str] = &[
 ];
 
 /// Widget types whose value is never sent to the backend.
-const UI_ONLY_TYPES: &[&str] = &["IMAGECOMPARE", "MARKDOWN"];
+const UI_ONLY_TYPES: &[&str] = &["MARKDOWN"];
 
 const DYNAMIC_COMBO: &str = "COMFY_DYNAMICCOMBO_V3";
 
@@ -51,12 +51,26 @@ pub(crate) fn is_widget(spec: &InputSpec<'_>) -> bool {
     if spec.flag("forceInput") || spec.flag("defaultInput") {
         return false;
     }
-    WIDGET_TYPES.contains(&spec.kind())
+    WIDGET_TYPES.contains(&widget_kind(spec))
 }
+
+/// The widget type of an input: `widgetType` when the spec names one (multi-type inputs such
+/// as `FLOAT,INT`), else its type.
+pub(crate) fn widget_kind<'a>(spec: &InputSpec<'a>) -> &'a str {
+    spec.option("widgetType")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| spec.kind())
+}
+
+/// Widgets that frontend extensions append after the definition's own widgets, by class.
+const EXTENSION_WIDGETS: &[(&str, &[&str])] = &[("Preview3D", &["image"]), ("SaveGLB", &["image"])];
 
 /// Maps positional widget values onto the node definition's widget names.
 pub(crate) fn map_widget_values(def: &NodeDef<'_>, values: &Value) -> Vec<WidgetValue> {
     let mut out = Vec::new();
+    if def.class == "CustomCombo" {
+        return custom_combo(values);
+    }
     match values {
         Value::Object(by_name) => {
             // Dict-shaped values (VideoHelperSuite and others): keyed by widget name.
@@ -68,6 +82,60 @@ pub(crate) fn map_widget_values(def: &NodeDef<'_>, values: &Value) -> Vec<Widget
             walk_top(&inputs, list, &mut cursor, &mut out);
         }
         _ => walk_top(&def.inputs(), &[], &mut 0, &mut out),
+    }
+    if let Some((_, extra)) = EXTENSION_WIDGETS.iter().find(|(c, _)| *c == def.class) {
+        let mut cursor = out.len();
+        if let Value::Array(list) = values {
+            // The extension widgets sit after the definition's own slots.
+            cursor = slot_count(def, list).min(list.len());
+        }
+        for name in *extra {
+            let value = match values {
+                Value::Array(list) => list.get(cursor).cloned(),
+                Value::Object(map) => map.get(*name).cloned(),
+                _ => None,
+            };
+            cursor += 1;
+            out.push(WidgetValue {
+                name: (*name).to_owned(),
+                value: value.filter(|v| !v.is_null()).unwrap_or_else(|| Value::String(String::new())),
+                dynamic_prompts: false,
+            });
+        }
+    }
+    out
+}
+
+/// How many `widgets_values` slots the definition's own widgets occupy.
+fn slot_count(def: &NodeDef<'_>, list: &[Value]) -> usize {
+    let mut cursor = 0;
+    let mut scratch = Vec::new();
+    walk_top(&def.inputs(), list, &mut cursor, &mut scratch);
+    cursor
+}
+
+/// The frontend's CustomCombo: `[choice, index, option1, option2, …]`, all sent.
+fn custom_combo(values: &Value) -> Vec<WidgetValue> {
+    let list = values.as_array().map(Vec::as_slice).unwrap_or_default();
+    let mut out = Vec::new();
+    for (i, value) in list.iter().enumerate() {
+        let name = match i {
+            0 => "choice".to_owned(),
+            1 => "index".to_owned(),
+            n => format!("option{}", n - 1),
+        };
+        out.push(WidgetValue {
+            name,
+            value: value.clone(),
+            dynamic_prompts: false,
+        });
+    }
+    if out.is_empty() {
+        out.push(WidgetValue {
+            name: "choice".into(),
+            value: Value::String(String::new()),
+            dynamic_prompts: false,
+        });
     }
     out
 }
@@ -109,10 +177,10 @@ fn walk_inputs(
             Some(v) if !v.is_null() => v,
             _ => default_for(spec),
         };
-        let kind = spec.kind();
+        let kind = widget_kind(spec);
         if kind == "INT"
-            && (spec.name == "seed"
-                || spec.name == "noise_seed"
+            && (name == "seed"
+                || name == "noise_seed"
                 || spec.option("control_after_generate").is_some_and(truthy))
         {
             *cursor += 1;
@@ -122,6 +190,12 @@ fn walk_inputs(
             *cursor += 2;
         }
         let selected = value.clone();
+        // The compare widget always sends an empty pair, whatever the preview shows.
+        let value = if kind == "IMAGECOMPARE" {
+            Value::Array(vec![Value::String(String::new()), Value::String(String::new())])
+        } else {
+            value
+        };
         if !UI_ONLY_TYPES.contains(&kind) {
             out.push(WidgetValue {
                 name: name.clone(),
@@ -151,7 +225,7 @@ fn default_for(spec: &InputSpec<'_>) -> Value {
     if let Some(d) = spec.default_value() {
         return d.clone();
     }
-    match spec.kind() {
+    match widget_kind(spec) {
         "INT" | "FLOAT" => spec
             .option("min")
             .cloned()
