@@ -195,6 +195,7 @@ impl<'a> Converter<'a> {
         }
         let resolver = Resolver {
             document: self.document,
+            object_info: self.object_info,
         };
         for input in &node.inputs {
             let Some(link) = input.link else { continue };

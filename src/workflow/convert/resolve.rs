@@ -5,7 +5,9 @@ use serde_json::Value;
 
 use super::graph::{SUBGRAPH_INPUT, SUBGRAPH_OUTPUT, SubgraphDef, UiDocument, UiGraph, UiNode};
 use super::{MAX_NESTING, MODE_BYPASS, MODE_MUTED};
+use super::widgets;
 use crate::workflow::error::WorkflowError;
+use crate::workflow::object_info::ObjectInfo;
 
 /// Steps one resolution may take before the graph is declared circular.
 const MAX_STEPS: usize = 4096;
@@ -58,6 +60,7 @@ pub(crate) enum Resolved {
 
 pub(crate) struct Resolver<'a> {
     pub document: &'a UiDocument,
+    pub object_info: &'a ObjectInfo,
 }
 
 impl<'a> Resolver<'a> {
@@ -157,30 +160,72 @@ impl<'a> Resolver<'a> {
         if let Some(link) = input.and_then(|i| i.link) {
             return self.resolve_link(parent, link, target_kind, steps + 1);
         }
-        Ok(promoted_value(instance, def, name)
+        Ok(self
+            .promoted_value(def, instance, name, slot)
             .map(Resolved::Literal)
             .unwrap_or(Resolved::Nothing))
     }
-}
 
-/// The instance's own value for a promoted widget input. With `proxyWidgets`, the instance's
-/// `widgets_values` follow that list (`["-1", name]` stands for the subgraph input `name`);
-/// without it, they follow the definition inputs that carry widget types.
-fn promoted_value(instance: &UiNode, def: &SubgraphDef, name: &str) -> Option<Value> {
-    let values = instance.widgets_values.as_array()?;
-    let index = if instance.proxy_widgets.is_empty() {
-        def.input_names
+    /// The instance's own value for a promoted widget input `name`.
+    ///
+    /// With `proxyWidgets`, the instance's `widgets_values` follow that list; the input's widget is
+    /// the first entry with its widget name (`["-1", name]` for the subgraph input itself, or an
+    /// inner node's widget). A stored value wins (even `null`); otherwise an inner widget's own
+    /// value is used. Without `proxyWidgets`, the values follow the definition inputs that carry
+    /// widget types.
+    fn promoted_value(
+        &self,
+        def: &'a SubgraphDef,
+        instance: &UiNode,
+        name: &str,
+        slot: usize,
+    ) -> Option<Value> {
+        let widget_name = instance
+            .inputs
             .iter()
-            .zip(&def.input_kinds)
-            .filter(|(_, kind)| is_widget_kind(kind))
-            .position(|(n, _)| n == name)?
-    } else {
-        instance
-            .proxy_widgets
+            .find(|i| i.name == name)
+            .and_then(|i| i.widget.as_deref())
+            .unwrap_or(name);
+        let values = instance.widgets_values.as_array();
+        if instance.proxy_widgets.is_empty() {
+            let index = def
+                .input_names
+                .iter()
+                .zip(&def.input_kinds)
+                .filter(|(_, kind)| is_widget_kind(kind))
+                .position(|(n, _)| n == name)?;
+            return values?.get(index).filter(|v| !v.is_null()).cloned();
+        }
+        let fed_by_input = |inner: &str, widget: &str| {
+            def.graph.node(inner).is_some_and(|n| {
+                n.inputs.iter().any(|i| {
+                    (i.widget.as_deref() == Some(widget) || i.name == widget)
+                        && i.link.and_then(|l| def.graph.links.get(&l)).is_some_and(|l| {
+                            l.origin == SUBGRAPH_INPUT && l.origin_slot == slot
+                        })
+                })
+            })
+        };
+        let proxies = &instance.proxy_widgets;
+        let index = proxies
             .iter()
-            .position(|(node, widget)| node == "-1" && widget == name)?
-    };
-    values.get(index).filter(|v| !v.is_null()).cloned()
+            .position(|(node, widget)| node == "-1" && widget == widget_name)
+            .or_else(|| proxies.iter().position(|(node, widget)| fed_by_input(node, widget)))
+            .or_else(|| proxies.iter().position(|(_, widget)| widget == widget_name))?;
+        if let Some(v) = values.and_then(|v| v.get(index)) {
+            return Some(v.clone());
+        }
+        let (inner, widget) = &instance.proxy_widgets[index];
+        let node = def.graph.node(inner)?;
+        if node.class == "PrimitiveNode" {
+            return node.widgets_values.get(0).cloned();
+        }
+        let class = self.object_info.node(&node.class)?;
+        widgets::map_widget_values(&class, &node.widgets_values)
+            .into_iter()
+            .find(|w| &w.name == widget)
+            .map(|w| w.value)
+    }
 }
 
 /// A direct promotion of an inner node's widget (`proxyWidgets` entry naming the inner node)

@@ -21,6 +21,7 @@ const WIDGET_TYPES: &[&str] = &[
     "TEXTAREA",
     "PAINTER",
     "COMFY_DYNAMICCOMBO_V3",
+    "COMPOSITOR",
 ];
 
 /// Widget types whose value is never sent to the backend.
@@ -51,7 +52,7 @@ pub(crate) fn is_widget(spec: &InputSpec<'_>) -> bool {
     if spec.flag("forceInput") || spec.flag("defaultInput") {
         return false;
     }
-    WIDGET_TYPES.contains(&widget_kind(spec))
+    spec.flag("socketless") || WIDGET_TYPES.contains(&widget_kind(spec))
 }
 
 /// The widget type of an input: `widgetType` when the spec names one (multi-type inputs such
