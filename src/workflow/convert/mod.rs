@@ -131,7 +131,13 @@ impl<'a> Converter<'a> {
         };
         let graph: &'a UiGraph = frame.graph;
         for node in &graph.nodes {
-            if is_virtual(&node.class) || node.mode == MODE_MUTED || node.mode == MODE_BYPASS {
+            if is_virtual(&node.class) || node.mode == MODE_MUTED {
+                continue;
+            }
+            // A bypassed instance at the root contributes nothing; one nested inside another
+            // subgraph still contributes its inner nodes (the frontend flattens nested
+            // instances without looking at their mode).
+            if node.mode == MODE_BYPASS && frames.len() == 1 {
                 continue;
             }
             if let Some((def_id, def)) = self.document.subgraphs.get_key_value(&node.class) {
@@ -146,6 +152,9 @@ impl<'a> Converter<'a> {
                 stack.push(def_id);
                 self.emit_graph(&inner, stack)?;
                 stack.pop();
+                continue;
+            }
+            if node.mode == MODE_BYPASS {
                 continue;
             }
             self.emit_node(frames, node)?;

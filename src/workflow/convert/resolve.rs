@@ -240,7 +240,10 @@ pub(crate) fn proxied_value(instance: &UiNode, inner_id: &str, widget: &str) -> 
 }
 
 fn is_widget_kind(kind: &str) -> bool {
-    matches!(kind, "INT" | "FLOAT" | "BOOLEAN" | "STRING" | "COMBO")
+    matches!(
+        kind,
+        "INT" | "FLOAT" | "BOOLEAN" | "STRING" | "COMBO" | "COMFY_DYNAMICCOMBO_V3"
+    )
 }
 
 /// litegraph's type compatibility: `*`/empty match anything, comma lists match on any member,
