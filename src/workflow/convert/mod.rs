@@ -20,6 +20,8 @@ use super::object_info::ObjectInfo;
 use graph::{UiDocument, UiGraph, UiNode};
 use resolve::{Frame, Resolved, Resolver};
 
+pub(crate) use widgets::widget_kind as widget_spec_kind;
+
 /// How deep subgraph instances may nest before the workflow is treated as circular.
 pub(crate) const MAX_NESTING: usize = 32;
 
