@@ -1,10 +1,26 @@
 //! The command line's error: every layer's error, converted at this boundary into one message.
 
+use std::path::PathBuf;
+
+use crate::comfy::ComfyError;
+
 /// What can make a subcommand fail. Each variant wraps one layer's typed error.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("{0}")]
     Usage(String),
+    /// ComfyUI refused, failed or could not be reached; the message is ComfyUI's own.
+    #[error("{0}")]
+    Comfy(#[from] ComfyError),
+    /// A file or folder could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A workflow file is not something comfy-fleet can submit.
+    #[error("{}: {reason}", path.display())]
+    Workflow { path: PathBuf, reason: String },
 }
 
 impl CliError {
@@ -12,6 +28,15 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Usage(_) => 2,
+            Self::Comfy(_) | Self::Io { .. } | Self::Workflow { .. } => 1,
+        }
+    }
+
+    /// An I/O error about `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
         }
     }
 }
