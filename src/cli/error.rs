@@ -21,6 +21,10 @@ pub enum CliError {
     /// A workflow file is not something comfy-fleet can submit.
     #[error("{}: {reason}", path.display())]
     Workflow { path: PathBuf, reason: String },
+    /// A workflow, template or parameter was rejected by the workflow layer (parsing,
+    /// conversion, injection); the message names the node or parameter.
+    #[error("{0}")]
+    WorkflowLayer(#[from] crate::workflow::WorkflowError),
 }
 
 impl CliError {
@@ -28,7 +32,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Usage(_) => 2,
-            Self::Comfy(_) | Self::Io { .. } | Self::Workflow { .. } => 1,
+            Self::Comfy(_) | Self::Io { .. } | Self::Workflow { .. } | Self::WorkflowLayer(_) => 1,
         }
     }
 

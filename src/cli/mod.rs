@@ -1,7 +1,9 @@
 //! The command line: one subcommand per file, each a thin layer over the library.
 
+pub mod convert;
 mod error;
 pub mod run;
+pub mod templates;
 
 use std::process::ExitCode;
 
@@ -21,6 +23,10 @@ pub struct Cli {
 pub enum Command {
     /// Run one API-format workflow on an existing ComfyUI server and save its outputs.
     Run(run::RunArgs),
+    /// Convert a workflow (UI or API format) into the API prompt for a server, natively.
+    Convert(convert::ConvertArgs),
+    /// List the workflow templates of a folder and their parameters.
+    Templates(templates::TemplatesArgs),
 }
 
 /// Entry point of the binary: parse, run, and turn errors into a message and an exit code.
@@ -38,5 +44,7 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Convert(args) => convert::run(args),
+        Command::Templates(args) => templates::run(args),
     }
 }
