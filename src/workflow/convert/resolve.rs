@@ -10,7 +10,7 @@ use crate::workflow::error::WorkflowError;
 use crate::workflow::object_info::ObjectInfo;
 
 /// Steps one resolution may take before the graph is declared circular.
-const MAX_STEPS: usize = 4096;
+const MAX_STEPS: usize = 256;
 
 /// One level of graph being walked: the root, or a subgraph definition entered through an
 /// instance node.
