@@ -1,0 +1,196 @@
+//! The server's `/object_info` document: node definitions with their inputs in declaration order.
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use super::error::WorkflowError;
+
+/// The `/object_info` JSON of one ComfyUI server, kept in its original key order (the order of
+/// `required`/`optional` inputs decides how UI widget values map onto input names).
+#[derive(Debug, Clone)]
+pub struct ObjectInfo {
+    nodes: Map<String, Value>,
+}
+
+/// Whether an input came from the `required` or the `optional` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Required,
+    Optional,
+}
+
+/// One input of a node definition: its name and its raw spec `[type, {options}]`.
+#[derive(Debug, Clone, Copy)]
+pub struct InputSpec<'a> {
+    pub name: &'a str,
+    pub section: Section,
+    spec: &'a Value,
+}
+
+/// One node class of the server.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeDef<'a> {
+    pub class: &'a str,
+    raw: &'a Value,
+}
+
+static EMPTY_MAP: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+
+impl ObjectInfo {
+    /// Parses the JSON served by `GET /object_info`.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, WorkflowError> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|source| WorkflowError::Json {
+            what: "object_info",
+            source,
+        })?;
+        Self::from_value(value)
+    }
+
+    /// Wraps an already parsed `/object_info` value.
+    pub fn from_value(value: Value) -> Result<Self, WorkflowError> {
+        let Value::Object(nodes) = value else {
+            return Err(WorkflowError::ObjectInfo(
+                "expected a JSON object mapping node class names to definitions".into(),
+            ));
+        };
+        if let Some((name, _)) = nodes.iter().find(|(_, def)| !def.is_object()) {
+            return Err(WorkflowError::ObjectInfo(format!(
+                "the definition of `{name}` is not a JSON object"
+            )));
+        }
+        Ok(Self { nodes })
+    }
+
+    /// Reads `/object_info` JSON saved in a file.
+    pub fn load(path: &Path) -> Result<Self, WorkflowError> {
+        let bytes = std::fs::read(path).map_err(|source| WorkflowError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_bytes(&bytes)
+    }
+
+    /// The definition of a node class, if the server has it.
+    pub fn node(&self, class: &str) -> Option<NodeDef<'_>> {
+        self.nodes.get_key_value(class).map(|(class, raw)| NodeDef { class, raw })
+    }
+
+    /// Whether the server knows this node class.
+    pub fn contains(&self, class: &str) -> bool {
+        self.nodes.contains_key(class)
+    }
+
+    /// Number of node classes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True when the server lists no node class at all.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+}
+
+impl<'a> NodeDef<'a> {
+    /// Visible inputs: `required` in order, then `optional` (never `hidden`).
+    pub fn inputs(&self) -> Vec<InputSpec<'a>> {
+        inputs_of(self.raw.get("input"))
+    }
+
+    /// The named visible input.
+    pub fn input(&self, name: &str) -> Option<InputSpec<'a>> {
+        self.inputs().into_iter().find(|i| i.name == name)
+    }
+
+    /// The human name the UI shows for this class.
+    pub fn display_name(&self) -> Option<&'a str> {
+        self.raw.get("display_name").and_then(Value::as_str).filter(|s| !s.is_empty())
+    }
+
+    /// Output types, by slot.
+    pub fn output_types(&self) -> Vec<&'a str> {
+        self.raw
+            .get("output")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(|v| v.as_str().unwrap_or("*")).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The visible inputs of an `input` object (`{required, optional, hidden}`), in order.
+pub(crate) fn inputs_of(input: Option<&Value>) -> Vec<InputSpec<'_>> {
+    let mut out = Vec::new();
+    for (key, section) in [("required", Section::Required), ("optional", Section::Optional)] {
+        if let Some(map) = input.and_then(|i| i.get(key)).and_then(Value::as_object) {
+            out.extend(map.iter().map(|(name, spec)| InputSpec {
+                name,
+                section,
+                spec,
+            }));
+        }
+    }
+    out
+}
+
+impl<'a> InputSpec<'a> {
+    /// The input type: `INT`, `FLOAT`, `STRING`, `BOOLEAN`, `COMBO` (also for a list of choices),
+    /// or a link type such as `MODEL`.
+    pub fn kind(&self) -> &'a str {
+        match self.spec.get(0) {
+            Some(Value::Array(_)) => "COMBO",
+            Some(Value::String(s)) => s,
+            _ => "*",
+        }
+    }
+
+    /// The options object (second element of the spec), empty when absent.
+    pub fn options(&self) -> &'a Map<String, Value> {
+        self.spec.get(1).and_then(Value::as_object).unwrap_or(&EMPTY_MAP)
+    }
+
+    /// One option by key.
+    pub fn option(&self, key: &str) -> Option<&'a Value> {
+        self.options().get(key)
+    }
+
+    /// An option's truthiness as JavaScript would judge it.
+    pub fn flag(&self, key: &str) -> bool {
+        self.option(key).is_some_and(truthy)
+    }
+
+    /// The allowed values of a COMBO input (old style list or `options` list).
+    pub fn choices(&self) -> Option<&'a Vec<Value>> {
+        match self.spec.get(0) {
+            Some(Value::Array(list)) => Some(list),
+            Some(Value::String(s)) if s == "COMBO" => self.option("options").and_then(Value::as_array),
+            _ => None,
+        }
+    }
+
+    /// The declared default value, if any.
+    pub fn default_value(&self) -> Option<&'a Value> {
+        self.option("default")
+    }
+
+    /// A numeric option (`min`, `max`, `step`).
+    pub fn number(&self, key: &str) -> Option<f64> {
+        self.option(key).and_then(Value::as_f64)
+    }
+
+    /// The raw spec.
+    pub fn raw(&self) -> &'a Value {
+        self.spec
+    }
+}
+
+/// JavaScript truthiness of a JSON value.
+pub(crate) fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(_) | Value::Object(_) => true,
+    }
+}
