@@ -1,0 +1,1 @@
+//! Per-user and global rate limits on job submissions.

@@ -1,0 +1,8 @@
+//! The scheduler: the fleet's one queue, placement of jobs on instances, retries, cancels, ETAs
+//! and the job table.
+//!
+//! The policy ([`SchedulerPolicy`]) is plain synchronous code with time passed in; the actor
+//! ([`Scheduler`]) only receives messages, calls the policy and delivers what it decides.
+
+pub mod config;
+pub mod queue;
