@@ -4,5 +4,8 @@
 //! The policy ([`SchedulerPolicy`]) is plain synchronous code with time passed in; the actor
 //! ([`Scheduler`]) only receives messages, calls the policy and delivers what it decides.
 
+pub mod affinity;
 pub mod config;
+pub mod instance_slot;
+pub mod placement;
 pub mod queue;
