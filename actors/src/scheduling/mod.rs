@@ -6,6 +6,9 @@
 
 pub mod affinity;
 pub mod config;
+pub mod eta;
 pub mod instance_slot;
+pub mod job_table;
 pub mod placement;
 pub mod queue;
+pub mod recent_jobs;
