@@ -10,5 +10,7 @@ pub mod eta;
 pub mod instance_slot;
 pub mod job_table;
 pub mod placement;
+pub mod policy;
 pub mod queue;
 pub mod recent_jobs;
+pub mod snapshot;
