@@ -3,7 +3,9 @@
 //!
 //! The policy ([`SchedulerPolicy`]) is plain synchronous code with time passed in; the actor
 //! ([`Scheduler`]) only receives messages, calls the policy and delivers what it decides.
+//! Job states are read from the shared [`JobTable`] without asking the actor.
 
+pub mod actor;
 pub mod affinity;
 pub mod config;
 pub mod eta;
@@ -14,3 +16,10 @@ pub mod policy;
 pub mod queue;
 pub mod recent_jobs;
 pub mod snapshot;
+
+pub use actor::Scheduler;
+pub use config::{SchedulerConfig, SchedulerConfigError};
+pub use job_table::{JobCounts, JobRecord, JobTable};
+pub use policy::{SHUTDOWN_QUEUED, SHUTDOWN_RUNNING, SchedulerAction, SchedulerPolicy};
+pub use recent_jobs::LatencySummary;
+pub use snapshot::{InstanceSnapshot, SchedulerSnapshot};
