@@ -92,7 +92,6 @@ pub struct SchedulerPolicy {
     started_instant: Instant,
     started_wall: SystemTime,
     shutting_down: bool,
-    positions_dirty: bool,
     actions: Vec<SchedulerAction>,
 }
 
@@ -115,7 +114,6 @@ impl SchedulerPolicy {
             started_instant: now,
             started_wall: wall,
             shutting_down: false,
-            positions_dirty: false,
             actions: Vec::new(),
             config,
         }
@@ -211,7 +209,6 @@ impl SchedulerPolicy {
             position,
             eta,
         }));
-        self.positions_dirty = true;
         let actions = self.settle(now);
         let position = match self.jobs.get(&id).map(|j| &j.stage) {
             Some(Stage::Queued { notified }) => notified.unwrap_or(position),
@@ -235,7 +232,6 @@ impl SchedulerPolicy {
         match live.stage {
             Stage::Queued { .. } => {
                 self.queue.remove(job);
-                self.positions_dirty = true;
             }
             Stage::Running { instance, .. } => {
                 // The slot stays held until the instance lets go of the job.
@@ -501,7 +497,6 @@ impl SchedulerPolicy {
             && matches!(live.stage, Stage::Queued { .. })
         {
             self.queue.remove(job);
-            self.positions_dirty = true;
         }
         let recorded = message.clone();
         self.table
@@ -557,7 +552,6 @@ impl SchedulerPolicy {
                 attempt: next_attempt,
                 reason,
             }));
-        self.positions_dirty = true;
     }
 
     /// Jobs held by an instance that cannot report them any more: retry them elsewhere.
@@ -583,10 +577,7 @@ impl SchedulerPolicy {
         if !self.shutting_down {
             self.dispatch(now);
         }
-        if self.positions_dirty {
-            self.positions_dirty = false;
-            self.push_positions();
-        }
+        self.push_positions();
         std::mem::take(&mut self.actions)
     }
 
@@ -653,7 +644,6 @@ impl SchedulerPolicy {
                 instance,
                 attempt,
             }));
-        self.positions_dirty = true;
     }
 
     fn in_flight(&self) -> usize {
@@ -676,7 +666,7 @@ impl SchedulerPolicy {
     fn push_positions(&mut self) {
         let in_flight = self.in_flight();
         let accepting = self.accepting();
-        for (position, job) in self.queue.iter().enumerate() {
+        for (position, job) in self.queue.take_moved() {
             let Some(live) = self.jobs.get_mut(&job) else {
                 continue;
             };

@@ -63,6 +63,9 @@ pub struct FairQueue {
     keys: HashMap<JobId, QueueKey>,
     classes: HashMap<i32, ClassClock>,
     next_seq: u64,
+    /// The smallest key at or after which positions may have changed since the last
+    /// [`FairQueue::take_moved`].
+    moved_from: Option<QueueKey>,
 }
 
 impl FairQueue {
@@ -73,6 +76,7 @@ impl FairQueue {
             keys: HashMap::new(),
             classes: HashMap::new(),
             next_seq: 0,
+            moved_from: None,
         }
     }
 
@@ -140,6 +144,33 @@ impl FairQueue {
         self.next_seq += 1;
         self.order.insert(key, (job, user));
         self.keys.insert(job, key);
+        self.mark_moved(key);
+    }
+
+    fn mark_moved(&mut self, key: QueueKey) {
+        self.moved_from = Some(match self.moved_from {
+            Some(old) => old.min(key),
+            None => key,
+        });
+    }
+
+    /// Jobs whose position may have changed since the last call, with their positions:
+    /// everything at or after the earliest insertion or removal. Jobs ahead of that point kept
+    /// their positions and are not walked.
+    pub fn take_moved(&mut self) -> impl Iterator<Item = (usize, JobId)> + '_ {
+        let from = self.moved_from.take();
+        let (start, entries) = match from {
+            Some(key) => (
+                self.order.range(..key).count(),
+                Some(self.order.range(key..)),
+            ),
+            None => (0, None),
+        };
+        entries
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(move |(i, (_, (job, _)))| (start + i, *job))
     }
 
     /// The job that would leave next.
@@ -151,6 +182,7 @@ impl FairQueue {
     pub fn pop(&mut self) -> Option<Dequeued> {
         let (key, (job, user)) = self.order.pop_first()?;
         self.keys.remove(&job);
+        self.mark_moved(key);
         let priority = key.priority.0;
         if let Some(class) = self.classes.get_mut(&priority) {
             class.virtual_time = class.virtual_time.max(key.tag);
@@ -167,6 +199,7 @@ impl FairQueue {
     pub fn remove(&mut self, job: JobId) -> Option<Dequeued> {
         let key = self.keys.remove(&job)?;
         let (job, user) = self.order.remove(&key)?;
+        self.mark_moved(key);
         let priority = key.priority.0;
         self.forget_one(priority, &user);
         Some(Dequeued {
@@ -310,6 +343,25 @@ mod tests {
         assert_eq!(queue.position(jobs[2]), Some(1));
         assert!(queue.remove(jobs[1]).is_none());
         assert_eq!(queue.len(), 2);
+    }
+
+    #[test]
+    fn only_jobs_at_or_behind_a_change_are_reported_as_moved() {
+        let mut queue = FairQueue::new(10);
+        let a = ids(3);
+        for job in &a {
+            queue.push(*job, user("a"), 0).unwrap();
+        }
+        assert_eq!(queue.take_moved().count(), 3);
+        assert_eq!(queue.take_moved().count(), 0);
+        // b's job cuts in at position 1: it and a's last two are walked, a's first is not.
+        let b = JobId::new();
+        queue.push(b, user("b"), 0).unwrap();
+        let moved: Vec<(usize, JobId)> = queue.take_moved().collect();
+        assert_eq!(moved, [(1, b), (2, a[1]), (3, a[2])]);
+        queue.pop();
+        let moved: Vec<(usize, JobId)> = queue.take_moved().collect();
+        assert_eq!(moved, [(0, b), (1, a[1]), (2, a[2])]);
     }
 
     #[test]
