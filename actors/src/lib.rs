@@ -10,6 +10,8 @@ pub mod instance;
 pub mod job;
 pub mod messages;
 pub mod ports;
+pub mod rate_limit;
+pub mod scheduling;
 
 pub use ids::{GpuId, InstanceId, JobId, UserId};
 pub use job::{JobEvent, JobOutput, JobState};

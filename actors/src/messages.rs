@@ -127,6 +127,19 @@ pub struct InstanceHandle {
 #[rtype(result = "()")]
 pub struct RegisterInstance(pub InstanceHandle);
 
+/// Boot → scheduler: an instance is gone for good (removed from the config, its actor
+/// stopped). Jobs it still held are requeued as retriable failures.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct DeregisterInstance {
+    pub instance: InstanceId,
+}
+
+/// `/v1/status` and metrics → scheduler: a picture of the queue, the instances and latencies.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "crate::scheduling::snapshot::SchedulerSnapshot")]
+pub struct GetSchedulerSnapshot;
+
 /// Instance → scheduler: its phase changed.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]

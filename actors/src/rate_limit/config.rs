@@ -1,0 +1,125 @@
+//! The rate limiter's settings (`[rate_limit]` in config.toml), with defaults and validation.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::UserId;
+
+/// At most `jobs` submissions in any sliding window of length `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowLimit {
+    pub jobs: u32,
+    #[serde(with = "humantime_serde")]
+    pub per: Duration,
+}
+
+impl WindowLimit {
+    pub fn new(jobs: u32, per: Duration) -> Self {
+        Self { jobs, per }
+    }
+}
+
+/// Who may submit how much.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Limits for each user (all must hold), e.g. 5 per 1m and 100 per 1d.
+    pub per_user: Vec<WindowLimit>,
+    /// Limits for everyone together.
+    pub global: Vec<WindowLimit>,
+    /// Most jobs one user may have queued or running at once; `None`: no cap.
+    pub max_concurrent_per_user: Option<u32>,
+    /// Users no limit applies to (operators).
+    pub exempt_users: Vec<UserId>,
+    /// Roles (e.g. Discord role names or ids) no limit applies to.
+    pub exempt_roles: Vec<String>,
+    /// The retry-after given when the concurrency cap refuses (when a running job will end is
+    /// not known).
+    #[serde(with = "humantime_serde")]
+    pub concurrency_retry_after: Duration,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            per_user: vec![WindowLimit::new(5, Duration::from_secs(60))],
+            global: vec![WindowLimit::new(100, Duration::from_secs(60))],
+            max_concurrent_per_user: Some(2),
+            exempt_users: Vec::new(),
+            exempt_roles: Vec::new(),
+            concurrency_retry_after: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A setting the rate limiter cannot work with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RateLimitConfigError {
+    #[error(
+        "rate_limit.{list} has a limit of 0 jobs: remove it to allow any number, or use at least 1"
+    )]
+    ZeroJobs { list: &'static str },
+    #[error("rate_limit.{list} has a window of 0s: use a duration such as \"1m\" or \"1h\"")]
+    ZeroWindow { list: &'static str },
+    #[error(
+        "rate_limit.max_concurrent_per_user is 0, which refuses every job: use at least 1, or leave it out for no cap"
+    )]
+    ZeroConcurrency,
+}
+
+impl RateLimitConfig {
+    /// Checks the settings; the error names the setting and a valid value.
+    pub fn validate(&self) -> Result<(), RateLimitConfigError> {
+        for (list, limits) in [("per_user", &self.per_user), ("global", &self.global)] {
+            for limit in limits {
+                if limit.jobs == 0 {
+                    return Err(RateLimitConfigError::ZeroJobs { list });
+                }
+                if limit.per.is_zero() {
+                    return Err(RateLimitConfigError::ZeroWindow { list });
+                }
+            }
+        }
+        if self.max_concurrent_per_user == Some(0) {
+            return Err(RateLimitConfigError::ZeroConcurrency);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_windows_written_in_humantime() {
+        let json = r#"{
+            "per_user": [{"jobs": 5, "per": "1m"}, {"jobs": 50, "per": "1day"}],
+            "global": [],
+            "exempt_roles": ["operator"]
+        }"#;
+        let config: RateLimitConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            config.per_user,
+            [
+                WindowLimit::new(5, Duration::from_secs(60)),
+                WindowLimit::new(50, Duration::from_secs(86_400))
+            ]
+        );
+        assert!(config.global.is_empty());
+        assert_eq!(config.max_concurrent_per_user, Some(2));
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn refuses_a_zero_window_with_the_setting_named() {
+        let config = RateLimitConfig {
+            global: vec![WindowLimit::new(10, Duration::ZERO)],
+            ..Default::default()
+        };
+        let err = config.validate().unwrap_err();
+        assert!(err.to_string().contains("rate_limit.global"), "{err}");
+    }
+}

@@ -1,0 +1,284 @@
+//! The scheduler actor: a thin shell that receives messages, asks [`SchedulerPolicy`] what to
+//! do, and delivers the result (runs and cancels to instances, events to submitters).
+//!
+//! Delivery: events go with `do_send` (never refused for a full mailbox; a submitter that went
+//! away is simply not told). `RunJob` goes with `try_send`; if the instance's mailbox is closed
+//! the instance is treated as gone and its jobs are retried elsewhere.
+//!
+//! `Shutdown` answers once no job is left waiting for a result: at once if idle, when the last
+//! running job reports, or at the deadline (remaining jobs are then failed and interrupted).
+
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::{Instant, SystemTime};
+
+use actix::dev::SendError;
+use actix::fut::ActorFuture;
+use actix::prelude::*;
+
+use crate::ids::{InstanceId, JobId};
+use crate::job::JobEvent;
+use crate::messages::{
+    Cancel, CancelError, CancelJob, DeregisterInstance, GetSchedulerSnapshot, GpuSample,
+    InstanceHandle, InstanceUpdate, JobFinished, JobProgress, RegisterInstance, Shutdown, Submit,
+    SubmitError, SubmitReceipt,
+};
+
+use super::config::SchedulerConfig;
+use super::job_table::JobTable;
+use super::policy::{SchedulerAction, SchedulerPolicy};
+
+/// The fleet's scheduler actor.
+pub struct Scheduler {
+    policy: SchedulerPolicy,
+    instances: HashMap<InstanceId, InstanceHandle>,
+    submitters: HashMap<JobId, Recipient<JobEvent>>,
+    drain_waiters: Vec<Waker>,
+    deadline: Option<SpawnHandle>,
+}
+
+impl Scheduler {
+    /// A scheduler with `config` (validate it first with [`SchedulerConfig::validate`]).
+    pub fn new(config: SchedulerConfig) -> Self {
+        Self {
+            policy: SchedulerPolicy::new(config, Instant::now(), SystemTime::now()),
+            instances: HashMap::new(),
+            submitters: HashMap::new(),
+            drain_waiters: Vec::new(),
+            deadline: None,
+        }
+    }
+
+    /// The job table, readable without asking the actor. Take it before starting the actor.
+    pub fn table(&self) -> JobTable {
+        self.policy.table().clone()
+    }
+
+    /// Carries out the policy's decisions; instances found gone are deregistered and their jobs
+    /// handled in turn.
+    fn apply(&mut self, actions: Vec<SchedulerAction>) {
+        let mut pending: VecDeque<SchedulerAction> = actions.into();
+        loop {
+            let mut lost: Vec<InstanceId> = Vec::new();
+            while let Some(action) = pending.pop_front() {
+                match action {
+                    SchedulerAction::Dispatch { instance, run } => {
+                        let Some(handle) = self.instances.get(&instance) else {
+                            lost.push(instance);
+                            continue;
+                        };
+                        tracing::info!(job = %run.job, %instance, attempt = run.attempt, "job dispatched");
+                        match handle.run.try_send(run) {
+                            Ok(()) => {}
+                            Err(SendError::Full(run)) => handle.run.do_send(run),
+                            Err(SendError::Closed(run)) => {
+                                tracing::warn!(job = %run.job, %instance, "instance is gone; its jobs go elsewhere");
+                                lost.push(instance);
+                            }
+                        }
+                    }
+                    SchedulerAction::CancelOnInstance { instance, job } => {
+                        if let Some(handle) = self.instances.get(&instance) {
+                            handle.cancel.do_send(CancelJob { job });
+                        }
+                    }
+                    SchedulerAction::Notify(event) => self.notify(event),
+                }
+            }
+            if lost.is_empty() {
+                break;
+            }
+            lost.sort();
+            lost.dedup();
+            for instance in lost {
+                self.instances.remove(&instance);
+                pending.extend(self.policy.deregister_instance(&instance, Instant::now()));
+            }
+        }
+        if self.policy.is_drained() {
+            for waker in self.drain_waiters.drain(..) {
+                waker.wake();
+            }
+        }
+    }
+
+    fn notify(&mut self, event: JobEvent) {
+        let job = event.job();
+        if event.is_final() {
+            tracing::info!(%job, event = ?event_name(&event), "job ended");
+            if let Some(submitter) = self.submitters.remove(&job) {
+                submitter.do_send(event);
+            }
+        } else if let Some(submitter) = self.submitters.get(&job) {
+            submitter.do_send(event);
+        }
+    }
+}
+
+fn event_name(event: &JobEvent) -> &'static str {
+    match event {
+        JobEvent::Done { .. } => "done",
+        JobEvent::Failed { .. } => "failed",
+        JobEvent::Cancelled { .. } => "cancelled",
+        _ => "update",
+    }
+}
+
+impl Actor for Scheduler {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Submitters await their answer; let bursts queue rather than wait for room.
+        ctx.set_mailbox_capacity(4096);
+    }
+}
+
+impl Handler<Submit> for Scheduler {
+    type Result = Result<SubmitReceipt, SubmitError>;
+
+    fn handle(&mut self, msg: Submit, _ctx: &mut Self::Context) -> Self::Result {
+        let job = msg.job.id;
+        let (receipt, actions) = self.policy.submit(msg.job, Instant::now())?;
+        self.submitters.insert(job, msg.events);
+        self.apply(actions);
+        Ok(receipt)
+    }
+}
+
+impl Handler<Cancel> for Scheduler {
+    type Result = Result<(), CancelError>;
+
+    fn handle(&mut self, msg: Cancel, _ctx: &mut Self::Context) -> Self::Result {
+        let actions = self.policy.cancel(msg.job, Instant::now())?;
+        self.apply(actions);
+        Ok(())
+    }
+}
+
+impl Handler<RegisterInstance> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, msg: RegisterInstance, _ctx: &mut Self::Context) {
+        let handle = msg.0;
+        let actions =
+            self.policy
+                .register_instance(handle.id.clone(), handle.gpu.clone(), Instant::now());
+        self.instances.insert(handle.id.clone(), handle);
+        self.apply(actions);
+    }
+}
+
+impl Handler<DeregisterInstance> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, msg: DeregisterInstance, _ctx: &mut Self::Context) {
+        let actions = self
+            .policy
+            .deregister_instance(&msg.instance, Instant::now());
+        self.apply(actions);
+        self.instances.remove(&msg.instance);
+    }
+}
+
+impl Handler<InstanceUpdate> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, msg: InstanceUpdate, _ctx: &mut Self::Context) {
+        tracing::info!(instance = %msg.instance, phase = ?msg.phase, detail = ?msg.detail, "instance phase");
+        let actions = self.policy.instance_update(
+            &msg.instance,
+            msg.phase,
+            msg.url,
+            msg.detail,
+            Instant::now(),
+        );
+        self.apply(actions);
+    }
+}
+
+impl Handler<JobProgress> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, msg: JobProgress, _ctx: &mut Self::Context) {
+        if let Some(event) = self.policy.job_progress(&msg.instance, msg.job, msg.event) {
+            self.notify(event);
+        }
+    }
+}
+
+impl Handler<JobFinished> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, msg: JobFinished, _ctx: &mut Self::Context) {
+        let actions = self.policy.job_finished(
+            &msg.instance,
+            msg.job,
+            msg.attempt,
+            msg.result,
+            Instant::now(),
+        );
+        self.apply(actions);
+    }
+}
+
+impl Handler<GpuSample> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, msg: GpuSample, _ctx: &mut Self::Context) {
+        let actions = self.policy.gpu_sample(msg.gpus, Instant::now());
+        self.apply(actions);
+    }
+}
+
+impl Handler<GetSchedulerSnapshot> for Scheduler {
+    type Result = MessageResult<GetSchedulerSnapshot>;
+
+    fn handle(&mut self, _msg: GetSchedulerSnapshot, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.policy.snapshot(Instant::now()))
+    }
+}
+
+impl Handler<Shutdown> for Scheduler {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, msg: Shutdown, ctx: &mut Self::Context) -> Self::Result {
+        tracing::info!(deadline = %humantime::format_duration(msg.deadline), "scheduler shutting down");
+        let actions = self.policy.begin_shutdown(Instant::now());
+        self.apply(actions);
+        if !self.policy.is_drained() && self.deadline.is_none() {
+            self.deadline = Some(ctx.run_later(msg.deadline, |act, _ctx| {
+                tracing::warn!(
+                    running = act.policy.running_len(),
+                    "shutdown deadline reached; failing the jobs still running"
+                );
+                let actions = act.policy.finish_shutdown(Instant::now());
+                act.apply(actions);
+            }));
+        }
+        Box::pin(Drained)
+    }
+}
+
+/// Resolves once the scheduler has no job left waiting for a result.
+struct Drained;
+
+impl ActorFuture<Scheduler> for Drained {
+    type Output = ();
+
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut Scheduler,
+        _ctx: &mut Context<Scheduler>,
+        task: &mut TaskContext<'_>,
+    ) -> Poll<()> {
+        if act.policy.is_drained() {
+            Poll::Ready(())
+        } else {
+            if !act.drain_waiters.iter().any(|w| w.will_wake(task.waker())) {
+                act.drain_waiters.push(task.waker().clone());
+            }
+            Poll::Pending
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! The scheduler: the fleet's one queue, placement of jobs on instances, retries, cancels, ETAs
+//! and the job table.
+//!
+//! The policy ([`SchedulerPolicy`]) is plain synchronous code with time passed in; the actor
+//! ([`Scheduler`]) only receives messages, calls the policy and delivers what it decides.
+//! Job states are read from the shared [`JobTable`] without asking the actor.
+
+pub mod actor;
+pub mod affinity;
+pub mod config;
+pub mod eta;
+pub mod instance_slot;
+pub mod job_table;
+pub mod placement;
+pub mod policy;
+pub mod queue;
+pub mod recent_jobs;
+pub mod snapshot;
+
+pub use actor::Scheduler;
+pub use config::{SchedulerConfig, SchedulerConfigError};
+pub use job_table::{JobCounts, JobRecord, JobTable};
+pub use policy::{SHUTDOWN_QUEUED, SHUTDOWN_RUNNING, SchedulerAction, SchedulerPolicy};
+pub use recent_jobs::LatencySummary;
+pub use snapshot::{InstanceSnapshot, SchedulerSnapshot};

@@ -1,0 +1,309 @@
+//! Placement: which instance takes the next job.
+//!
+//! Candidates are instances whose phase accepts jobs (`Ready`), that hold fewer jobs than the
+//! pipeline depth, and whose GPU has at least the configured VRAM headroom free (when the GPU
+//! monitor has sampled that GPU; unknown GPUs are not skipped). Among candidates, in order:
+//! 1. not an instance this job already failed on (when any other candidate exists);
+//! 2. an idle instance before a busy one, so no GPU idles while another holds two jobs;
+//! 3. the most of the job's models already loaded (affinity);
+//! 4. the fewest jobs held (least loaded);
+//! 5. the instance id, so ties are broken the same way every time.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap};
+
+use crate::ids::{GpuId, InstanceId};
+use crate::ports::GpuInfo;
+
+use super::instance_slot::InstanceSlot;
+
+/// The rules placement applies, from the scheduler config.
+#[derive(Debug, Clone, Copy)]
+pub struct PlacementRules {
+    pub pipeline_depth: usize,
+    pub vram_headroom_bytes: Option<u64>,
+}
+
+/// What placement needs to know about a job.
+#[derive(Debug, Clone, Copy)]
+pub struct JobNeeds<'a> {
+    pub models: &'a [String],
+    /// Instances this job already failed on.
+    pub avoid: &'a [InstanceId],
+}
+
+impl PlacementRules {
+    /// Whether `slot` can take one more job now.
+    pub fn can_take(&self, slot: &InstanceSlot, gpus: &HashMap<GpuId, GpuInfo>) -> bool {
+        slot.phase.accepts_jobs()
+            && slot.load() < self.pipeline_depth
+            && self.has_headroom(slot, gpus)
+    }
+
+    fn has_headroom(&self, slot: &InstanceSlot, gpus: &HashMap<GpuId, GpuInfo>) -> bool {
+        match (self.vram_headroom_bytes, &slot.gpu) {
+            (Some(headroom), Some(gpu)) => gpus
+                .get(gpu)
+                .is_none_or(|info| info.memory_free_bytes >= headroom),
+            _ => true,
+        }
+    }
+
+    /// The instance that should take a job with `needs`, or `None` when no instance can.
+    pub fn choose(
+        &self,
+        instances: &BTreeMap<InstanceId, InstanceSlot>,
+        gpus: &HashMap<GpuId, GpuInfo>,
+        needs: JobNeeds<'_>,
+    ) -> Option<InstanceId> {
+        instances
+            .values()
+            .filter(|slot| self.can_take(slot, gpus))
+            .min_by_key(|slot| {
+                (
+                    needs.avoid.contains(&slot.id),
+                    slot.load() > 0,
+                    Reverse(slot.loaded.matches(needs.models)),
+                    slot.load(),
+                    &slot.id,
+                )
+            })
+            .map(|slot| slot.id.clone())
+    }
+
+    /// Whether any instance can take a job now.
+    pub fn any_free(
+        &self,
+        instances: &BTreeMap<InstanceId, InstanceSlot>,
+        gpus: &HashMap<GpuId, GpuInfo>,
+    ) -> bool {
+        instances.values().any(|slot| self.can_take(slot, gpus))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::JobId;
+    use crate::messages::InstancePhase;
+
+    const GIB: u64 = 1 << 30;
+
+    fn rules(depth: usize, headroom: Option<u64>) -> PlacementRules {
+        PlacementRules {
+            pipeline_depth: depth,
+            vram_headroom_bytes: headroom,
+        }
+    }
+
+    fn fleet(specs: &[(&str, InstancePhase, usize)]) -> BTreeMap<InstanceId, InstanceSlot> {
+        specs
+            .iter()
+            .map(|(name, phase, load)| {
+                let mut slot = InstanceSlot::new(
+                    InstanceId::new(*name),
+                    Some(GpuId(format!("GPU-{name}"))),
+                    8,
+                );
+                slot.phase = *phase;
+                for _ in 0..*load {
+                    slot.holding.insert(JobId::new());
+                }
+                (slot.id.clone(), slot)
+            })
+            .collect()
+    }
+
+    fn gpu(name: &str, free: u64) -> (GpuId, GpuInfo) {
+        let id = GpuId(format!("GPU-{name}"));
+        let info = GpuInfo {
+            index: 0,
+            id: id.clone(),
+            name: "test".into(),
+            pci_bus_id: String::new(),
+            memory_total_bytes: 24 * GIB,
+            memory_used_bytes: 24 * GIB - free,
+            memory_free_bytes: free,
+            utilization_percent: None,
+            temperature_celsius: None,
+            processes: Vec::new(),
+        };
+        (id, info)
+    }
+
+    fn plain() -> JobNeeds<'static> {
+        JobNeeds {
+            models: &[],
+            avoid: &[],
+        }
+    }
+
+    fn pick(
+        rules: PlacementRules,
+        instances: &BTreeMap<InstanceId, InstanceSlot>,
+        gpus: &HashMap<GpuId, GpuInfo>,
+        needs: JobNeeds<'_>,
+    ) -> Option<String> {
+        rules.choose(instances, gpus, needs).map(|id| id.0)
+    }
+
+    #[test]
+    fn only_ready_instances_take_jobs() {
+        use InstancePhase::*;
+        let instances = fleet(&[
+            ("a", Starting, 0),
+            ("b", Draining, 0),
+            ("c", Crashed, 0),
+            ("d", Quarantined, 0),
+            ("e", Ready, 1),
+        ]);
+        assert_eq!(
+            pick(rules(2, None), &instances, &HashMap::new(), plain()),
+            Some("e".into())
+        );
+        let none_ready = fleet(&[("a", Starting, 0), ("b", Stopped, 0), ("c", Restarting, 0)]);
+        assert_eq!(
+            pick(rules(2, None), &none_ready, &HashMap::new(), plain()),
+            None
+        );
+    }
+
+    #[test]
+    fn pipeline_depth_bounds_the_jobs_per_instance() {
+        let instances = fleet(&[
+            ("a", InstancePhase::Ready, 2),
+            ("b", InstancePhase::Ready, 1),
+        ]);
+        assert_eq!(
+            pick(rules(2, None), &instances, &HashMap::new(), plain()),
+            Some("b".into())
+        );
+        assert_eq!(
+            pick(rules(1, None), &instances, &HashMap::new(), plain()),
+            None
+        );
+        assert!(!rules(1, None).any_free(&instances, &HashMap::new()));
+        assert!(rules(3, None).any_free(&instances, &HashMap::new()));
+    }
+
+    #[test]
+    fn least_loaded_wins_and_ties_go_to_the_lowest_id() {
+        let instances = fleet(&[
+            ("c", InstancePhase::Ready, 2),
+            ("b", InstancePhase::Ready, 1),
+            ("a", InstancePhase::Ready, 1),
+        ]);
+        assert_eq!(
+            pick(rules(4, None), &instances, &HashMap::new(), plain()),
+            Some("a".into())
+        );
+    }
+
+    #[test]
+    fn the_instance_with_the_models_loaded_is_preferred() {
+        let mut instances = fleet(&[
+            ("a", InstancePhase::Ready, 0),
+            ("b", InstancePhase::Ready, 0),
+            ("c", InstancePhase::Ready, 1),
+        ]);
+        let models = vec!["flux1-dev.safetensors".to_string()];
+        instances
+            .get_mut(&InstanceId::new("b"))
+            .unwrap()
+            .loaded
+            .record(&models);
+        instances
+            .get_mut(&InstanceId::new("c"))
+            .unwrap()
+            .loaded
+            .record(&models);
+        let needs = JobNeeds {
+            models: &models,
+            avoid: &[],
+        };
+        // b and c both have the model; b is idle, so b.
+        assert_eq!(
+            pick(rules(2, None), &instances, &HashMap::new(), needs),
+            Some("b".into())
+        );
+        // Once b is busy, the idle a wins: no GPU idles for the sake of affinity.
+        instances
+            .get_mut(&InstanceId::new("b"))
+            .unwrap()
+            .holding
+            .insert(JobId::new());
+        assert_eq!(
+            pick(rules(2, None), &instances, &HashMap::new(), needs),
+            Some("a".into())
+        );
+        // With no idle instance, the one with the model wins over a less-loaded one without.
+        instances
+            .get_mut(&InstanceId::new("a"))
+            .unwrap()
+            .holding
+            .insert(JobId::new());
+        instances
+            .get_mut(&InstanceId::new("a"))
+            .unwrap()
+            .loaded
+            .record(&["sdxl.safetensors".to_string()]);
+        assert_eq!(
+            pick(rules(3, None), &instances, &HashMap::new(), needs),
+            Some("b".into())
+        );
+    }
+
+    #[test]
+    fn a_gpu_short_of_headroom_is_skipped_and_unknown_gpus_are_not() {
+        let instances = fleet(&[
+            ("a", InstancePhase::Ready, 0),
+            ("b", InstancePhase::Ready, 1),
+        ]);
+        let gpus: HashMap<GpuId, GpuInfo> = [gpu("a", GIB), gpu("b", 10 * GIB)].into();
+        assert_eq!(
+            pick(rules(2, Some(4 * GIB)), &instances, &gpus, plain()),
+            Some("b".into())
+        );
+        // No headroom configured: the idle one.
+        assert_eq!(
+            pick(rules(2, None), &instances, &gpus, plain()),
+            Some("a".into())
+        );
+        // Nothing known about a's GPU: not skipped.
+        let only_b: HashMap<GpuId, GpuInfo> = [gpu("b", 10 * GIB)].into();
+        assert_eq!(
+            pick(rules(2, Some(4 * GIB)), &instances, &only_b, plain()),
+            Some("a".into())
+        );
+        let all_short: HashMap<GpuId, GpuInfo> = [gpu("a", GIB), gpu("b", GIB)].into();
+        assert_eq!(
+            pick(rules(2, Some(4 * GIB)), &instances, &all_short, plain()),
+            None
+        );
+    }
+
+    #[test]
+    fn a_retry_avoids_the_instance_it_failed_on_unless_it_is_the_only_one() {
+        let instances = fleet(&[
+            ("a", InstancePhase::Ready, 0),
+            ("b", InstancePhase::Ready, 1),
+        ]);
+        let avoid = [InstanceId::new("a")];
+        let needs = JobNeeds {
+            models: &[],
+            avoid: &avoid,
+        };
+        assert_eq!(
+            pick(rules(2, None), &instances, &HashMap::new(), needs),
+            Some("b".into())
+        );
+        let full_b = fleet(&[
+            ("a", InstancePhase::Ready, 0),
+            ("b", InstancePhase::Ready, 2),
+        ]);
+        assert_eq!(
+            pick(rules(2, None), &full_b, &HashMap::new(), needs),
+            Some("a".into())
+        );
+    }
+}

@@ -1,0 +1,632 @@
+//! Unit tests of the scheduler policy: fairness, priorities, bounds, placement, retries, cancels,
+//! ETAs, retention and shutdown, with time passed in by hand.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::json;
+
+use super::*;
+use crate::ids::UserId;
+use crate::job::JobOutput;
+
+struct Harness {
+    policy: SchedulerPolicy,
+    now: Instant,
+}
+
+fn spec(user: &str, priority: i32, template: &str, models: &[&str]) -> JobSpec {
+    JobSpec {
+        id: JobId::new(),
+        user: UserId::new(user),
+        priority,
+        template: template.into(),
+        prompt: json!({"3": {"class_type": "KSampler", "inputs": {}, "_meta": {"title": "Sampler"}}}),
+        extra_data: json!({}),
+        inputs: Vec::new(),
+        models: models.iter().map(|m| m.to_string()).collect(),
+    }
+}
+
+fn id(name: &str) -> InstanceId {
+    InstanceId::new(name)
+}
+
+fn dispatches(actions: &[SchedulerAction]) -> Vec<(String, JobId, u32)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            SchedulerAction::Dispatch { instance, run } => {
+                Some((instance.0.clone(), run.job, run.attempt))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn events(actions: &[SchedulerAction]) -> Vec<JobEvent> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            SchedulerAction::Notify(event) => Some(event.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn events_of(actions: &[SchedulerAction], job: JobId) -> Vec<JobEvent> {
+    events(actions)
+        .into_iter()
+        .filter(|e| e.job() == job)
+        .collect()
+}
+
+fn output(name: &str) -> JobOutput {
+    JobOutput {
+        node_id: "9".into(),
+        filename: name.into(),
+        subfolder: String::new(),
+        kind: "output".into(),
+    }
+}
+
+fn crash() -> BackendError {
+    BackendError::Disconnected("connection reset by peer".into())
+}
+
+impl Harness {
+    fn new(config: SchedulerConfig, instances: &[&str]) -> Self {
+        let now = Instant::now();
+        let mut policy = SchedulerPolicy::new(config, now, SystemTime::UNIX_EPOCH);
+        for name in instances {
+            policy.register_instance(id(name), Some(GpuId(format!("GPU-{name}"))), now);
+            policy.instance_update(&id(name), InstancePhase::Ready, None, None, now);
+        }
+        Self { policy, now }
+    }
+
+    fn depth(depth: usize, instances: &[&str]) -> Self {
+        Self::new(
+            SchedulerConfig {
+                pipeline_depth: depth,
+                ..Default::default()
+            },
+            instances,
+        )
+    }
+
+    fn advance(&mut self, secs: u64) {
+        self.now += Duration::from_secs(secs);
+    }
+
+    fn submit(&mut self, spec: JobSpec) -> (JobId, Vec<SchedulerAction>) {
+        let job = spec.id;
+        let (receipt, actions) = self.policy.submit(spec, self.now).unwrap();
+        assert_eq!(receipt.job, job);
+        (job, actions)
+    }
+
+    fn finish(
+        &mut self,
+        instance: &str,
+        job: JobId,
+        attempt: u32,
+        result: Result<RunResult, BackendError>,
+    ) -> Vec<SchedulerAction> {
+        self.policy
+            .job_finished(&id(instance), job, attempt, result, self.now)
+    }
+
+    fn done(&mut self, instance: &str, job: JobId, attempt: u32) -> Vec<SchedulerAction> {
+        self.finish(
+            instance,
+            job,
+            attempt,
+            Ok(RunResult {
+                outputs: vec![output("out.png")],
+                ..Default::default()
+            }),
+        )
+    }
+}
+
+#[test]
+fn one_users_flood_delays_another_users_job_by_at_most_one_slot() {
+    let mut h = Harness::depth(1, &["gpu0"]);
+    let flood: Vec<JobId> = (0..100)
+        .map(|_| h.submit(spec("alice", 0, "txt2img", &[])).0)
+        .collect();
+    let (bob, actions) = h.submit(spec("bob", 0, "txt2img", &[]));
+    let told = events_of(&actions, bob);
+    assert!(
+        matches!(told.as_slice(), [JobEvent::Queued { position, .. }] if *position <= 1),
+        "{told:?}"
+    );
+    // gpu0 runs alice's first job; the next two dispatches must include bob's.
+    let mut running = flood[0];
+    let mut next = Vec::new();
+    for _ in 0..2 {
+        let actions = h.done("gpu0", running, 1);
+        let sent = dispatches(&actions);
+        assert_eq!(sent.len(), 1);
+        running = sent[0].1;
+        next.push(running);
+    }
+    assert!(
+        next.contains(&bob),
+        "bob's job was not among the next two dispatches"
+    );
+}
+
+#[test]
+fn a_higher_priority_job_is_dispatched_before_earlier_ordinary_ones() {
+    let mut h = Harness::depth(1, &["gpu0"]);
+    let (first, _) = h.submit(spec("alice", 0, "t", &[]));
+    let (ordinary, _) = h.submit(spec("bob", 0, "t", &[]));
+    let (urgent, actions) = h.submit(spec("operator", 10, "t", &[]));
+    // The urgent job jumps ahead of bob's, and bob is told he moved back.
+    assert!(matches!(
+        events_of(&actions, urgent).as_slice(),
+        [JobEvent::Queued { position: 0, .. }]
+    ));
+    assert!(matches!(
+        events_of(&actions, ordinary).as_slice(),
+        [JobEvent::Queued { position: 1, .. }]
+    ));
+    let actions = h.done("gpu0", first, 1);
+    assert_eq!(dispatches(&actions)[0].1, urgent);
+}
+
+#[test]
+fn a_full_queue_refuses_with_a_clear_error() {
+    let mut h = Harness::new(
+        SchedulerConfig {
+            queue_capacity: 2,
+            ..Default::default()
+        },
+        &[],
+    );
+    h.submit(spec("a", 0, "t", &[]));
+    h.submit(spec("b", 0, "t", &[]));
+    let err = h.policy.submit(spec("c", 0, "t", &[]), h.now).unwrap_err();
+    assert_eq!(err, SubmitError::QueueFull { capacity: 2 });
+    assert!(err.to_string().contains("queue is full"));
+    assert_eq!(h.policy.queue_len(), 2);
+}
+
+#[test]
+fn duplicate_job_ids_are_refused() {
+    let mut h = Harness::depth(1, &[]);
+    let job = spec("a", 0, "t", &[]);
+    h.submit(job.clone());
+    assert_eq!(
+        h.policy.submit(job.clone(), h.now).unwrap_err(),
+        SubmitError::Duplicate(job.id)
+    );
+}
+
+#[test]
+fn each_instance_gets_at_most_pipeline_depth_jobs_and_only_when_ready() {
+    let mut h = Harness::depth(2, &["gpu0", "gpu1"]);
+    h.policy.register_instance(id("gpu2"), None, h.now);
+    let mut sent = Vec::new();
+    for _ in 0..5 {
+        let (_, actions) = h.submit(spec("a", 0, "t", &[]));
+        sent.extend(dispatches(&actions));
+    }
+    let on: Vec<&str> = sent.iter().map(|(i, _, _)| i.as_str()).collect();
+    // Idle instances first, then the second slot of each; gpu2 is still starting.
+    assert_eq!(on, ["gpu0", "gpu1", "gpu0", "gpu1"]);
+    assert_eq!(h.policy.queue_len(), 1);
+    // gpu2 becomes ready: it takes the fifth job.
+    let actions = h
+        .policy
+        .instance_update(&id("gpu2"), InstancePhase::Ready, None, None, h.now);
+    assert_eq!(dispatches(&actions)[0].0, "gpu2");
+    assert_eq!(h.policy.queue_len(), 0);
+}
+
+#[test]
+fn jobs_go_where_their_model_was_last_used() {
+    let mut h = Harness::depth(1, &["gpu0", "gpu1"]);
+    let (sdxl, a) = h.submit(spec("a", 0, "t", &["sdxl.safetensors"]));
+    let (flux, b) = h.submit(spec("b", 0, "t", &["flux.safetensors"]));
+    assert_eq!(dispatches(&a)[0].0, "gpu0");
+    assert_eq!(dispatches(&b)[0].0, "gpu1");
+    h.done("gpu0", sdxl, 1);
+    h.done("gpu1", flux, 1);
+    // Both idle now: the flux job goes to gpu1, which ran flux, though gpu0 sorts first.
+    let (next_flux, actions) = h.submit(spec("c", 0, "t", &["flux.safetensors"]));
+    assert_eq!(dispatches(&actions), [("gpu1".into(), next_flux, 1)]);
+    let snapshot = h.policy.snapshot(h.now);
+    assert_eq!(snapshot.instances[1].loaded_models, ["flux.safetensors"]);
+}
+
+#[test]
+fn a_gpu_without_vram_headroom_gets_no_job_until_memory_frees() {
+    let gib = 1u64 << 30;
+    let mut h = Harness::new(
+        SchedulerConfig {
+            vram_headroom_bytes: Some(4 * gib),
+            ..Default::default()
+        },
+        &["gpu0"],
+    );
+    let sample = |free: u64| GpuInfo {
+        index: 0,
+        id: GpuId("GPU-gpu0".into()),
+        name: "RTX".into(),
+        pci_bus_id: String::new(),
+        memory_total_bytes: 24 * gib,
+        memory_used_bytes: 24 * gib - free,
+        memory_free_bytes: free,
+        utilization_percent: None,
+        temperature_celsius: None,
+        processes: Vec::new(),
+    };
+    h.policy.gpu_sample(vec![sample(gib)], h.now);
+    let (job, actions) = h.submit(spec("a", 0, "t", &[]));
+    assert!(dispatches(&actions).is_empty());
+    let actions = h.policy.gpu_sample(vec![sample(8 * gib)], h.now);
+    assert_eq!(dispatches(&actions), [("gpu0".into(), job, 1)]);
+}
+
+#[test]
+fn a_crashed_attempt_is_retried_on_another_instance() {
+    let mut h = Harness::depth(1, &["gpu0", "gpu1"]);
+    let (job, actions) = h.submit(spec("a", 0, "t", &[]));
+    assert_eq!(dispatches(&actions), [("gpu0".into(), job, 1)]);
+    let first_prompt = match &actions[1] {
+        SchedulerAction::Dispatch { run, .. } => run.run.prompt_id,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        first_prompt, job.0,
+        "the first attempt uses the job id as prompt id"
+    );
+    let actions = h.finish("gpu0", job, 1, Err(crash()));
+    let told = events_of(&actions, job);
+    assert!(
+        matches!(&told[0], JobEvent::Retrying { attempt: 2, reason, .. } if reason.contains("connection reset")),
+        "{told:?}"
+    );
+    assert!(matches!(
+        &told[1],
+        JobEvent::Started { attempt: 2, instance, .. } if instance.0 == "gpu1"
+    ));
+    let sent = actions.iter().find_map(|a| match a {
+        SchedulerAction::Dispatch { instance, run } => Some((instance.clone(), run.clone())),
+        _ => None,
+    });
+    let (instance, run) = sent.unwrap();
+    assert_eq!(instance, id("gpu1"));
+    assert_ne!(run.run.prompt_id, job.0);
+    let actions = h.done("gpu1", job, 2);
+    assert!(
+        matches!(events_of(&actions, job).as_slice(), [JobEvent::Done { outputs, .. }] if outputs.len() == 1)
+    );
+    assert_eq!(h.policy.table().state(job), Some(JobState::Done));
+}
+
+#[test]
+fn retries_stop_at_the_limit() {
+    let mut h = Harness::new(
+        SchedulerConfig {
+            max_retries: 1,
+            pipeline_depth: 1,
+            ..Default::default()
+        },
+        &["gpu0", "gpu1"],
+    );
+    let (job, _) = h.submit(spec("a", 0, "t", &[]));
+    let actions = h.finish("gpu0", job, 1, Err(crash()));
+    assert_eq!(dispatches(&actions), [("gpu1".into(), job, 2)]);
+    let actions = h.finish("gpu1", job, 2, Err(crash()));
+    assert!(dispatches(&actions).is_empty());
+    match events_of(&actions, job).as_slice() {
+        [
+            JobEvent::Failed {
+                message,
+                retriable: true,
+                ..
+            },
+        ] => {
+            assert!(message.contains("failed 2 times"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let record = h.policy.table().get(job).unwrap();
+    assert_eq!(record.state, JobState::Failed);
+    assert!(record.error.unwrap().contains("try again later"));
+}
+
+#[test]
+fn a_workflow_error_fails_at_once_without_retry() {
+    let mut h = Harness::depth(1, &["gpu0", "gpu1"]);
+    let (job, _) = h.submit(spec("a", 0, "t", &[]));
+    let error = BackendError::Execution {
+        node_id: "3".into(),
+        node_type: "KSampler".into(),
+        exception_type: "RuntimeError".into(),
+        message: "mat1 and mat2 shapes cannot be multiplied".into(),
+    };
+    let actions = h.finish("gpu0", job, 1, Err(error));
+    assert!(dispatches(&actions).is_empty());
+    match events_of(&actions, job).as_slice() {
+        [
+            JobEvent::Failed {
+                message,
+                retriable: false,
+                ..
+            },
+        ] => {
+            assert!(message.contains("node 3 (KSampler)"), "{message}");
+            assert!(message.contains("shapes cannot be multiplied"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn cancelling_a_queued_job_removes_it_and_moves_the_others_up() {
+    let mut h = Harness::depth(1, &["gpu0"]);
+    let (running, _) = h.submit(spec("a", 0, "t", &[]));
+    let (first, _) = h.submit(spec("b", 0, "t", &[]));
+    let (second, _) = h.submit(spec("c", 0, "t", &[]));
+    assert_eq!(h.policy.table().get(second).unwrap().position, Some(1));
+    let actions = h.policy.cancel(first, h.now).unwrap();
+    assert!(matches!(
+        events_of(&actions, first).as_slice(),
+        [JobEvent::Cancelled { .. }]
+    ));
+    assert!(matches!(
+        events_of(&actions, second).as_slice(),
+        [JobEvent::Queued { position: 0, .. }]
+    ));
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, SchedulerAction::CancelOnInstance { .. }))
+    );
+    assert_eq!(h.policy.queue_len(), 1);
+    assert_eq!(
+        h.policy.cancel(first, h.now).unwrap_err(),
+        CancelError::AlreadyFinished(first)
+    );
+    let unknown = JobId::new();
+    assert_eq!(
+        h.policy.cancel(unknown, h.now).unwrap_err(),
+        CancelError::NotFound(unknown)
+    );
+    let _ = running;
+}
+
+#[test]
+fn cancelling_a_running_job_interrupts_it_and_keeps_the_slot_until_the_instance_lets_go() {
+    let mut h = Harness::depth(1, &["gpu0"]);
+    let (running, _) = h.submit(spec("a", 0, "t", &[]));
+    let (waiting, _) = h.submit(spec("b", 0, "t", &[]));
+    let actions = h.policy.cancel(running, h.now).unwrap();
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        SchedulerAction::CancelOnInstance { instance, job } if instance.0 == "gpu0" && *job == running
+    )));
+    assert!(matches!(
+        events_of(&actions, running).as_slice(),
+        [JobEvent::Cancelled { .. }]
+    ));
+    // gpu0 is still busy with the interrupted prompt: nothing dispatched yet.
+    assert!(dispatches(&actions).is_empty());
+    assert_eq!(h.policy.table().state(running), Some(JobState::Cancelled));
+    // The instance reports the interrupt: the slot frees, the next job goes, and nothing more
+    // is said about the cancelled one.
+    let actions = h.finish("gpu0", running, 1, Err(BackendError::Interrupted));
+    assert!(events_of(&actions, running).is_empty());
+    assert_eq!(dispatches(&actions), [("gpu0".into(), waiting, 1)]);
+}
+
+#[test]
+fn positions_are_pushed_only_when_they_change_and_etas_shrink_as_jobs_move_up() {
+    let mut h = Harness::depth(1, &["gpu0"]);
+    let (first, _) = h.submit(spec("a", 0, "t", &[]));
+    h.advance(10);
+    h.done("gpu0", first, 1);
+    // One 10 s run is known now (it was dispatched at submit, so it ran 10 s).
+    let (running, _) = h.submit(spec("a", 0, "t", &[]));
+    let (q0, _) = h.submit(spec("a", 0, "t", &[]));
+    let (q1, actions) = h.submit(spec("a", 0, "t", &[]));
+    // A job added at the back moves nobody: only its own position is pushed.
+    assert_eq!(events(&actions).len(), 1);
+    let eta_of = |actions: &[SchedulerAction], job: JobId| {
+        events_of(actions, job).into_iter().find_map(|e| match e {
+            JobEvent::Queued { eta, .. } => eta,
+            _ => None,
+        })
+    };
+    // Position 1 behind one running job on one instance: two runs ahead, then its own.
+    let first_eta = eta_of(&actions, q1).unwrap();
+    assert_eq!(first_eta, Duration::from_secs(30));
+    h.advance(10);
+    let actions = h.done("gpu0", running, 1);
+    assert!(
+        events_of(&actions, q0)
+            .iter()
+            .any(|e| matches!(e, JobEvent::Started { .. }))
+    );
+    let moved = eta_of(&actions, q1).unwrap();
+    assert!(moved < first_eta, "{moved:?} !< {first_eta:?}");
+    assert_eq!(h.policy.table().get(q1).unwrap().position, Some(0));
+    assert_eq!(h.policy.table().get(q1).unwrap().eta, Some(moved));
+}
+
+#[test]
+fn finished_jobs_beyond_the_retention_limit_are_forgotten_oldest_first() {
+    let mut h = Harness::new(
+        SchedulerConfig {
+            job_retention: 2,
+            pipeline_depth: 1,
+            ..Default::default()
+        },
+        &["gpu0"],
+    );
+    let jobs: Vec<JobId> = (0..4).map(|_| h.submit(spec("a", 0, "t", &[])).0).collect();
+    for job in &jobs[..3] {
+        h.done("gpu0", *job, 1);
+    }
+    let table = h.policy.table();
+    assert!(table.get(jobs[0]).is_none());
+    assert_eq!(table.state(jobs[1]), Some(JobState::Done));
+    assert_eq!(table.state(jobs[2]), Some(JobState::Done));
+    assert_eq!(table.state(jobs[3]), Some(JobState::Running));
+}
+
+#[test]
+fn jobs_of_a_stopped_instance_are_requeued_and_stale_reports_ignored() {
+    let mut h = Harness::depth(1, &["gpu0", "gpu1"]);
+    let (job, _) = h.submit(spec("a", 0, "t", &[]));
+    let (other, _) = h.submit(spec("b", 0, "t", &[]));
+    // gpu1 holds `other`; gpu0 stops without reporting `job`.
+    let actions = h
+        .policy
+        .instance_update(&id("gpu0"), InstancePhase::Stopped, None, None, h.now);
+    assert!(matches!(
+        events_of(&actions, job).as_slice(),
+        [
+            JobEvent::Retrying { attempt: 2, .. },
+            JobEvent::Queued { position: 0, .. }
+        ]
+    ));
+    // The late report of the lost attempt changes nothing.
+    let actions = h.finish("gpu0", job, 1, Err(crash()));
+    assert!(actions.is_empty());
+    // gpu1 finishes its job and takes the retry.
+    let actions = h.done("gpu1", other, 1);
+    assert_eq!(dispatches(&actions), [("gpu1".into(), job, 2)]);
+}
+
+#[test]
+fn a_deregistered_instance_hands_its_jobs_back() {
+    let mut h = Harness::depth(1, &["gpu0", "gpu1"]);
+    let (job, _) = h.submit(spec("a", 0, "t", &[]));
+    let actions = h.policy.deregister_instance(&id("gpu0"), h.now);
+    assert_eq!(dispatches(&actions), [("gpu1".into(), job, 2)]);
+    assert_eq!(h.policy.snapshot(h.now).instances.len(), 1);
+}
+
+#[test]
+fn execution_events_become_job_events_with_node_titles() {
+    let mut h = Harness::depth(1, &["gpu0"]);
+    let (job, _) = h.submit(spec("a", 0, "t", &[]));
+    let event = h.policy.job_progress(
+        &id("gpu0"),
+        job,
+        ExecutionEvent::Executing { node: "3".into() },
+    );
+    assert_eq!(
+        event,
+        Some(JobEvent::Executing {
+            job,
+            node: "3".into(),
+            title: Some("Sampler".into())
+        })
+    );
+    let progress = h.policy.job_progress(
+        &id("gpu0"),
+        job,
+        ExecutionEvent::Progress {
+            node: "3".into(),
+            value: 4,
+            max: 20,
+        },
+    );
+    assert!(matches!(
+        progress,
+        Some(JobEvent::Progress {
+            value: 4,
+            max: 20,
+            ..
+        })
+    ));
+    // From the wrong instance: nothing.
+    assert_eq!(
+        h.policy
+            .job_progress(&id("gpu9"), job, ExecutionEvent::Started),
+        None
+    );
+}
+
+#[test]
+fn shutdown_refuses_new_jobs_fails_queued_ones_and_lets_running_ones_finish() {
+    let mut h = Harness::depth(1, &["gpu0", "gpu1"]);
+    let (a, _) = h.submit(spec("a", 0, "t", &[]));
+    let (b, _) = h.submit(spec("b", 0, "t", &[]));
+    let (queued, _) = h.submit(spec("c", 0, "t", &[]));
+    let actions = h.policy.begin_shutdown(h.now);
+    assert!(matches!(
+        events_of(&actions, queued).as_slice(),
+        [JobEvent::Failed { message, retriable: true, .. }] if message == SHUTDOWN_QUEUED
+    ));
+    assert_eq!(
+        h.policy.submit(spec("d", 0, "t", &[]), h.now).unwrap_err(),
+        SubmitError::ShuttingDown
+    );
+    assert!(!h.policy.is_drained());
+    // a finishes in time; b's instance crashes: no retry during shutdown.
+    let actions = h.done("gpu0", a, 1);
+    assert!(matches!(
+        events_of(&actions, a).as_slice(),
+        [JobEvent::Done { .. }]
+    ));
+    assert!(!h.policy.is_drained());
+    let actions = h.finish("gpu1", b, 1, Err(crash()));
+    assert!(matches!(
+        events_of(&actions, b).as_slice(),
+        [JobEvent::Failed { message, .. }] if message == SHUTDOWN_RUNNING
+    ));
+    assert!(h.policy.is_drained());
+}
+
+#[test]
+fn the_shutdown_deadline_fails_and_interrupts_what_still_runs() {
+    let mut h = Harness::depth(1, &["gpu0"]);
+    let (a, _) = h.submit(spec("a", 0, "t", &[]));
+    h.policy.begin_shutdown(h.now);
+    let actions = h.policy.finish_shutdown(h.now);
+    assert!(actions.iter().any(|x| matches!(
+        x,
+        SchedulerAction::CancelOnInstance { job, .. } if *job == a
+    )));
+    assert!(matches!(
+        events_of(&actions, a).as_slice(),
+        [JobEvent::Failed { message, .. }] if message == SHUTDOWN_RUNNING
+    ));
+    assert!(h.policy.is_drained());
+    assert_eq!(h.policy.table().state(a), Some(JobState::Failed));
+}
+
+#[test]
+fn the_snapshot_shows_queue_instances_models_and_latencies() {
+    let mut h = Harness::depth(1, &["gpu0"]);
+    let (a, _) = h.submit(spec("a", 0, "t", &["sdxl.safetensors"]));
+    h.submit(spec("b", 0, "t", &[]));
+    h.advance(6);
+    h.done("gpu0", a, 1);
+    let snapshot = h.policy.snapshot(h.now);
+    assert_eq!(snapshot.queue_depth, 0);
+    assert_eq!(snapshot.jobs.running, 1);
+    assert_eq!(snapshot.jobs.done, 1);
+    assert_eq!(snapshot.instances[0].running.len(), 1);
+    assert_eq!(snapshot.instances[0].loaded_models, ["sdxl.safetensors"]);
+    assert_eq!(snapshot.latency.run_p50, Some(Duration::from_secs(6)));
+    assert_eq!(snapshot.latency.wait_p50, Some(Duration::ZERO));
+    // A crash clears what the instance had loaded.
+    h.policy.instance_update(
+        &id("gpu0"),
+        InstancePhase::Crashed,
+        None,
+        Some("exit code 1".into()),
+        h.now,
+    );
+    let snapshot = h.policy.snapshot(h.now);
+    assert!(snapshot.instances[0].loaded_models.is_empty());
+    assert_eq!(snapshot.instances[0].detail.as_deref(), Some("exit code 1"));
+}
