@@ -5,6 +5,8 @@
 pub enum CliError {
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Gpus(#[from] super::gpus::GpusError),
 }
 
 impl CliError {
@@ -12,6 +14,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Usage(_) => 2,
+            Self::Gpus(_) => 1,
         }
     }
 }

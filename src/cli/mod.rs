@@ -1,6 +1,7 @@
 //! The command line: one subcommand per file, each a thin layer over the library.
 
 mod error;
+pub mod gpus;
 
 use std::process::ExitCode;
 
@@ -17,7 +18,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// List the GPUs comfy-fleet would use and where the list came from.
+    Gpus(gpus::GpusArgs),
+}
 
 /// Entry point of the binary: parse, run, and turn errors into a message and an exit code.
 pub fn main() -> ExitCode {
@@ -32,5 +36,7 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode, CliError> {
-    match cli.command {}
+    match cli.command {
+        Command::Gpus(args) => gpus::run(args),
+    }
 }
