@@ -7,6 +7,7 @@
 
 pub mod ids;
 pub mod job;
+pub mod gpu_monitor;
 pub mod messages;
 pub mod ports;
 
