@@ -8,6 +8,7 @@
 pub mod ids;
 pub mod instance;
 pub mod job;
+pub mod gpu_monitor;
 pub mod messages;
 pub mod ports;
 pub mod rate_limit;
