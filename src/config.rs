@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::gpu::DiscoveryMode;
+
 /// Environment variable naming the config file when `--config` is not given.
 pub const ENV_CONFIG: &str = "COMFY_FLEET_CONFIG";
 /// The ComfyUI checkout (overrides `comfyui.path`).
@@ -165,18 +167,6 @@ pub fn resolve_sibling(program: &str) -> String {
         }
     }
     program.to_string()
-}
-
-/// Where GPUs come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DiscoveryMode {
-    /// NVML, falling back to `declared` (and then to CPU-only instances) when it finds none.
-    Auto,
-    /// NVML only: no GPU found is an error.
-    Nvml,
-    /// Only the `declared` list.
-    Declared,
 }
 
 /// GPU discovery.
@@ -625,10 +615,13 @@ impl Config {
             ));
         }
         for (i, r) in self.remote.iter().enumerate() {
-            if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
+            if !r.url.starts_with("http://") {
                 return Err(invalid(
                     &format!("remote[{i}].url"),
-                    format!("`{}` is not an http:// or https:// URL", r.url),
+                    format!(
+                        "`{}` is not an http:// URL (e.g. http://127.0.0.1:8188)",
+                        r.url
+                    ),
                 ));
             }
         }

@@ -40,18 +40,29 @@ async fn serve(config: Config) -> Result<ExitCode, CliError> {
         let state = ApiState {
             fleet: fleet.handle.clone(),
             phases: fleet.phases.clone(),
-            tokens: TokenMap::new(http_config.tokens.clone(), http_config.anonymous_user.clone()),
+            tokens: TokenMap::new(
+                http_config.tokens.clone(),
+                http_config.anonymous_user.clone(),
+            ),
             gpu_source: fleet.gpu_source,
         };
-        let api = http::start(state, http_config.listen)
-            .map_err(|e| CliError::Usage(format!("cannot listen on {} (http.listen): {e}", http_config.listen)))?;
+        let api = http::start(state, http_config.listen).map_err(|e| {
+            CliError::Usage(format!(
+                "cannot listen on {} (http.listen): {e}",
+                http_config.listen
+            ))
+        })?;
         tracing::info!(addr = %api.addr, demo_backend = fleet.handle.demo, "HTTP API listening on http://{}", api.addr);
         Some(api)
     } else {
         None
     };
     let signal = signals.next().await;
-    tracing::info!(signal, "stopping: no new jobs, running ones may finish within {}", humantime::format_duration(drain));
+    tracing::info!(
+        signal,
+        "stopping: no new jobs, running ones may finish within {}",
+        humantime::format_duration(drain)
+    );
     fleet.shutdown(drain).await;
     if let Some(api) = api {
         api.handle.stop(true).await;
@@ -69,7 +80,10 @@ impl Signals {
     fn new() -> Result<Self, CliError> {
         use tokio::signal::unix::{SignalKind, signal};
         let err = |e: std::io::Error| CliError::Usage(format!("cannot watch for signals: {e}"));
-        Ok(Self { int: signal(SignalKind::interrupt()).map_err(err)?, term: signal(SignalKind::terminate()).map_err(err)? })
+        Ok(Self {
+            int: signal(SignalKind::interrupt()).map_err(err)?,
+            term: signal(SignalKind::terminate()).map_err(err)?,
+        })
     }
 
     async fn next(&mut self) -> &'static str {

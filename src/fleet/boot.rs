@@ -13,7 +13,8 @@ use std::time::Duration;
 use actix::{Actor, Addr};
 use comfy_fleet_actors::gpu_monitor::GpuMonitor;
 use comfy_fleet_actors::instance::{
-    BackendFactory, BackoffConfig, Instance, InstanceConfig, InstanceMode, InstanceSetup, RestartIntensity,
+    BackendFactory, BackoffConfig, Instance, InstanceConfig, InstanceMode, InstanceSetup,
+    RestartIntensity,
 };
 use comfy_fleet_actors::messages::{InstanceHandle, RegisterInstance, Shutdown};
 use comfy_fleet_actors::ports::{Backend, LaunchSpec, Launcher};
@@ -71,8 +72,16 @@ impl Fleet {
         };
         std::fs::create_dir_all(&state_root).map_err(|e| state_err(&e))?;
         match sweep_stale(&state_root) {
-            Ok(report) => tracing::info!(state_dir = %state_root.display(), "start-up sweep: {report}"),
-            Err(e) => tracing::warn!(state_dir = %state_root.display(), "start-up sweep incomplete: {e}"),
+            Ok(report) => tracing::info!(
+                state_dir = %state_root.display(),
+                killed_groups = report.killed.len(),
+                ephemeral_removed = report.ephemeral_removed,
+                records_removed = report.records_removed,
+                "start-up sweep done"
+            ),
+            Err(e) => {
+                tracing::warn!(state_dir = %state_root.display(), "start-up sweep incomplete: {e}")
+            }
         }
 
         let declared: Vec<DeclaredGpu> = config
@@ -85,7 +94,11 @@ impl Fleet {
                 memory_total_bytes: (d.memory_mb > 0).then_some(d.memory_mb * 1024 * 1024),
             })
             .collect();
-        let discovery = discover(config.gpus.discovery, &declared, config.gpus.nvml_library.as_deref())?;
+        let discovery = discover(
+            config.gpus.discovery,
+            &declared,
+            config.gpus.nvml_library.as_deref(),
+        )?;
         tracing::info!(source = %discovery.source, gpus = discovery.gpus.len(), "GPUs found");
 
         let templates = TemplateSet::load(&config.workflows.dir)?;
@@ -95,11 +108,20 @@ impl Fleet {
         let table = scheduler.table();
         let scheduler = scheduler.start();
         let limiter = RateLimiter::new(rate_limit_config(&config)).start();
-        let events = JobEventHub::new(config.scheduler.job_retention, Some(limiter.clone().recipient())).start();
+        let events = JobEventHub::new(
+            config.scheduler.job_retention,
+            Some(limiter.clone().recipient()),
+        )
+        .start();
         let gpus = GpuView::default();
         gpus.set(discovery.gpus.clone());
-        let reporter =
-            MetricsReporter::new(scheduler.clone(), gpus.clone(), config.logging.metrics_interval, demo).start();
+        let reporter = MetricsReporter::new(
+            scheduler.clone(),
+            gpus.clone(),
+            config.logging.metrics_interval,
+            demo,
+        )
+        .start();
         let monitor = GpuMonitor::start(
             discovery.probe,
             config.gpus.sample_interval,
@@ -109,6 +131,12 @@ impl Fleet {
         let watch = InstanceWatch::new(scheduler.clone().recipient(), phases.clone()).start();
 
         let plans = plan_instances(&config, &discovery.gpus);
+        for plan in &plans {
+            if let PlanKind::Attached { url } = &plan.kind {
+                ComfyClient::new(url, ClientConfig::default())
+                    .map_err(|e| BootError::Setting(format!("remote `{}`: {e}", plan.id)))?;
+            }
+        }
         if plans.is_empty() {
             return Err(BootError::NoInstances);
         }
@@ -118,9 +146,12 @@ impl Fleet {
                  set comfyui.path to a ComfyUI checkout to run the real thing"
             );
         }
-        let launcher: Rc<dyn Launcher> = Rc::new(ProcessLauncher::new(&state_root).map_err(|e| state_err(&e))?);
+        let launcher: Rc<dyn Launcher> =
+            Rc::new(ProcessLauncher::new(&state_root).map_err(|e| state_err(&e))?);
         let instance_config = instance_config(&config);
-        instance_config.validate().map_err(|e| BootError::Setting(e.to_string()))?;
+        instance_config
+            .validate()
+            .map_err(|e| BootError::Setting(e.to_string()))?;
         let (command, working_dir) = config.comfyui.launch_command();
         let mut instances = Vec::new();
         for plan in plans {
@@ -131,7 +162,12 @@ impl Fleet {
                         command: command.clone(),
                         working_dir: working_dir.clone(),
                         extra_args: config.comfyui.extra_args.clone(),
-                        env: config.comfyui.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                        env: config
+                            .comfyui
+                            .env
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
                         gpu: gpu.clone(),
                         listen: config.comfyui.listen.to_string(),
                         port: *port,
@@ -172,7 +208,13 @@ impl Fleet {
             gpus,
             demo,
         };
-        Ok(Self { handle, instances, phases, gpu_source: discovery.source, _monitor: monitor })
+        Ok(Self {
+            handle,
+            instances,
+            phases,
+            gpu_source: discovery.source,
+            _monitor: monitor,
+        })
     }
 
     /// The ids of the instances.
@@ -208,8 +250,13 @@ fn backend_factory() -> BackendFactory {
         let client = match ComfyClient::new(url, ClientConfig::default()) {
             Ok(client) => client,
             Err(e) => {
-                tracing::error!(url, "cannot build a client for this URL ({e}); using it as given");
-                ComfyClient::unchecked(url, ClientConfig::default())
+                // Remote URLs are checked at boot and launched ones are ours, so this is a bug;
+                // the instance then sees an unreachable server instead of the program crashing.
+                tracing::error!(url, "cannot build a client for this URL: {e}");
+                match ComfyClient::new("http://127.0.0.1:9", ClientConfig::default()) {
+                    Ok(client) => client,
+                    Err(_) => unreachable!("a literal loopback URL always parses"),
+                }
             }
         };
         Rc::new(ComfyBackend::new(client, RunOptions::default()))
@@ -234,7 +281,11 @@ fn rate_limit_config(config: &Config) -> RateLimitConfig {
         per_user: vec![WindowLimit::new(l.user_jobs, l.user_window)],
         global: vec![WindowLimit::new(l.global_jobs, l.global_window)],
         max_concurrent_per_user: (l.user_concurrent > 0).then_some(l.user_concurrent),
-        exempt_users: l.exempt_users.iter().map(|u| UserId::new(u.clone())).collect(),
+        exempt_users: l
+            .exempt_users
+            .iter()
+            .map(|u| UserId::new(u.clone()))
+            .collect(),
         exempt_roles: l.exempt_roles.clone(),
         ..RateLimitConfig::default()
     }

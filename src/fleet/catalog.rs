@@ -20,7 +20,10 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn new(templates: TemplateSet) -> Self {
-        Self { templates, object_info: RwLock::new(None) }
+        Self {
+            templates,
+            object_info: RwLock::new(None),
+        }
     }
 
     /// The node definitions, fetched from a ready instance the first time.
@@ -42,7 +45,11 @@ impl Catalog {
             .filter_map(|i| i.url.clone())
             .collect();
         if urls.is_empty() {
-            let phases: Vec<String> = snapshot.instances.iter().map(|i| format!("{} {:?}", i.id, i.phase)).collect();
+            let phases: Vec<String> = snapshot
+                .instances
+                .iter()
+                .map(|i| format!("{} {:?}", i.id, i.phase))
+                .collect();
             return Err(SubmitFailure::NotReady(if phases.is_empty() {
                 "no instances".into()
             } else {

@@ -104,16 +104,37 @@ impl EventLog {
     }
 }
 
-/// The actor around [`EventLog`].
+/// The actor around [`EventLog`]. It also gives each watched job's rate-limit slot back when
+/// the job ends.
 pub struct JobEventHub {
     log: EventLog,
+    owners: HashMap<JobId, UserId>,
+    release: Option<Recipient<Release>>,
 }
 
 impl JobEventHub {
-    pub fn new(retention: usize) -> Self {
+    pub fn new(retention: usize, release: Option<Recipient<Release>>) -> Self {
         Self {
             log: EventLog::new(retention),
+            owners: HashMap::new(),
+            release,
         }
+    }
+}
+
+/// Tie a job to the user whose concurrent-job slot it holds.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Watch {
+    pub job: JobId,
+    pub user: UserId,
+}
+
+impl Handler<Watch> for JobEventHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Watch, _: &mut Context<Self>) {
+        self.owners.insert(msg.job, msg.user);
     }
 }
 

@@ -31,14 +31,36 @@ pub struct CheckedImage {
 pub enum ImageError {
     #[error("`{filename}` ({param}) is empty; attach a PNG, JPEG or WebP image")]
     Empty { param: String, filename: String },
-    #[error("`{filename}` ({param}) is {size} bytes, more than the {limit} allowed; send a smaller image")]
-    TooLarge { param: String, filename: String, size: usize, limit: u64 },
+    #[error(
+        "`{filename}` ({param}) is {size} bytes, more than the {limit} allowed; send a smaller image"
+    )]
+    TooLarge {
+        param: String,
+        filename: String,
+        size: usize,
+        limit: u64,
+    },
     #[error("`{filename}` ({param}) is not a PNG, JPEG or WebP image{}", found.as_ref().map(|f| format!(" (it looks like {f})")).unwrap_or_default())]
-    NotAnImage { param: String, filename: String, found: Option<String> },
+    NotAnImage {
+        param: String,
+        filename: String,
+        found: Option<String>,
+    },
     #[error("`{filename}` ({param}) is a damaged image: {reason}")]
-    Damaged { param: String, filename: String, reason: String },
-    #[error("`{filename}` ({param}) is {width}×{height}; images may be at most {MAX_SIDE} pixels on a side")]
-    TooBig { param: String, filename: String, width: u32, height: u32 },
+    Damaged {
+        param: String,
+        filename: String,
+        reason: String,
+    },
+    #[error(
+        "`{filename}` ({param}) is {width}×{height}; images may be at most {MAX_SIDE} pixels on a side"
+    )]
+    TooBig {
+        param: String,
+        filename: String,
+        width: u32,
+        height: u32,
+    },
 }
 
 /// Checks an image: at most `limit` bytes, a real PNG/JPEG/WebP, at most [`MAX_SIDE`] a side.
@@ -48,30 +70,60 @@ pub fn checked_image(image: &InputImage, limit: u64) -> Result<CheckedImage, Ima
         return Err(ImageError::Empty { param, filename });
     }
     if image.bytes.len() as u64 > limit {
-        return Err(ImageError::TooLarge { param, filename, size: image.bytes.len(), limit });
+        return Err(ImageError::TooLarge {
+            param,
+            filename,
+            size: image.bytes.len(),
+            limit,
+        });
     }
     let reader = ImageReader::new(Cursor::new(&image.bytes))
         .with_guessed_format()
-        .map_err(|e| ImageError::Damaged { param: param.clone(), filename: filename.clone(), reason: e.to_string() })?;
+        .map_err(|e| ImageError::Damaged {
+            param: param.clone(),
+            filename: filename.clone(),
+            reason: e.to_string(),
+        })?;
     let extension = match reader.format() {
         Some(ImageFormat::Png) => "png",
         Some(ImageFormat::Jpeg) => "jpg",
         Some(ImageFormat::WebP) => "webp",
         other => {
-            let found = other.map(|f| format!("{f:?}")).or_else(|| sniff(&image.bytes));
-            return Err(ImageError::NotAnImage { param, filename, found });
+            let found = other
+                .map(|f| format!("{f:?}"))
+                .or_else(|| sniff(&image.bytes));
+            return Err(ImageError::NotAnImage {
+                param,
+                filename,
+                found,
+            });
         }
     };
-    let (width, height) = reader
-        .into_dimensions()
-        .map_err(|e| ImageError::Damaged { param: param.clone(), filename: filename.clone(), reason: e.to_string() })?;
+    let (width, height) = reader.into_dimensions().map_err(|e| ImageError::Damaged {
+        param: param.clone(),
+        filename: filename.clone(),
+        reason: e.to_string(),
+    })?;
     if width == 0 || height == 0 {
-        return Err(ImageError::Damaged { param, filename, reason: "it has no pixels".into() });
+        return Err(ImageError::Damaged {
+            param,
+            filename,
+            reason: "it has no pixels".into(),
+        });
     }
     if width > MAX_SIDE || height > MAX_SIDE {
-        return Err(ImageError::TooBig { param, filename, width, height });
+        return Err(ImageError::TooBig {
+            param,
+            filename,
+            width,
+            height,
+        });
     }
-    Ok(CheckedImage { width, height, extension })
+    Ok(CheckedImage {
+        width,
+        height,
+        extension,
+    })
 }
 
 /// A word on what non-image bytes look like, for the error message.
@@ -97,12 +149,17 @@ mod tests {
     fn png(width: u32, height: u32) -> Vec<u8> {
         let mut out = Vec::new();
         let img = image::RgbImage::new(width, height);
-        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
+        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+            .unwrap();
         out
     }
 
     fn input(bytes: Vec<u8>) -> InputImage {
-        InputImage { param: "image".into(), filename: "cat.png".into(), bytes }
+        InputImage {
+            param: "image".into(),
+            filename: "cat.png".into(),
+            bytes,
+        }
     }
 
     #[test]
@@ -115,7 +172,10 @@ mod tests {
     fn text_named_png_is_refused_and_says_what_it_is() {
         let err = checked_image(&input(b"hello, I am not an image".to_vec()), 1 << 20).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("cat.png") && text.contains("not a PNG") && text.contains("text"), "{text}");
+        assert!(
+            text.contains("cat.png") && text.contains("not a PNG") && text.contains("text"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -131,11 +191,20 @@ mod tests {
         let mut bytes = png(16, 16);
         bytes.truncate(20);
         let err = checked_image(&input(bytes), 1 << 20).unwrap_err();
-        assert!(matches!(err, ImageError::Damaged { .. } | ImageError::NotAnImage { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ImageError::Damaged { .. } | ImageError::NotAnImage { .. }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
     fn empty_is_refused() {
-        assert!(matches!(checked_image(&input(vec![]), 10), Err(ImageError::Empty { .. })));
+        assert!(matches!(
+            checked_image(&input(vec![]), 10),
+            Err(ImageError::Empty { .. })
+        ));
     }
 }

@@ -38,7 +38,12 @@ pub struct MetricsReporter {
 
 impl MetricsReporter {
     pub fn new(scheduler: Addr<Scheduler>, gpus: GpuView, interval: Duration, demo: bool) -> Self {
-        Self { scheduler, gpus, interval, demo }
+        Self {
+            scheduler,
+            gpus,
+            interval,
+            demo,
+        }
     }
 }
 
@@ -52,11 +57,16 @@ impl Actor for MetricsReporter {
         ctx.run_interval(self.interval, |this, ctx| {
             let gpus = this.gpus.get();
             let demo = this.demo;
-            ctx.spawn(this.scheduler.send(GetSchedulerSnapshot).into_actor(this).map(move |snap, _, _| {
-                if let Ok(snap) = snap {
-                    log_metrics(&snap, &gpus, demo);
-                }
-            }));
+            ctx.spawn(
+                this.scheduler
+                    .send(GetSchedulerSnapshot)
+                    .into_actor(this)
+                    .map(move |snap, _, _| {
+                        if let Ok(snap) = snap {
+                            log_metrics(&snap, &gpus, demo);
+                        }
+                    }),
+            );
         });
     }
 }
@@ -133,9 +143,21 @@ pub fn render_prometheus(snap: &SchedulerSnapshot, gpus: &[GpuInfo], demo: bool)
             }
         }
     };
-    gauge("comfy_fleet_demo_backend", "1 when the instances are the demo backend (fake-comfyui).", &[(String::new(), f64::from(u8::from(demo)))]);
-    gauge("comfy_fleet_queue_depth", "Jobs waiting in the fleet queue.", &[(String::new(), snap.queue_depth as f64)]);
-    gauge("comfy_fleet_queue_capacity", "Most jobs the queue holds.", &[(String::new(), snap.queue_capacity as f64)]);
+    gauge(
+        "comfy_fleet_demo_backend",
+        "1 when the instances are the demo backend (fake-comfyui).",
+        &[(String::new(), f64::from(u8::from(demo)))],
+    );
+    gauge(
+        "comfy_fleet_queue_depth",
+        "Jobs waiting in the fleet queue.",
+        &[(String::new(), snap.queue_depth as f64)],
+    );
+    gauge(
+        "comfy_fleet_queue_capacity",
+        "Most jobs the queue holds.",
+        &[(String::new(), snap.queue_capacity as f64)],
+    );
     let j = &snap.jobs;
     gauge(
         "comfy_fleet_jobs",
@@ -153,34 +175,91 @@ pub fn render_prometheus(snap: &SchedulerSnapshot, gpus: &[GpuInfo], demo: bool)
     gauge(
         "comfy_fleet_job_wait_seconds",
         "Time from submit to start over recent jobs.",
-        &[("{quantile=\"0.5\"}".into(), secs(l.wait_p50)), ("{quantile=\"0.95\"}".into(), secs(l.wait_p95))],
+        &[
+            ("{quantile=\"0.5\"}".into(), secs(l.wait_p50)),
+            ("{quantile=\"0.95\"}".into(), secs(l.wait_p95)),
+        ],
     );
     gauge(
         "comfy_fleet_job_run_seconds",
         "Time from start to done over recent jobs.",
-        &[("{quantile=\"0.5\"}".into(), secs(l.run_p50)), ("{quantile=\"0.95\"}".into(), secs(l.run_p95))],
+        &[
+            ("{quantile=\"0.5\"}".into(), secs(l.run_p50)),
+            ("{quantile=\"0.95\"}".into(), secs(l.run_p95)),
+        ],
     );
-    gauge("comfy_fleet_jobs_per_minute", "Jobs finished per minute recently.", &[(String::new(), l.jobs_per_minute)]);
+    gauge(
+        "comfy_fleet_jobs_per_minute",
+        "Jobs finished per minute recently.",
+        &[(String::new(), l.jobs_per_minute)],
+    );
     let phases: Vec<(String, f64)> = snap
         .instances
         .iter()
-        .map(|i| (format!("{{instance=\"{}\",phase=\"{}\"}}", escape(&i.id.0), format!("{:?}", i.phase).to_lowercase()), 1.0))
+        .map(|i| {
+            (
+                format!(
+                    "{{instance=\"{}\",phase=\"{}\"}}",
+                    escape(&i.id.0),
+                    format!("{:?}", i.phase).to_lowercase()
+                ),
+                1.0,
+            )
+        })
         .collect();
-    gauge("comfy_fleet_instance_phase", "Each instance's current phase.", &phases);
-    let running: Vec<(String, f64)> =
-        snap.instances.iter().map(|i| (format!("{{instance=\"{}\"}}", escape(&i.id.0)), i.running.len() as f64)).collect();
-    gauge("comfy_fleet_instance_running_jobs", "Jobs handed to each instance.", &running);
+    gauge(
+        "comfy_fleet_instance_phase",
+        "Each instance's current phase.",
+        &phases,
+    );
+    let running: Vec<(String, f64)> = snap
+        .instances
+        .iter()
+        .map(|i| {
+            (
+                format!("{{instance=\"{}\"}}", escape(&i.id.0)),
+                i.running.len() as f64,
+            )
+        })
+        .collect();
+    gauge(
+        "comfy_fleet_instance_running_jobs",
+        "Jobs handed to each instance.",
+        &running,
+    );
     let label = |g: &GpuInfo| format!("{{gpu=\"{}\",uuid=\"{}\"}}", g.index, escape(&g.id.0));
-    let used: Vec<(String, f64)> = gpus.iter().map(|g| (label(g), g.memory_used_bytes as f64)).collect();
-    gauge("comfy_fleet_gpu_memory_used_bytes", "GPU memory in use.", &used);
-    let total: Vec<(String, f64)> = gpus.iter().map(|g| (label(g), g.memory_total_bytes as f64)).collect();
-    gauge("comfy_fleet_gpu_memory_total_bytes", "GPU memory in all.", &total);
-    let util: Vec<(String, f64)> =
-        gpus.iter().filter_map(|g| g.utilization_percent.map(|u| (label(g), f64::from(u)))).collect();
-    gauge("comfy_fleet_gpu_utilization_percent", "GPU utilisation.", &util);
+    let used: Vec<(String, f64)> = gpus
+        .iter()
+        .map(|g| (label(g), g.memory_used_bytes as f64))
+        .collect();
+    gauge(
+        "comfy_fleet_gpu_memory_used_bytes",
+        "GPU memory in use.",
+        &used,
+    );
+    let total: Vec<(String, f64)> = gpus
+        .iter()
+        .map(|g| (label(g), g.memory_total_bytes as f64))
+        .collect();
+    gauge(
+        "comfy_fleet_gpu_memory_total_bytes",
+        "GPU memory in all.",
+        &total,
+    );
+    let util: Vec<(String, f64)> = gpus
+        .iter()
+        .filter_map(|g| g.utilization_percent.map(|u| (label(g), f64::from(u))))
+        .collect();
+    gauge(
+        "comfy_fleet_gpu_utilization_percent",
+        "GPU utilisation.",
+        &util,
+    );
     out
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -49,7 +49,11 @@ pub fn plan_instances(config: &Config, gpus: &[GpuInfo]) -> Vec<InstancePlan> {
     } else {
         for gpu in gpus {
             for k in 0..per_gpu {
-                let id = if per_gpu == 1 { format!("gpu{}", gpu.index) } else { format!("gpu{}-{k}", gpu.index) };
+                let id = if per_gpu == 1 {
+                    format!("gpu{}", gpu.index)
+                } else {
+                    format!("gpu{}-{k}", gpu.index)
+                };
                 managed.push((id, Some(gpu.id.clone())));
             }
         }
@@ -59,14 +63,23 @@ pub fn plan_instances(config: &Config, gpus: &[GpuInfo]) -> Vec<InstancePlan> {
         .into_iter()
         .enumerate()
         .map(|(n, (id, gpu))| {
-            let port = if base == 0 { 0 } else { base.saturating_add(n as u16) };
-            InstancePlan { id: InstanceId::new(id), kind: PlanKind::Managed { gpu, port } }
+            let port = if base == 0 {
+                0
+            } else {
+                base.saturating_add(n as u16)
+            };
+            InstancePlan {
+                id: InstanceId::new(id),
+                kind: PlanKind::Managed { gpu, port },
+            }
         })
         .collect();
     for remote in &config.remote {
         plans.push(InstancePlan {
             id: InstanceId::new(remote.name.clone()),
-            kind: PlanKind::Attached { url: remote.url.trim_end_matches('/').to_string() },
+            kind: PlanKind::Attached {
+                url: remote.url.trim_end_matches('/').to_string(),
+            },
         });
     }
     plans
@@ -108,17 +121,31 @@ mod tests {
         let plans = plan_instances(&c, &[gpu(0), gpu(3)]);
         let ids: Vec<_> = plans.iter().map(|p| p.id.to_string()).collect();
         assert_eq!(ids, ["gpu0-0", "gpu0-1", "gpu3-0", "gpu3-1"]);
-        assert_eq!(plans[3].kind, PlanKind::Managed { gpu: Some(GpuId("GPU-3".into())), port: 8203 });
+        assert_eq!(
+            plans[3].kind,
+            PlanKind::Managed {
+                gpu: Some(GpuId("GPU-3".into())),
+                port: 8203
+            }
+        );
     }
 
     #[test]
     fn no_gpu_means_cpu_instances_and_remotes_are_attached() {
         let mut c = Config::default();
         c.gpus.cpu_instances = 2;
-        c.remote.push(RemoteConfig { name: "box".into(), url: "http://127.0.0.1:8188/".into() });
+        c.remote.push(RemoteConfig {
+            name: "box".into(),
+            url: "http://127.0.0.1:8188/".into(),
+        });
         let plans = plan_instances(&c, &[]);
         assert_eq!(plans.len(), 3);
         assert_eq!(plans[0].kind, PlanKind::Managed { gpu: None, port: 0 });
-        assert_eq!(plans[2].kind, PlanKind::Attached { url: "http://127.0.0.1:8188".into() });
+        assert_eq!(
+            plans[2].kind,
+            PlanKind::Attached {
+                url: "http://127.0.0.1:8188".into()
+            }
+        );
     }
 }

@@ -62,7 +62,9 @@ pub enum SubmitFailure {
     Invalid(String),
     #[error(transparent)]
     Queue(#[from] SubmitError),
-    #[error("no ComfyUI instance is ready yet to check the workflow against ({0}); try again shortly")]
+    #[error(
+        "no ComfyUI instance is ready yet to check the workflow against ({0}); try again shortly"
+    )]
     NotReady(String),
     #[error("the fleet is not answering: {0}")]
     Internal(String),
@@ -72,11 +74,19 @@ pub enum SubmitFailure {
 pub async fn submit(fleet: &FleetHandle, request: JobRequest) -> Result<Submitted, SubmitFailure> {
     let permit = fleet
         .limiter
-        .send(Acquire { user: request.user.clone(), roles: request.roles.clone(), now: None })
+        .send(Acquire {
+            user: request.user.clone(),
+            roles: request.roles.clone(),
+            now: None,
+        })
         .await
         .map_err(|e| SubmitFailure::Internal(e.to_string()))?;
     permit?;
-    let release = || fleet.limiter.do_send(Release { user: request.user.clone() });
+    let release = || {
+        fleet.limiter.do_send(Release {
+            user: request.user.clone(),
+        })
+    };
     let job = JobId::new();
     let spec = match prepare(fleet, job, &request).await {
         Ok(spec) => spec,
@@ -86,14 +96,24 @@ pub async fn submit(fleet: &FleetHandle, request: JobRequest) -> Result<Submitte
         }
     };
     let (spec, seed) = spec;
-    fleet.events.do_send(Watch { job, user: request.user.clone() });
+    fleet.events.do_send(Watch {
+        job,
+        user: request.user.clone(),
+    });
     let receipt = fleet
         .scheduler
-        .send(Submit { job: spec, events: fleet.events.clone().recipient() })
+        .send(Submit {
+            job: spec,
+            events: fleet.events.clone().recipient(),
+        })
         .await
         .map_err(|e| SubmitFailure::Internal(e.to_string()));
     match receipt {
-        Ok(Ok(receipt)) => Ok(Submitted { job, position: receipt.position, seed }),
+        Ok(Ok(receipt)) => Ok(Submitted {
+            job,
+            position: receipt.position,
+            seed,
+        }),
         Ok(Err(e)) => {
             release();
             Err(e.into())
@@ -118,7 +138,10 @@ async fn prepare(
     for image in &request.images {
         let checked = checked_image(image, fleet.config.http.max_body_mb * 1024 * 1024)?;
         let name = format!("{short}-{}.{}", image.param, checked.extension);
-        params.insert(image.param.clone(), Value::String(format!("{INPUT_SUBFOLDER}/{name}")));
+        params.insert(
+            image.param.clone(),
+            Value::String(format!("{INPUT_SUBFOLDER}/{name}")),
+        );
         inputs.push(InputFile {
             name,
             subfolder: INPUT_SUBFOLDER.into(),
@@ -140,10 +163,12 @@ async fn prepare(
             }
             if !params.is_empty() {
                 return Err(SubmitFailure::Invalid(
-                    "parameters apply to templates; edit the workflow itself, or use a template".into(),
+                    "parameters apply to templates; edit the workflow itself, or use a template"
+                        .into(),
                 ));
             }
-            let bytes = serde_json::to_vec(value).map_err(|e| SubmitFailure::Invalid(e.to_string()))?;
+            let bytes =
+                serde_json::to_vec(value).map_err(|e| SubmitFailure::Invalid(e.to_string()))?;
             let workflow = Workflow::parse(&bytes)?;
             let prompt = workflow.to_api(&object_info)?;
             ("workflow".to_string(), Value::Object(prompt.0), None)

@@ -30,7 +30,11 @@ impl Default for PhaseBoard {
 
 impl PhaseBoard {
     pub fn update(&self, u: &InstanceUpdate) {
-        let view = InstanceView { phase: u.phase, url: u.url.clone(), detail: u.detail.clone() };
+        let view = InstanceView {
+            phase: u.phase,
+            url: u.url.clone(),
+            detail: u.detail.clone(),
+        };
         self.0.send_modify(|board| {
             board.insert(u.instance.clone(), view);
         });
@@ -42,11 +46,18 @@ impl PhaseBoard {
 
     /// Instances that take jobs now.
     pub fn ready(&self) -> usize {
-        self.0.borrow().values().filter(|v| v.phase.accepts_jobs()).count()
+        self.0
+            .borrow()
+            .values()
+            .filter(|v| v.phase.accepts_jobs())
+            .count()
     }
 
     /// Waits until `done` holds for the board.
-    pub async fn wait_until(&self, mut done: impl FnMut(&BTreeMap<InstanceId, InstanceView>) -> bool) {
+    pub async fn wait_until(
+        &self,
+        mut done: impl FnMut(&BTreeMap<InstanceId, InstanceView>) -> bool,
+    ) {
         let mut rx = self.0.subscribe();
         // The sender lives as long as `self`, so `wait_for` only ends when `done` holds.
         let _ = rx.wait_for(|board| done(board)).await;

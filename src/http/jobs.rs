@@ -35,17 +35,26 @@ pub struct JobBody {
 }
 
 fn parse_id(raw: &str) -> Result<JobId, ApiError> {
-    uuid::Uuid::parse_str(raw)
-        .map(JobId)
-        .map_err(|_| ApiError::NotFound(format!("no job `{raw}`: job ids are UUIDs as returned by POST /v1/jobs")))
+    uuid::Uuid::parse_str(raw).map(JobId).map_err(|_| {
+        ApiError::NotFound(format!(
+            "no job `{raw}`: job ids are UUIDs as returned by POST /v1/jobs"
+        ))
+    })
 }
 
-fn into_request(body: JobBody, user: comfy_fleet_actors::UserId, images: Vec<InputImage>) -> Result<JobRequest, ApiError> {
+fn into_request(
+    body: JobBody,
+    user: comfy_fleet_actors::UserId,
+    images: Vec<InputImage>,
+) -> Result<JobRequest, ApiError> {
     let source = match (body.template, body.workflow) {
         (Some(t), None) => JobSource::Template(t),
         (None, Some(w)) => JobSource::Workflow(w),
         (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request("bad_request", "send either `template` or `workflow`, not both"));
+            return Err(ApiError::bad_request(
+                "bad_request",
+                "send either `template` or `workflow`, not both",
+            ));
         }
         (None, None) => {
             return Err(ApiError::bad_request(
@@ -69,7 +78,10 @@ impl From<SubmitFailure> for ApiError {
         match e {
             SubmitFailure::RateLimited(r) => {
                 let retry_after = r.retry_after;
-                ApiError::RateLimited { message: r.to_string(), retry_after }
+                ApiError::RateLimited {
+                    message: r.to_string(),
+                    retry_after,
+                }
             }
             SubmitFailure::Workflow(w) => ApiError::bad_request("invalid_workflow", w.to_string()),
             SubmitFailure::Image(i) => ApiError::bad_request("invalid_image", i.to_string()),
@@ -84,7 +96,11 @@ impl From<SubmitFailure> for ApiError {
 }
 
 /// `POST /v1/jobs` with a JSON body.
-pub async fn create_json(state: web::Data<ApiState>, req: HttpRequest, body: web::Json<JobBody>) -> Result<HttpResponse, ApiError> {
+pub async fn create_json(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    body: web::Json<JobBody>,
+) -> Result<HttpResponse, ApiError> {
     let user = state.tokens.user(&req)?;
     let request = into_request(body.into_inner(), user, Vec::new())?;
     created(&state, request).await
@@ -92,15 +108,26 @@ pub async fn create_json(state: web::Data<ApiState>, req: HttpRequest, body: web
 
 /// `POST /v1/jobs` with a multipart body: a `request` part (the JSON body) and one file part per
 /// image parameter, named after it (`image`, `image2`…).
-pub async fn create_multipart(state: web::Data<ApiState>, req: HttpRequest, mut form: Multipart) -> Result<HttpResponse, ApiError> {
+pub async fn create_multipart(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    mut form: Multipart,
+) -> Result<HttpResponse, ApiError> {
     let user = state.tokens.user(&req)?;
     let limit = state.fleet.config.http.max_body_mb as usize * 1024 * 1024;
     let mut body: Option<JobBody> = None;
     let mut images = Vec::new();
     let bad = |m: String| ApiError::bad_request("bad_multipart", m);
-    while let Some(field) = form.try_next().await.map_err(|e| bad(format!("unreadable multipart body: {e}")))? {
+    while let Some(field) = form
+        .try_next()
+        .await
+        .map_err(|e| bad(format!("unreadable multipart body: {e}")))?
+    {
         let name = field.name().unwrap_or_default().to_string();
-        let filename = field.content_disposition().and_then(|c| c.get_filename()).map(str::to_string);
+        let filename = field
+            .content_disposition()
+            .and_then(|c| c.get_filename())
+            .map(str::to_string);
         let mut data = Vec::new();
         let mut field = field;
         while let Some(chunk) = field.next().await {
@@ -114,14 +141,26 @@ pub async fn create_multipart(state: web::Data<ApiState>, req: HttpRequest, mut 
             data.extend_from_slice(&chunk);
         }
         if name == "request" {
-            body = Some(serde_json::from_slice(&data).map_err(|e| bad(format!("part `request` is not a valid job: {e}")))?);
+            body = Some(
+                serde_json::from_slice(&data)
+                    .map_err(|e| bad(format!("part `request` is not a valid job: {e}")))?,
+            );
         } else if name.is_empty() {
-            return Err(bad("a part has no name; name each image part after its parameter (`image`, `image2`…)".into()));
+            return Err(bad(
+                "a part has no name; name each image part after its parameter (`image`, `image2`…)"
+                    .into(),
+            ));
         } else {
-            images.push(InputImage { param: name.clone(), filename: filename.unwrap_or(name), bytes: data });
+            images.push(InputImage {
+                param: name.clone(),
+                filename: filename.unwrap_or(name),
+                bytes: data,
+            });
         }
     }
-    let body = body.ok_or_else(|| bad("no `request` part: send the job JSON in a part named `request`".into()))?;
+    let body = body.ok_or_else(|| {
+        bad("no `request` part: send the job JSON in a part named `request`".into())
+    })?;
     let request = into_request(body, user, images)?;
     created(&state, request).await
 }
@@ -133,11 +172,15 @@ async fn created(state: &ApiState, request: JobRequest) -> Result<HttpResponse, 
     if let Some(seed) = submitted.seed {
         body["seed"] = json!(seed);
     }
-    Ok(HttpResponse::Created().insert_header((header::LOCATION, format!("/v1/jobs/{id}"))).json(body))
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/v1/jobs/{id}")))
+        .json(body))
 }
 
 fn millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// The public view of a job.
@@ -178,7 +221,11 @@ pub fn job_json(record: &JobRecord) -> Value {
 fn visible(state: &ApiState, req: &HttpRequest, raw: &str) -> Result<JobRecord, ApiError> {
     let user = state.tokens.user(req)?;
     let id = parse_id(raw)?;
-    let record = state.fleet.table.get(id).ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
+    let record = state
+        .fleet
+        .table
+        .get(id)
+        .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
     if state.tokens.enforced() && record.user != user {
         return Err(ApiError::NotFound(format!("no job {id}")));
     }
@@ -186,13 +233,21 @@ fn visible(state: &ApiState, req: &HttpRequest, raw: &str) -> Result<JobRecord, 
 }
 
 /// `GET /v1/jobs/{id}`.
-pub async fn get(state: web::Data<ApiState>, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let record = visible(&state, &req, &path)?;
     Ok(HttpResponse::Ok().json(job_json(&record)))
 }
 
 /// `DELETE /v1/jobs/{id}`: removes a queued job, interrupts a running one.
-pub async fn cancel(state: web::Data<ApiState>, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn cancel(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let record = visible(&state, &req, &path)?;
     let answer = state
         .fleet
@@ -208,29 +263,54 @@ pub async fn cancel(state: web::Data<ApiState>, req: HttpRequest, path: web::Pat
         Err(CancelError::NotFound(id)) => Err(ApiError::NotFound(format!("no job {id}"))),
         Err(CancelError::AlreadyFinished(id)) => Err(ApiError::Conflict(format!(
             "job {id} has already finished ({}); nothing to cancel",
-            serde_json::to_value(record.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+            serde_json::to_value(record.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
         ))),
     }
 }
 
 /// `GET /v1/jobs/{id}/outputs/{n}`: the file, fetched from the instance that made it.
-pub async fn output(state: web::Data<ApiState>, req: HttpRequest, path: web::Path<(String, usize)>) -> Result<HttpResponse, ApiError> {
+pub async fn output(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    path: web::Path<(String, usize)>,
+) -> Result<HttpResponse, ApiError> {
     let (raw, n) = path.into_inner();
     let record = visible(&state, &req, &raw)?;
     if record.state != JobState::Done && record.outputs.is_empty() {
-        return Err(ApiError::NotFound(format!("job {} has no outputs yet (it is {:?})", record.id, record.state).to_lowercase()));
+        return Err(ApiError::NotFound(
+            format!(
+                "job {} has no outputs yet (it is {:?})",
+                record.id, record.state
+            )
+            .to_lowercase(),
+        ));
     }
     let file = record.outputs.get(n).ok_or_else(|| {
-        ApiError::NotFound(format!("job {} has {} outputs; index {n} does not exist", record.id, record.outputs.len()))
+        ApiError::NotFound(format!(
+            "job {} has {} outputs; index {n} does not exist",
+            record.id,
+            record.outputs.len()
+        ))
     })?;
-    let instance = record.instance.clone().ok_or_else(|| ApiError::Upstream("the job has no instance on record".into()))?;
+    let instance = record
+        .instance
+        .clone()
+        .ok_or_else(|| ApiError::Upstream("the job has no instance on record".into()))?;
     let url = state
         .phases
         .snapshot()
         .get(&instance)
         .and_then(|v| v.url.clone())
-        .ok_or_else(|| ApiError::Upstream(format!("instance {instance}, which holds this output, is not reachable now")))?;
-    let client = ComfyClient::new(&url, ClientConfig::default()).map_err(|e| ApiError::Upstream(e.to_string()))?;
+        .ok_or_else(|| {
+            ApiError::Upstream(format!(
+                "instance {instance}, which holds this output, is not reachable now"
+            ))
+        })?;
+    let client = ComfyClient::new(&url, ClientConfig::default())
+        .map_err(|e| ApiError::Upstream(e.to_string()))?;
     let bytes = client
         .view(&crate::comfy::protocol::FileRef {
             filename: file.filename.clone(),
@@ -238,11 +318,16 @@ pub async fn output(state: web::Data<ApiState>, req: HttpRequest, path: web::Pat
             kind: file.kind.clone(),
         })
         .await
-        .map_err(|e| ApiError::Upstream(format!("instance {instance} could not send the file: {e}")))?;
+        .map_err(|e| {
+            ApiError::Upstream(format!("instance {instance} could not send the file: {e}"))
+        })?;
     let mime = mime_guess::from_path(&file.filename).first_or_octet_stream();
     Ok(HttpResponse::Ok()
         .content_type(mime.essence_str())
-        .insert_header((header::CONTENT_DISPOSITION, format!("inline; filename=\"{}\"", file.filename.replace('"', ""))))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("inline; filename=\"{}\"", file.filename.replace('"', "")),
+        ))
         .body(bytes))
 }
 
@@ -267,21 +352,40 @@ pub fn sse_frame(event: &JobEvent) -> Bytes {
 }
 
 /// `GET /v1/jobs/{id}/events`: the events so far, then live ones, until the job ends.
-pub async fn events(state: web::Data<ApiState>, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn events(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let record = visible(&state, &req, &path)?;
-    let sub = state.fleet.events.send(Subscribe(record.id)).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let sub = state
+        .fleet
+        .events
+        .send(Subscribe(record.id))
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let Subscription { past, live } = match sub {
         Some(sub) => sub,
         None => {
             // The hub forgot this finished job: tell its end from the table.
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             drop(tx);
-            Subscription { past: final_event(&record).into_iter().collect(), live: rx }
+            Subscription {
+                past: final_event(&record).into_iter().collect(),
+                live: rx,
+            }
         }
     };
-    let past = futures_util::stream::iter(past.iter().map(sse_frame).map(Ok::<_, actix_web::Error>).collect::<Vec<_>>());
+    let past = futures_util::stream::iter(
+        past.iter()
+            .map(sse_frame)
+            .map(Ok::<_, actix_web::Error>)
+            .collect::<Vec<_>>(),
+    );
     let live = futures_util::stream::unfold(live, |mut rx| async move {
-        rx.recv().await.map(|event| (Ok::<_, actix_web::Error>(sse_frame(&event)), rx))
+        rx.recv()
+            .await
+            .map(|event| (Ok::<_, actix_web::Error>(sse_frame(&event)), rx))
     });
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
@@ -293,7 +397,10 @@ pub async fn events(state: web::Data<ApiState>, req: HttpRequest, path: web::Pat
 fn final_event(record: &JobRecord) -> Option<JobEvent> {
     let job = record.id;
     match record.state {
-        JobState::Done => Some(JobEvent::Done { job, outputs: record.outputs.clone() }),
+        JobState::Done => Some(JobEvent::Done {
+            job,
+            outputs: record.outputs.clone(),
+        }),
         JobState::Failed => Some(JobEvent::Failed {
             job,
             message: record.error.clone().unwrap_or_default(),

@@ -21,7 +21,10 @@ pub async fn status(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError
         .instances
         .iter()
         .map(|i| {
-            let detail = board.get(&i.id).and_then(|v| v.detail.clone()).or_else(|| i.detail.clone());
+            let detail = board
+                .get(&i.id)
+                .and_then(|v| v.detail.clone())
+                .or_else(|| i.detail.clone());
             json!({
                 "id": i.id.0,
                 "gpu": i.gpu.as_ref().map(|g| g.0.clone()),
@@ -60,7 +63,9 @@ pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiErro
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let text = render_prometheus(&snap, &state.fleet.gpus.get(), state.fleet.demo);
-    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text))
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text))
 }
 
 /// `GET /healthz`: the process answers.
@@ -80,7 +85,11 @@ pub async fn readyz(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError
             .collect();
         return Err(ApiError::Unavailable(format!(
             "no instance is ready yet ({})",
-            if phases.is_empty() { "none reported".into() } else { phases.join(", ") }
+            if phases.is_empty() {
+                "none reported".into()
+            } else {
+                phases.join(", ")
+            }
         )));
     }
     Ok(HttpResponse::Ok().json(json!({ "status": "ready", "ready_instances": ready })))

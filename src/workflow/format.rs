@@ -41,7 +41,9 @@ impl Workflow {
             Format::Ui => Ok(Self::Ui(value)),
             Format::Api => match value {
                 Value::Object(map) => Ok(Self::Api(ApiPrompt(map))),
-                _ => Err(WorkflowError::UnknownFormat("expected a JSON object".into())),
+                _ => Err(WorkflowError::UnknownFormat(
+                    "expected a JSON object".into(),
+                )),
             },
         }
     }

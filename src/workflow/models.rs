@@ -60,6 +60,9 @@ mod tests {
             "4": {"class_type": "VAELoader", "inputs": {"vae_name": ["9", 0]}},
             "5": {"class_type": "KSampler", "inputs": {"seed": 1}}
         });
-        assert_eq!(models_in(&prompt), vec!["sdxl.safetensors", "style.safetensors"]);
+        assert_eq!(
+            models_in(&prompt),
+            vec!["sdxl.safetensors", "style.safetensors"]
+        );
     }
 }

@@ -15,7 +15,12 @@ use comfy_fleet_actors::{GpuId, InstanceId};
 pub const SAFETY: Duration = Duration::from_secs(60);
 
 /// A spec whose "ComfyUI" is `sh -c SCRIPT`; the computed arguments arrive as `$@`.
-pub fn script_spec(instance: &str, state_dir: &Path, gpu: Option<&str>, script: &str) -> LaunchSpec {
+pub fn script_spec(
+    instance: &str,
+    state_dir: &Path,
+    gpu: Option<&str>,
+    script: &str,
+) -> LaunchSpec {
     LaunchSpec {
         instance: InstanceId::new(instance),
         command: vec!["sh".into(), "-c".into(), script.into(), "sh".into()],
