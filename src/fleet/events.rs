@@ -63,7 +63,9 @@ impl EventLog {
         match event {
             JobEvent::Preview { .. } => log.last_preview = Some(event),
             // Queue moves come once per dispatch: only the latest position is worth keeping.
-            JobEvent::Queued { .. } if matches!(log.events.last(), Some(JobEvent::Queued { .. })) => {
+            JobEvent::Queued { .. }
+                if matches!(log.events.last(), Some(JobEvent::Queued { .. })) =>
+            {
                 if let Some(last) = log.events.last_mut() {
                     *last = event;
                 }
@@ -209,7 +211,16 @@ mod tests {
         // Nothing is recorded after the end.
         log.record(queued(job, 9));
         let after = log.subscribe(job).unwrap();
-        assert_eq!(after.past, vec![queued(job, 2), JobEvent::Done { job, outputs: vec![] }]);
+        assert_eq!(
+            after.past,
+            vec![
+                queued(job, 2),
+                JobEvent::Done {
+                    job,
+                    outputs: vec![]
+                }
+            ]
+        );
     }
 
     #[test]
