@@ -396,12 +396,17 @@ pub fn run_prompt(shared: &Shared, cache: &mut OutputCache, item: &QueueItem) ->
                         outcome = Outcome::Cancelled;
                         break 'work None;
                     }
+                    // batch-style progress (ColorTransfer…) was captured reporting only the
+                    // first and the last item
+                    if !sampler && step != 1 && step != steps {
+                        continue;
+                    }
+                    run.update_progress(&node, step, steps);
                     shared.hub.send_json(
                         "progress",
                         json!({"value": step, "max": steps, "prompt_id": pid, "node": node}),
                         run.sid(),
                     );
-                    run.update_progress(&node, step, steps);
                     if sampler && config.previews {
                         if let Ok(jpeg) = imaging::preview_jpeg(
                             &ImageSpec {
