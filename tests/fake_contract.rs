@@ -563,10 +563,10 @@ async fn route_probe_statuses_match_except_static_frontend_routes() {
         }
         let r = get(&fake, path).await;
         assert_eq!(r.status as u64, p["status"].as_u64().unwrap(), "GET {path}");
-        if let Some(ct) = p["content_type"].as_str() {
-            if ct.starts_with("application/json") {
-                assert_eq!(r.header("content-type").as_deref(), Some(ct), "GET {path}");
-            }
+        if let Some(ct) = p["content_type"].as_str()
+            && ct.starts_with("application/json")
+        {
+            assert_eq!(r.header("content-type").as_deref(), Some(ct), "GET {path}");
         }
     }
 }

@@ -84,12 +84,11 @@ fn signatures(prompt: &Map<String, Value>, folders: &files::Folders) -> HashMap<
                 }
             }
             // LoadImage's IS_CHANGED: the file's content.
-            if class == "LoadImage" || class == "LoadImageMask" {
-                if let Some(name) = inputs.get("image").and_then(Value::as_str) {
-                    if let Some(path) = files::resolve_annotated(&folders.input, name) {
-                        std::fs::read(path).ok().hash(&mut h);
-                    }
-                }
+            if (class == "LoadImage" || class == "LoadImageMask")
+                && let Some(name) = inputs.get("image").and_then(Value::as_str)
+                && let Some(path) = files::resolve_annotated(&folders.input, name)
+            {
+                std::fs::read(path).ok().hash(&mut h);
             }
         }
         let s = h.finish();
@@ -407,20 +406,21 @@ pub fn run_prompt(shared: &Shared, cache: &mut OutputCache, item: &QueueItem) ->
                         json!({"value": step, "max": steps, "prompt_id": pid, "node": node}),
                         run.sid(),
                     );
-                    if sampler && config.previews {
-                        if let Ok(jpeg) = imaging::preview_jpeg(
+                    if sampler
+                        && config.previews
+                        && let Ok(jpeg) = imaging::preview_jpeg(
                             &ImageSpec {
                                 seed: sig,
                                 ..spec.clone()
                             },
                             step,
-                        ) {
-                            let metadata = json!({
-                                "node_id": node, "prompt_id": pid, "display_node_id": node,
-                                "parent_node_id": node, "real_node_id": node, "image_type": "image/jpeg",
-                            });
-                            shared.hub.send_preview(&jpeg, &metadata, run.sid());
-                        }
+                        )
+                    {
+                        let metadata = json!({
+                            "node_id": node, "prompt_id": pid, "display_node_id": node,
+                            "parent_node_id": node, "real_node_id": node, "image_type": "image/jpeg",
+                        });
+                        shared.hub.send_preview(&jpeg, &metadata, run.sid());
                     }
                 }
             }
