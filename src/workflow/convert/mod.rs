@@ -25,6 +25,10 @@ pub(crate) use widgets::widget_kind as widget_spec_kind;
 /// How deep subgraph instances may nest before the workflow is treated as circular.
 pub(crate) const MAX_NESTING: usize = 32;
 
+/// Most nodes one conversion may emit: definitions that nest several instances of each other
+/// multiply, and a hostile file must not exhaust memory.
+pub(crate) const MAX_NODES: usize = 100_000;
+
 /// Frontend-only node types that never reach the prompt.
 pub(crate) fn is_virtual(class: &str) -> bool {
     matches!(class, "Reroute" | "PrimitiveNode" | "Note" | "MarkdownNote")
@@ -168,6 +172,11 @@ impl<'a> Converter<'a> {
         let Some(frame) = frames.last() else {
             return Ok(());
         };
+        if self.out.len() >= MAX_NODES {
+            return Err(WorkflowError::Malformed(format!(
+                "the flattened workflow has more than {MAX_NODES} nodes"
+            )));
+        }
         let full_id = format!("{}{}", frame.prefix, node.id);
         let def = self
             .object_info
