@@ -17,7 +17,11 @@ fn load() -> (ObjectInfo, Vec<(String, Vec<u8>)>) {
         .unwrap()
         .filter_map(|e| {
             let path = e.ok()?.path();
-            let name = path.file_name()?.to_str()?.strip_suffix(".workflow.json")?.to_owned();
+            let name = path
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".workflow.json")?
+                .to_owned();
             Some((name, std::fs::read(&path).ok()?))
         })
         .collect();

@@ -30,7 +30,9 @@ fn diff(expected: &Value, actual: &Value, path: &str) -> Option<String> {
             if ka != kb {
                 let missing: Vec<_> = ka.difference(&kb).collect();
                 let extra: Vec<_> = kb.difference(&ka).collect();
-                return Some(format!("{path}: missing keys {missing:?}, unexpected keys {extra:?}"));
+                return Some(format!(
+                    "{path}: missing keys {missing:?}, unexpected keys {extra:?}"
+                ));
             }
             a.iter()
                 .find_map(|(k, v)| diff(v, &b[k], &format!("{path}/{k}")))
@@ -55,7 +57,11 @@ fn diff(expected: &Value, actual: &Value, path: &str) -> Option<String> {
 
 fn truncate(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 300 { format!("{}…", &s[..s.floor_char_boundary(300)]) } else { s }
+    if s.chars().count() > 300 {
+        format!("{}…", s.chars().take(300).collect::<String>())
+    } else {
+        s
+    }
 }
 
 /// Compares prompts without `_meta`; returns (hard difference, soft `_meta` difference).
@@ -88,7 +94,11 @@ fn cases() -> Vec<(String, PathBuf)> {
         .unwrap_or_else(|e| panic!("corpus missing at {}: {e}", dir.display()))
         .filter_map(|e| {
             let path = e.ok()?.path();
-            let name = path.file_name()?.to_str()?.strip_suffix(".workflow.json")?.to_owned();
+            let name = path
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".workflow.json")?
+                .to_owned();
             Some((name, path))
         })
         .collect();
@@ -107,9 +117,10 @@ fn corpus_converts_exactly_like_the_frontend() {
     let mut unexpected_passes = Vec::new();
     for (name, path) in &cases {
         let bytes = std::fs::read(path).unwrap();
-        let expected: Value =
-            serde_json::from_slice(&std::fs::read(path.with_file_name(format!("{name}.prompt.json"))).unwrap())
-                .unwrap();
+        let expected: Value = serde_json::from_slice(
+            &std::fs::read(path.with_file_name(format!("{name}.prompt.json"))).unwrap(),
+        )
+        .unwrap();
         let outcome = Workflow::parse(&bytes)
             .and_then(|w| w.to_api(&object_info))
             .map_err(|e| e.to_string())

@@ -43,8 +43,14 @@ fn arb_json() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         (-1e6f64..1e6).prop_map(Value::from),
         "[a-zA-Z0-9:>/ _-]{0,12}".prop_map(Value::String),
-        prop_oneof![Just("Reroute"), Just("KSampler"), Just("PrimitiveNode"), Just("-10"), Just("-20")]
-            .prop_map(|s| Value::String(s.into())),
+        prop_oneof![
+            Just("Reroute"),
+            Just("KSampler"),
+            Just("PrimitiveNode"),
+            Just("-10"),
+            Just("-20")
+        ]
+        .prop_map(|s| Value::String(s.into())),
     ];
     leaf.prop_recursive(5, 64, 6, |inner| {
         prop_oneof![
@@ -144,17 +150,19 @@ fn apply(doc: &mut Value, damage: &Damage, pick: usize) {
                 return;
             }
             let path = all[pick % all.len()].clone();
-            let Some(last) = path.last().cloned() else { return };
+            let Some(last) = path.last().cloned() else {
+                return;
+            };
             if let Some(parent) = parent_mut(doc, &path) {
                 match (parent, damage) {
                     (Value::Object(m), Damage::Drop) => {
                         m.shift_remove(&last);
                     }
                     (Value::Array(a), Damage::Drop) => {
-                        if let Ok(i) = last.parse::<usize>() {
-                            if i < a.len() {
-                                a.remove(i);
-                            }
+                        if let Ok(i) = last.parse::<usize>()
+                            && i < a.len()
+                        {
+                            a.remove(i);
                         }
                     }
                     (Value::Object(m), Damage::Replace(v)) => {
@@ -172,10 +180,13 @@ fn apply(doc: &mut Value, damage: &Damage, pick: usize) {
         Damage::DanglingLink(id) => {
             if let Some(nodes) = doc.get_mut("nodes").and_then(Value::as_array_mut) {
                 let n = nodes.len().max(1);
-                if let Some(node) = nodes.get_mut(pick % n) {
-                    if let Some(input) = node.get_mut("inputs").and_then(Value::as_array_mut).and_then(|i| i.first_mut()) {
-                        input["link"] = json!(id);
-                    }
+                if let Some(input) = nodes
+                    .get_mut(pick % n)
+                    .and_then(|node| node.get_mut("inputs"))
+                    .and_then(Value::as_array_mut)
+                    .and_then(|i| i.first_mut())
+                {
+                    input["link"] = json!(id);
                 }
             }
         }
@@ -183,10 +194,10 @@ fn apply(doc: &mut Value, damage: &Damage, pick: usize) {
             // Every link now points from its target back into itself: loops everywhere.
             if let Some(links) = doc.get_mut("links").and_then(Value::as_array_mut) {
                 for l in links.iter_mut() {
-                    if let Some(a) = l.as_array_mut() {
-                        if a.len() >= 5 {
-                            a[1] = a[3].clone();
-                        }
+                    if let Some(a) = l.as_array_mut()
+                        && a.len() >= 5
+                    {
+                        a[1] = a[3].clone();
                     }
                 }
             }

@@ -69,12 +69,21 @@ fn detects_ui_api_and_neither_with_a_reason() {
     let api = json!({"1": {"class_type": "Model", "inputs": {"name": "m.safetensors"}}});
     assert_eq!(Workflow::from_value(api).unwrap().format(), Format::Api);
     let cases = [
-        (json!({"nodes": []}), "looks like a UI workflow, but `links`"),
-        (json!({"1": {"class_type": "Model"}}), "looks like an API prompt, but node `1` lacks `inputs`"),
+        (
+            json!({"nodes": []}),
+            "looks like a UI workflow, but `links`",
+        ),
+        (
+            json!({"1": {"class_type": "Model"}}),
+            "looks like an API prompt, but node `1` lacks `inputs`",
+        ),
         (json!([1, 2]), "JSON array"),
         (json!({"foo": 1}), "neither a UI workflow"),
         (json!({}), "empty object"),
-        (json!({"prompt": {"1": {"class_type": "Model", "inputs": {}}}}), "POST /prompt request body"),
+        (
+            json!({"prompt": {"1": {"class_type": "Model", "inputs": {}}}}),
+            "POST /prompt request body",
+        ),
     ];
     for (doc, want) in cases {
         let err = Workflow::from_value(doc.clone()).unwrap_err().to_string();
@@ -90,84 +99,190 @@ fn api_prompts_are_accepted_and_checked_for_unknown_classes() {
     assert_eq!(convert(&api).unwrap(), api);
     let bad = json!({"7": {"class_type": "FancyCustomNode", "inputs": {}}});
     let err = convert(&bad).unwrap_err().to_string();
-    assert!(err.contains("node 7") && err.contains("FancyCustomNode") && err.contains("custom node"), "{err}");
+    assert!(
+        err.contains("node 7") && err.contains("FancyCustomNode") && err.contains("custom node"),
+        "{err}"
+    );
 }
 
 #[test]
 fn widget_values_follow_definition_order_and_skip_the_seed_control() {
     let doc = ui(
-        json!([node(1, "Sampler", json!([]), json!([]), json!([42, "randomize", 30, "heun", 0.75]))]),
+        json!([node(
+            1,
+            "Sampler",
+            json!([]),
+            json!([]),
+            json!([42, "randomize", 30, "heun", 0.75])
+        )]),
         json!([]),
     );
     let p = convert(&doc).unwrap();
-    assert_eq!(inputs(&p, "1"), json!({"seed": 42, "steps": 30, "sampler_name": "heun", "denoise": 0.75}));
+    assert_eq!(
+        inputs(&p, "1"),
+        json!({"seed": 42, "steps": 30, "sampler_name": "heun", "denoise": 0.75})
+    );
     assert_eq!(p["1"]["class_type"], "Sampler");
-    assert_eq!(p["1"]["_meta"]["title"], "Sampler Display", "display name when no title");
+    assert_eq!(
+        p["1"]["_meta"]["title"], "Sampler Display",
+        "display name when no title"
+    );
 }
 
 #[test]
 fn combo_with_control_takes_two_extra_slots_and_int_with_control_one() {
     let doc = ui(
-        json!([node(1, "Picker", json!([]), json!([]), json!(["b", "fixed", "", 3, "increment", "hi"]))]),
+        json!([node(
+            1,
+            "Picker",
+            json!([]),
+            json!([]),
+            json!(["b", "fixed", "", 3, "increment", "hi"])
+        )]),
         json!([]),
     );
-    assert_eq!(inputs(&convert(&doc).unwrap(), "1"), json!({"style": "b", "count": 3, "label": "hi"}));
+    assert_eq!(
+        inputs(&convert(&doc).unwrap(), "1"),
+        json!({"style": "b", "count": 3, "label": "hi"})
+    );
 }
 
 #[test]
 fn force_input_consumes_no_slot() {
-    let doc = ui(json!([node(1, "Forced", json!([]), json!([]), json!(["hello"]))]), json!([]));
-    assert_eq!(inputs(&convert(&doc).unwrap(), "1"), json!({"text": "hello"}));
+    let doc = ui(
+        json!([node(1, "Forced", json!([]), json!([]), json!(["hello"]))]),
+        json!([]),
+    );
+    assert_eq!(
+        inputs(&convert(&doc).unwrap(), "1"),
+        json!({"text": "hello"})
+    );
 }
 
 #[test]
 fn upload_button_slot_sits_after_the_required_inputs() {
-    let doc = ui(json!([node(1, "Loader", json!([]), json!([]), json!(["b.png", "image", 0.9]))]), json!([]));
-    assert_eq!(inputs(&convert(&doc).unwrap(), "1"), json!({"image": "b.png", "strength": 0.9}));
+    let doc = ui(
+        json!([node(
+            1,
+            "Loader",
+            json!([]),
+            json!([]),
+            json!(["b.png", "image", 0.9])
+        )]),
+        json!([]),
+    );
+    assert_eq!(
+        inputs(&convert(&doc).unwrap(), "1"),
+        json!({"image": "b.png", "strength": 0.9})
+    );
 }
 
 #[test]
 fn surplus_values_are_ignored_and_missing_ones_take_defaults() {
     let doc = ui(
         json!([
-            node(1, "Sampler", json!([]), json!([]), json!([1, "fixed", 2, "euler", 0.5, "extra", 9])),
+            node(
+                1,
+                "Sampler",
+                json!([]),
+                json!([]),
+                json!([1, "fixed", 2, "euler", 0.5, "extra", 9])
+            ),
             node(2, "Sampler", json!([]), json!([]), json!([3, "fixed"])),
         ]),
         json!([]),
     );
     let p = convert(&doc).unwrap();
-    assert_eq!(inputs(&p, "1"), json!({"seed": 1, "steps": 2, "sampler_name": "euler", "denoise": 0.5}));
-    assert_eq!(inputs(&p, "2"), json!({"seed": 3, "steps": 20, "sampler_name": "euler", "denoise": 1.0}));
+    assert_eq!(
+        inputs(&p, "1"),
+        json!({"seed": 1, "steps": 2, "sampler_name": "euler", "denoise": 0.5})
+    );
+    assert_eq!(
+        inputs(&p, "2"),
+        json!({"seed": 3, "steps": 20, "sampler_name": "euler", "denoise": 1.0})
+    );
 }
 
 #[test]
 fn links_override_widget_values_of_the_same_name_and_resolve_through_reroutes() {
     let doc = ui(
         json!([
-            node(1, "Model", json!([]), json!([{"type": "MODEL"}]), json!(["m.safetensors"])),
-            node(2, "Reroute", json!([{"name": "", "type": "*", "link": 1}]), json!([{"type": "*"}]), Value::Null),
-            node(3, "Reroute", json!([{"name": "", "type": "*", "link": 2}]), json!([{"type": "*"}]), Value::Null),
-            node(4, "Forced", json!([]), json!([{"type": "STRING"}]), json!(["s"])),
-            node(5, "Sampler",
+            node(
+                1,
+                "Model",
+                json!([]),
+                json!([{"type": "MODEL"}]),
+                json!(["m.safetensors"])
+            ),
+            node(
+                2,
+                "Reroute",
+                json!([{"name": "", "type": "*", "link": 1}]),
+                json!([{"type": "*"}]),
+                Value::Null
+            ),
+            node(
+                3,
+                "Reroute",
+                json!([{"name": "", "type": "*", "link": 2}]),
+                json!([{"type": "*"}]),
+                Value::Null
+            ),
+            node(
+                4,
+                "Forced",
+                json!([]),
+                json!([{"type": "STRING"}]),
+                json!(["s"])
+            ),
+            node(
+                5,
+                "Sampler",
                 json!([{"name": "model", "type": "MODEL", "link": 3},
                        {"name": "steps", "type": "INT", "widget": {"name": "steps"}, "link": 4}]),
-                json!([]), json!([1, "fixed", 2, "euler", 1])),
+                json!([]),
+                json!([1, "fixed", 2, "euler", 1])
+            ),
         ]),
-        json!([[1, 1, 0, 2, 0, "MODEL"], [2, 2, 0, 3, 0, "*"], [3, 3, 0, 5, 0, "MODEL"], [4, 4, 0, 5, 1, "INT"]]),
+        json!([
+            [1, 1, 0, 2, 0, "MODEL"],
+            [2, 2, 0, 3, 0, "*"],
+            [3, 3, 0, 5, 0, "MODEL"],
+            [4, 4, 0, 5, 1, "INT"]
+        ]),
     );
     let p = convert(&doc).unwrap();
-    assert_eq!(p.as_object().unwrap().len(), 3, "reroutes are not emitted: {p}");
+    assert_eq!(
+        p.as_object().unwrap().len(),
+        3,
+        "reroutes are not emitted: {p}"
+    );
     assert_eq!(inputs(&p, "5")["model"], json!(["1", 0]));
-    assert_eq!(inputs(&p, "5")["steps"], json!(["4", 0]), "the link wins over the widget value");
+    assert_eq!(
+        inputs(&p, "5")["steps"],
+        json!(["4", 0]),
+        "the link wins over the widget value"
+    );
 }
 
 #[test]
 fn primitive_node_values_are_pushed_into_targets_and_notes_are_dropped() {
     let doc = ui(
         json!([
-            node(1, "PrimitiveNode", json!([]), json!([{"type": "INT", "links": [1]}]), json!([77, "fixed"])),
-            node(2, "Sampler", json!([{"name": "seed", "type": "INT", "widget": {"name": "seed"}, "link": 1}]),
-                json!([]), json!([1, "fixed", 2, "euler", 1])),
+            node(
+                1,
+                "PrimitiveNode",
+                json!([]),
+                json!([{"type": "INT", "links": [1]}]),
+                json!([77, "fixed"])
+            ),
+            node(
+                2,
+                "Sampler",
+                json!([{"name": "seed", "type": "INT", "widget": {"name": "seed"}, "link": 1}]),
+                json!([]),
+                json!([1, "fixed", 2, "euler", 1])
+            ),
             node(3, "Note", json!([]), json!([]), json!(["remember"])),
             node(4, "MarkdownNote", json!([]), json!([]), json!(["# hi"])),
         ]),
@@ -180,24 +295,58 @@ fn primitive_node_values_are_pushed_into_targets_and_notes_are_dropped() {
 
 #[test]
 fn muted_nodes_are_dropped_and_inputs_fall_back_to_their_widget() {
-    let mut muted = node(1, "Forced", json!([]), json!([{"type": "STRING"}]), json!(["s"]));
+    let mut muted = node(
+        1,
+        "Forced",
+        json!([]),
+        json!([{"type": "STRING"}]),
+        json!(["s"]),
+    );
     muted["mode"] = json!(2);
     let doc = ui(
         json!([
             muted,
-            node(2, "Model", json!([]), json!([{"type": "MODEL"}]), json!(["m.safetensors"])),
-            node(3, "Encode",
+            node(
+                2,
+                "Model",
+                json!([]),
+                json!([{"type": "MODEL"}]),
+                json!(["m.safetensors"])
+            ),
+            node(
+                3,
+                "Encode",
                 json!([{"name": "model", "type": "MODEL", "link": 2},
                        {"name": "text", "type": "STRING", "widget": {"name": "text"}, "link": 1}]),
-                json!([]), json!(["widget text"])),
-            node(4, "Save", json!([{"name": "images", "type": "IMAGE", "link": 3}]), json!([]), json!(["p"])),
+                json!([]),
+                json!(["widget text"])
+            ),
+            node(
+                4,
+                "Save",
+                json!([{"name": "images", "type": "IMAGE", "link": 3}]),
+                json!([]),
+                json!(["p"])
+            ),
         ]),
-        json!([[1, 1, 0, 3, 1, "STRING"], [2, 2, 0, 3, 0, "MODEL"], [3, 1, 0, 4, 0, "STRING"]]),
+        json!([
+            [1, 1, 0, 3, 1, "STRING"],
+            [2, 2, 0, 3, 0, "MODEL"],
+            [3, 1, 0, 4, 0, "STRING"]
+        ]),
     );
     let p = convert(&doc).unwrap();
     assert!(p.get("1").is_none());
-    assert_eq!(inputs(&p, "3")["text"], "widget text", "widget input falls back to its value");
-    assert_eq!(inputs(&p, "4"), json!({"points": "p"}), "a socket-only input is left out");
+    assert_eq!(
+        inputs(&p, "3")["text"],
+        "widget text",
+        "widget input falls back to its value"
+    );
+    assert_eq!(
+        inputs(&p, "4"),
+        json!({"points": "p"}),
+        "a socket-only input is left out"
+    );
 }
 
 #[test]
@@ -212,15 +361,35 @@ fn bypassed_nodes_pass_a_matching_input_through() {
     blur["mode"] = json!(4);
     let doc = ui(
         json!([
-            node(1, "Loader", json!([]), json!([{"type": "IMAGE"}, {"type": "MASK"}]), json!(["a.png", "image"])),
+            node(
+                1,
+                "Loader",
+                json!([]),
+                json!([{"type": "IMAGE"}, {"type": "MASK"}]),
+                json!(["a.png", "image"])
+            ),
             blur,
-            node(4, "Save", json!([{"name": "images", "type": "IMAGE", "link": 3}]), json!([]), json!(["p"])),
+            node(
+                4,
+                "Save",
+                json!([{"name": "images", "type": "IMAGE", "link": 3}]),
+                json!([]),
+                json!(["p"])
+            ),
         ]),
-        json!([[1, 1, 0, 3, 1, "IMAGE"], [2, 1, 1, 3, 0, "MASK"], [3, 3, 0, 4, 0, "IMAGE"]]),
+        json!([
+            [1, 1, 0, 3, 1, "IMAGE"],
+            [2, 1, 1, 3, 0, "MASK"],
+            [3, 3, 0, 4, 0, "IMAGE"]
+        ]),
     );
     let p = convert(&doc).unwrap();
     assert!(p.get("3").is_none());
-    assert_eq!(inputs(&p, "4")["images"], json!(["1", 0]), "the IMAGE input, not the MASK at slot 0");
+    assert_eq!(
+        inputs(&p, "4")["images"],
+        json!(["1", 0]),
+        "the IMAGE input, not the MASK at slot 0"
+    );
 }
 
 fn subgraph_doc(instance_values: Value, proxy: Option<Value>) -> Value {
@@ -270,17 +439,36 @@ fn subgraph_doc(instance_values: Value, proxy: Option<Value>) -> Value {
 fn subgraphs_are_flattened_with_path_ids_and_deduplicated_inner_ids() {
     let p = convert(&subgraph_doc(json!(["instance text"]), None)).unwrap();
     let keys: Vec<&String> = p.as_object().unwrap().keys().collect();
-    assert!(keys.contains(&&"5:11".to_owned()), "inner id 1 clashes, becomes 11: {keys:?}");
-    assert_eq!(inputs(&p, "5:11")["model"], json!(["1", 0]), "input matched by name, resolved outside");
-    assert_eq!(inputs(&p, "5:11")["text"], "instance text", "promoted widget value of the instance");
-    assert_eq!(inputs(&p, "6")["positive"], json!(["5:11", 0]), "output resolved through -20");
+    assert!(
+        keys.contains(&&"5:11".to_owned()),
+        "inner id 1 clashes, becomes 11: {keys:?}"
+    );
+    assert_eq!(
+        inputs(&p, "5:11")["model"],
+        json!(["1", 0]),
+        "input matched by name, resolved outside"
+    );
+    assert_eq!(
+        inputs(&p, "5:11")["text"],
+        "instance text",
+        "promoted widget value of the instance"
+    );
+    assert_eq!(
+        inputs(&p, "6")["positive"],
+        json!(["5:11", 0]),
+        "output resolved through -20"
+    );
 }
 
 #[test]
 fn promoted_widgets_with_proxy_widgets_use_the_inner_value_when_the_instance_has_none() {
     let p = convert(&subgraph_doc(json!([]), Some(json!([["-1", "text"]])))).unwrap();
     assert_eq!(inputs(&p, "5:11")["text"], "inner text");
-    let p = convert(&subgraph_doc(json!(["from instance"]), Some(json!([["-1", "text"]])))).unwrap();
+    let p = convert(&subgraph_doc(
+        json!(["from instance"]),
+        Some(json!([["-1", "text"]])),
+    ))
+    .unwrap();
     assert_eq!(inputs(&p, "5:11")["text"], "from instance");
 }
 
@@ -296,10 +484,19 @@ fn muted_subgraph_instances_contribute_nothing() {
 #[test]
 fn dynamic_prompts_are_resolved_on_text_widgets() {
     let doc = ui(
-        json!([node(1, "Encode", json!([]), json!([]), json!(["a {single} cat /* hidden */ \\{kept\\} // gone\nnext"]))]),
+        json!([node(
+            1,
+            "Encode",
+            json!([]),
+            json!([]),
+            json!(["a {single} cat /* hidden */ \\{kept\\} // gone\nnext"])
+        )]),
         json!([]),
     );
-    assert_eq!(inputs(&convert(&doc).unwrap(), "1")["text"], "a single cat  {kept} \nnext");
+    assert_eq!(
+        inputs(&convert(&doc).unwrap(), "1")["text"],
+        "a single cat  {kept} \nnext"
+    );
 }
 
 #[test]
@@ -313,23 +510,63 @@ fn array_literals_are_wrapped_and_titles_kept() {
 
 #[test]
 fn group_nodes_and_unknown_types_are_rejected_naming_the_node() {
-    let doc = ui(json!([node(9, "workflow>My Group", json!([]), json!([]), json!([]))]), json!([]));
+    let doc = ui(
+        json!([node(
+            9,
+            "workflow>My Group",
+            json!([]),
+            json!([]),
+            json!([])
+        )]),
+        json!([]),
+    );
     let err = convert(&doc).unwrap_err().to_string();
-    assert!(err.contains("node 9") && err.contains("workflow>My Group") && err.contains("subgraph"), "{err}");
-    let doc = ui(json!([node(3, "SuperUpscaler+", json!([]), json!([]), json!([]))]), json!([]));
+    assert!(
+        err.contains("node 9") && err.contains("workflow>My Group") && err.contains("subgraph"),
+        "{err}"
+    );
+    let doc = ui(
+        json!([node(3, "SuperUpscaler+", json!([]), json!([]), json!([]))]),
+        json!([]),
+    );
     let err = convert(&doc).unwrap_err().to_string();
-    assert!(err.contains("node 3") && err.contains("SuperUpscaler+") && err.contains("custom node"), "{err}");
+    assert!(
+        err.contains("node 3") && err.contains("SuperUpscaler+") && err.contains("custom node"),
+        "{err}"
+    );
 }
 
 #[test]
 fn reroute_loops_and_self_containing_subgraphs_are_errors_not_hangs() {
     let doc = ui(
         json!([
-            node(1, "Reroute", json!([{"name": "", "type": "*", "link": 2}]), json!([{"type": "*"}]), Value::Null),
-            node(2, "Reroute", json!([{"name": "", "type": "*", "link": 1}]), json!([{"type": "*"}]), Value::Null),
-            node(3, "Save", json!([{"name": "images", "type": "IMAGE", "link": 3}]), json!([]), json!(["p"])),
+            node(
+                1,
+                "Reroute",
+                json!([{"name": "", "type": "*", "link": 2}]),
+                json!([{"type": "*"}]),
+                Value::Null
+            ),
+            node(
+                2,
+                "Reroute",
+                json!([{"name": "", "type": "*", "link": 1}]),
+                json!([{"type": "*"}]),
+                Value::Null
+            ),
+            node(
+                3,
+                "Save",
+                json!([{"name": "images", "type": "IMAGE", "link": 3}]),
+                json!([]),
+                json!(["p"])
+            ),
         ]),
-        json!([[1, 1, 0, 2, 0, "*"], [2, 2, 0, 1, 0, "*"], [3, 2, 0, 3, 0, "IMAGE"]]),
+        json!([
+            [1, 1, 0, 2, 0, "*"],
+            [2, 2, 0, 1, 0, "*"],
+            [3, 2, 0, 3, 0, "IMAGE"]
+        ]),
     );
     assert!(matches!(convert(&doc), Err(WorkflowError::Cycle(_))));
     let mut doc = subgraph_doc(json!([]), None);

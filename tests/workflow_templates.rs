@@ -7,9 +7,14 @@ use std::path::Path;
 use comfy_fleet::workflow::{ObjectInfo, TemplateSet, Workflow, WorkflowError};
 use serde_json::{Value, json};
 
-const FIXTURE_OBJECT_INFO: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/comfyui/object_info.json");
-const CORPUS_OBJECT_INFO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/object_info.json");
+const FIXTURE_OBJECT_INFO: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/fixtures/comfyui/object_info.json"
+);
+const CORPUS_OBJECT_INFO: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/corpus/object_info.json"
+);
 const TEMPLATES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/workflows");
 
 fn fixture() -> ObjectInfo {
@@ -21,19 +26,33 @@ fn templates() -> TemplateSet {
 }
 
 fn params(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
 }
 
 #[test]
 fn shipped_templates_all_load_with_maps_and_descriptions() {
     let set = templates();
-    assert_eq!(set.names(), ["demo", "editflux", "editqwen", "generate", "upscale"]);
+    assert_eq!(
+        set.names(),
+        ["demo", "editflux", "editqwen", "generate", "upscale"]
+    );
     for t in set.iter() {
         assert!(!t.description.is_empty(), "{} has no description", t.name);
-        let params = t.params.as_ref().unwrap_or_else(|| panic!("{} has no map", t.name));
+        let params = t
+            .params
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} has no map", t.name));
         assert!(!params.is_empty(), "{}", t.name);
         for p in params {
-            assert!(!p.description.is_empty(), "{}.{} has no description", t.name, p.name);
+            assert!(
+                !p.description.is_empty(),
+                "{}.{} has no description",
+                t.name,
+                p.name
+            );
         }
     }
 }
@@ -114,7 +133,9 @@ fn random_seed_is_drawn_and_reported() {
     let set = templates();
     let demo = set.get("demo").unwrap();
     let a = demo.prepare(&BTreeMap::new(), &oi).unwrap();
-    let b = demo.prepare(&params(&[("seed", json!("random"))]), &oi).unwrap();
+    let b = demo
+        .prepare(&params(&[("seed", json!("random"))]), &oi)
+        .unwrap();
     let seed_a = a.seed.expect("default seed is random and reported");
     let seed_b = b.seed.expect("seed=random is reported");
     assert_eq!(a.prompt["2"]["inputs"]["seed"], seed_a);
@@ -131,14 +152,31 @@ fn out_of_bounds_value_names_the_parameter_and_the_range() {
     let oi = fixture();
     let set = templates();
     let demo = set.get("demo").unwrap();
-    let err = demo.prepare(&params(&[("width", json!(99999))]), &oi).unwrap_err();
+    let err = demo
+        .prepare(&params(&[("width", json!(99999))]), &oi)
+        .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, WorkflowError::InvalidValue { .. }), "{msg}");
-    assert!(msg.contains("`width`") && msg.contains("64 to 2048"), "{msg}");
-    let err = demo.prepare(&params(&[("blur", json!(0))]), &oi).unwrap_err().to_string();
-    assert!(err.contains("`blur`") && err.contains("1 to 31"), "server bounds apply: {err}");
-    let err = demo.prepare(&params(&[("strength", json!("lots"))]), &oi).unwrap_err().to_string();
-    assert!(err.contains("`strength`") && err.contains("expected a number"), "{err}");
+    assert!(
+        msg.contains("`width`") && msg.contains("64 to 2048"),
+        "{msg}"
+    );
+    let err = demo
+        .prepare(&params(&[("blur", json!(0))]), &oi)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`blur`") && err.contains("1 to 31"),
+        "server bounds apply: {err}"
+    );
+    let err = demo
+        .prepare(&params(&[("strength", json!("lots"))]), &oi)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`strength`") && err.contains("expected a number"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -153,7 +191,13 @@ fn combo_error_lists_the_choices() {
     assert!(err.contains("`sampler_name`"), "{err}");
     assert!(err.contains("euler") && err.contains("dpmpp_2m"), "{err}");
     let ok = generate
-        .prepare(&params(&[("sampler_name", json!("euler_ancestral")), ("prompt", json!("a cat"))]), &oi)
+        .prepare(
+            &params(&[
+                ("sampler_name", json!("euler_ancestral")),
+                ("prompt", json!("a cat")),
+            ]),
+            &oi,
+        )
         .unwrap();
     assert_eq!(ok.prompt["3"]["inputs"]["sampler_name"], "euler_ancestral");
     assert_eq!(ok.prompt["6"]["inputs"]["text"], "a cat");
@@ -178,7 +222,10 @@ fn unknown_parameter_lists_the_valid_ones() {
 #[test]
 fn unknown_template_lists_the_available_ones() {
     let err = templates().get("nope").unwrap_err().to_string();
-    assert!(err.contains("nope") && err.contains("demo") && err.contains("editqwen"), "{err}");
+    assert!(
+        err.contains("nope") && err.contains("demo") && err.contains("editqwen"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -187,7 +234,13 @@ fn optional_images_are_removed_when_not_given() {
     let set = templates();
     let edit = set.get("editqwen").unwrap();
     let one = edit
-        .prepare(&params(&[("image", json!("cat.png")), ("prompt", json!("make it blue"))]), &oi)
+        .prepare(
+            &params(&[
+                ("image", json!("cat.png")),
+                ("prompt", json!("make it blue")),
+            ]),
+            &oi,
+        )
         .unwrap();
     let p = one.prompt.as_object().unwrap();
     assert_eq!(one.input_images, [("image".to_owned(), "1".to_owned())]);
@@ -196,7 +249,11 @@ fn optional_images_are_removed_when_not_given() {
     assert_eq!(p["1"]["inputs"]["image"], "cat.png");
     let three = edit
         .prepare(
-            &params(&[("image", json!("a.png")), ("image2", json!("b.png")), ("image3", json!("c.png"))]),
+            &params(&[
+                ("image", json!("a.png")),
+                ("image2", json!("b.png")),
+                ("image3", json!("c.png")),
+            ]),
             &oi,
         )
         .unwrap();
@@ -219,11 +276,30 @@ fn template_without_map_discovers_well_known_parameters() {
     let oi = ObjectInfo::load(Path::new(CORPUS_OBJECT_INFO)).unwrap();
     let (_, found) = plain.resolved_params(&oi).unwrap();
     let names: Vec<&str> = found.iter().map(|p| p.name.as_str()).collect();
-    for want in ["seed", "steps", "cfg", "sampler_name", "scheduler", "denoise", "positive", "negative", "width", "height", "batch_size"] {
+    for want in [
+        "seed",
+        "steps",
+        "cfg",
+        "sampler_name",
+        "scheduler",
+        "denoise",
+        "positive",
+        "negative",
+        "width",
+        "height",
+        "batch_size",
+    ] {
         assert!(names.contains(&want), "{want} not discovered in {names:?}");
     }
     let prepared = plain
-        .prepare(&params(&[("positive", json!("red fox")), ("negative", json!("blur")), ("seed", json!(7))]), &oi)
+        .prepare(
+            &params(&[
+                ("positive", json!("red fox")),
+                ("negative", json!("blur")),
+                ("seed", json!(7)),
+            ]),
+            &oi,
+        )
         .unwrap();
     assert_eq!(prepared.prompt["6"]["inputs"]["text"], "red fox");
     assert_eq!(prepared.prompt["7"]["inputs"]["text"], "blur");

@@ -23,7 +23,11 @@ pub struct TemplatesArgs {
 /// Runs the subcommand: prints every template with its parameters.
 pub fn run(args: TemplatesArgs) -> Result<ExitCode, CliError> {
     let set = TemplateSet::load(&args.dir)?;
-    let object_info = args.object_info.as_deref().map(ObjectInfo::load).transpose()?;
+    let object_info = args
+        .object_info
+        .as_deref()
+        .map(ObjectInfo::load)
+        .transpose()?;
     let mut text = String::new();
     for template in set.iter() {
         describe(&mut text, template, object_info.as_ref())?;
@@ -35,26 +39,32 @@ pub fn run(args: TemplatesArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn describe(out: &mut String, t: &Template, object_info: Option<&ObjectInfo>) -> Result<(), CliError> {
+fn describe(
+    out: &mut String,
+    t: &Template,
+    object_info: Option<&ObjectInfo>,
+) -> Result<(), CliError> {
     let _ = writeln!(out, "{}  ({})", t.name, t.path.display());
     if !t.description.is_empty() {
         let _ = writeln!(out, "  {}", t.description);
     }
-    let (prompt, params): (Option<serde_json::Map<String, serde_json::Value>>, Vec<Param>) =
-        match (&t.params, object_info) {
-            (_, Some(oi)) => {
-                let (prompt, params) = t.resolved_params(oi)?;
-                (Some(prompt), params)
-            }
-            (Some(params), None) => (None, params.clone()),
-            (None, None) => {
-                let _ = writeln!(
-                    out,
-                    "  (no map: parameters are found from well-known nodes; pass --object-info to list them)\n"
-                );
-                return Ok(());
-            }
-        };
+    let (prompt, params): (
+        Option<serde_json::Map<String, serde_json::Value>>,
+        Vec<Param>,
+    ) = match (&t.params, object_info) {
+        (_, Some(oi)) => {
+            let (prompt, params) = t.resolved_params(oi)?;
+            (Some(prompt), params)
+        }
+        (Some(params), None) => (None, params.clone()),
+        (None, None) => {
+            let _ = writeln!(
+                out,
+                "  (no map: parameters are found from well-known nodes; pass --object-info to list them)\n"
+            );
+            return Ok(());
+        }
+    };
     for p in &params {
         let mut kind = p.kind.map(|k| k.as_str().to_owned()).unwrap_or_default();
         let (mut min, mut max, mut choices) = (p.min, p.max, p.choices.clone());
@@ -67,9 +77,17 @@ fn describe(out: &mut String, t: &Template, object_info: Option<&ObjectInfo>) ->
                 choices = rules.choices;
             }
         }
-        let mut line = format!("  {:<14} {:<8}", p.name, if kind.is_empty() { "?" } else { &kind });
+        let mut line = format!(
+            "  {:<14} {:<8}",
+            p.name,
+            if kind.is_empty() { "?" } else { &kind }
+        );
         if let Some(d) = &p.default {
-            let _ = write!(line, " default={}", d.as_str().map_or_else(|| d.to_string(), str::to_owned));
+            let _ = write!(
+                line,
+                " default={}",
+                d.as_str().map_or_else(|| d.to_string(), str::to_owned)
+            );
         }
         match (min, max) {
             (Some(a), Some(b)) => {
@@ -89,7 +107,11 @@ fn describe(out: &mut String, t: &Template, object_info: Option<&ObjectInfo>) ->
                 .take(8)
                 .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
                 .collect();
-            let more = if c.len() > 8 { format!(", … {} more", c.len() - 8) } else { String::new() };
+            let more = if c.len() > 8 {
+                format!(", … {} more", c.len() - 8)
+            } else {
+                String::new()
+            };
             let _ = write!(line, " choices=[{}{more}]", shown.join(", "));
         }
         if p.optional {
@@ -110,9 +132,12 @@ fn describe(out: &mut String, t: &Template, object_info: Option<&ObjectInfo>) ->
 fn class_of(prompt: &serde_json::Map<String, serde_json::Value>, node: &NodeRef) -> String {
     let entry = match node {
         NodeRef::Id(id) => prompt.get(id),
-        NodeRef::Title(title) => prompt
-            .values()
-            .find(|n| n.get("_meta").and_then(|m| m.get("title")).and_then(|t| t.as_str()) == Some(title)),
+        NodeRef::Title(title) => prompt.values().find(|n| {
+            n.get("_meta")
+                .and_then(|m| m.get("title"))
+                .and_then(|t| t.as_str())
+                == Some(title)
+        }),
     };
     entry
         .and_then(|n| n.get("class_type"))

@@ -34,7 +34,11 @@ const SAMPLER_INPUTS: &[(&str, &[(&str, &str)])] = &[
     ("KSamplerSelect", &[("sampler_name", "sampler_name")]),
     (
         "BasicScheduler",
-        &[("steps", "steps"), ("scheduler", "scheduler"), ("denoise", "denoise")],
+        &[
+            ("steps", "steps"),
+            ("scheduler", "scheduler"),
+            ("denoise", "denoise"),
+        ],
     ),
     ("Flux2Scheduler", &[("steps", "steps")]),
     ("CFGGuider", &[("cfg", "cfg")]),
@@ -53,7 +57,10 @@ const IMAGE_LOADERS: &[&str] = &["LoadImage", "LoadImageMask", "LoadImageOutput"
 
 /// LoRA loaders: (class, [(parameter suffix, input)]).
 const LORA_INPUTS: &[(&str, &[(&str, &str)])] = &[
-    ("LoraLoader", &[("lora", "lora_name"), ("lora_strength", "strength_model")]),
+    (
+        "LoraLoader",
+        &[("lora", "lora_name"), ("lora_strength", "strength_model")],
+    ),
     (
         "LoraLoaderModelOnly",
         &[("lora", "lora_name"), ("lora_strength", "strength_model")],
@@ -69,7 +76,7 @@ const MAX_TEXT_SEARCH: usize = 64;
 /// Prompt node ids in a stable order: numerically by each `:`-separated part.
 pub(crate) fn ordered_ids(prompt: &serde_json::Map<String, Value>) -> Vec<&String> {
     let mut ids: Vec<&String> = prompt.keys().collect();
-    ids.sort_by(|a, b| id_key(a).cmp(&id_key(b)));
+    ids.sort_by_key(|a| id_key(a));
     ids
 }
 
@@ -83,7 +90,11 @@ fn class_of<'p>(prompt: &'p serde_json::Map<String, Value>, id: &str) -> Option<
     prompt.get(id)?.get("class_type")?.as_str()
 }
 
-fn literal<'p>(prompt: &'p serde_json::Map<String, Value>, id: &str, input: &str) -> Option<&'p Value> {
+fn literal<'p>(
+    prompt: &'p serde_json::Map<String, Value>,
+    id: &str,
+    input: &str,
+) -> Option<&'p Value> {
     prompt
         .get(id)?
         .get("inputs")?
@@ -135,13 +146,19 @@ pub fn discover(prompt: &serde_json::Map<String, Value>) -> Vec<Param> {
     // Prompt texts, following the sampler's (or guider's) conditioning links.
     for id in &ids {
         let class = class_of(prompt, id).unwrap_or("");
-        if !matches!(class, "KSampler" | "KSamplerAdvanced" | "SamplerCustom" | "CFGGuider") {
+        if !matches!(
+            class,
+            "KSampler" | "KSamplerAdvanced" | "SamplerCustom" | "CFGGuider"
+        ) {
             continue;
         }
         for (name, input) in [("positive", "positive"), ("negative", "negative")] {
             if let Some((text_id, text_input)) = find_text(prompt, id, input) {
                 let desc = format!("{name} prompt (`{text_input}` of node {text_id})");
-                push(param(name, &text_id, &text_input, Some(ParamKind::String), desc), &mut params);
+                push(
+                    param(name, &text_id, &text_input, Some(ParamKind::String), desc),
+                    &mut params,
+                );
             }
         }
     }
@@ -153,7 +170,16 @@ pub fn discover(prompt: &serde_json::Map<String, Value>) -> Vec<Param> {
         }
         for (name, input) in LATENT_INPUTS {
             if literal(prompt, id, input).is_some() {
-                push(param(name, id, input, None, format!("`{input}` of {class} node {id}")), &mut params);
+                push(
+                    param(
+                        name,
+                        id,
+                        input,
+                        None,
+                        format!("`{input}` of {class} node {id}"),
+                    ),
+                    &mut params,
+                );
             }
         }
     }
@@ -163,9 +189,16 @@ pub fn discover(prompt: &serde_json::Map<String, Value>) -> Vec<Param> {
         let class = class_of(prompt, id).unwrap_or("");
         if IMAGE_LOADERS.contains(&class) && literal(prompt, id, "image").is_some() {
             n += 1;
-            let name = if n == 1 { "image".to_owned() } else { format!("image{n}") };
+            let name = if n == 1 {
+                "image".to_owned()
+            } else {
+                format!("image{n}")
+            };
             let desc = format!("input image {n} ({class} node {id})");
-            push(param(&name, id, "image", Some(ParamKind::Image), desc), &mut params);
+            push(
+                param(&name, id, "image", Some(ParamKind::Image), desc),
+                &mut params,
+            );
         }
     }
     // LoRAs.
@@ -178,8 +211,21 @@ pub fn discover(prompt: &serde_json::Map<String, Value>) -> Vec<Param> {
         n += 1;
         for (base, input) in *inputs {
             if literal(prompt, id, input).is_some() {
-                let name = if n == 1 { (*base).to_owned() } else { format!("{base}{n}") };
-                push(param(&name, id, input, None, format!("`{input}` of {class} node {id}")), &mut params);
+                let name = if n == 1 {
+                    (*base).to_owned()
+                } else {
+                    format!("{base}{n}")
+                };
+                push(
+                    param(
+                        &name,
+                        id,
+                        input,
+                        None,
+                        format!("`{input}` of {class} node {id}"),
+                    ),
+                    &mut params,
+                );
             }
         }
     }
@@ -196,7 +242,11 @@ fn find_text(
     let start = prompt.get(id)?.get("inputs")?.get(input)?;
     let mut queue: std::collections::VecDeque<String> = std::collections::VecDeque::new();
     let mut seen: Vec<String> = Vec::new();
-    if let Some(src) = start.as_array().and_then(|a| a.first()).and_then(Value::as_str) {
+    if let Some(src) = start
+        .as_array()
+        .and_then(|a| a.first())
+        .and_then(Value::as_str)
+    {
         queue.push_back(src.to_owned());
     }
     while let Some(node) = queue.pop_front() {
@@ -209,7 +259,11 @@ fn find_text(
                 return Some((node, (*text).to_owned()));
             }
         }
-        if let Some(inputs) = prompt.get(&node).and_then(|n| n.get("inputs")).and_then(Value::as_object) {
+        if let Some(inputs) = prompt
+            .get(&node)
+            .and_then(|n| n.get("inputs"))
+            .and_then(Value::as_object)
+        {
             for v in inputs.values().filter(|v| is_link(v)) {
                 if let Some(src) = v.get(0).and_then(Value::as_str) {
                     queue.push_back(src.to_owned());

@@ -36,8 +36,12 @@ pub fn models_in(prompt: &Value) -> Vec<String> {
             if !MODEL_INPUTS.contains(&name.as_str()) {
                 continue;
             }
-            if let Some(file) = value.as_str() {
-                if !file.is_empty() && file != "None" && !out.iter().any(|m| m == file) {
+            if let Some(file) = value.as_str()
+                && !file.is_empty()
+                && file != "None"
+                && !out.iter().any(|m| m == file)
+            {
+                {
                     out.push(file.to_owned());
                 }
             }
@@ -60,6 +64,9 @@ mod tests {
             "4": {"class_type": "VAELoader", "inputs": {"vae_name": ["9", 0]}},
             "5": {"class_type": "KSampler", "inputs": {"seed": 1}}
         });
-        assert_eq!(models_in(&prompt), vec!["sdxl.safetensors", "style.safetensors"]);
+        assert_eq!(
+            models_in(&prompt),
+            vec!["sdxl.safetensors", "style.safetensors"]
+        );
     }
 }

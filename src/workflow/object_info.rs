@@ -73,7 +73,9 @@ impl ObjectInfo {
 
     /// The definition of a node class, if the server has it.
     pub fn node(&self, class: &str) -> Option<NodeDef<'_>> {
-        self.nodes.get_key_value(class).map(|(class, raw)| NodeDef { class, raw })
+        self.nodes
+            .get_key_value(class)
+            .map(|(class, raw)| NodeDef { class, raw })
     }
 
     /// Whether the server knows this node class.
@@ -105,7 +107,10 @@ impl<'a> NodeDef<'a> {
 
     /// The human name the UI shows for this class.
     pub fn display_name(&self) -> Option<&'a str> {
-        self.raw.get("display_name").and_then(Value::as_str).filter(|s| !s.is_empty())
+        self.raw
+            .get("display_name")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
     }
 
     /// Output types, by slot.
@@ -121,7 +126,10 @@ impl<'a> NodeDef<'a> {
 /// The visible inputs of an `input` object (`{required, optional, hidden}`), in order.
 pub(crate) fn inputs_of(input: Option<&Value>) -> Vec<InputSpec<'_>> {
     let mut out = Vec::new();
-    for (key, section) in [("required", Section::Required), ("optional", Section::Optional)] {
+    for (key, section) in [
+        ("required", Section::Required),
+        ("optional", Section::Optional),
+    ] {
         if let Some(map) = input.and_then(|i| i.get(key)).and_then(Value::as_object) {
             out.extend(map.iter().map(|(name, spec)| InputSpec {
                 name,
@@ -146,7 +154,10 @@ impl<'a> InputSpec<'a> {
 
     /// The options object (second element of the spec), empty when absent.
     pub fn options(&self) -> &'a Map<String, Value> {
-        self.spec.get(1).and_then(Value::as_object).unwrap_or(&EMPTY_MAP)
+        self.spec
+            .get(1)
+            .and_then(Value::as_object)
+            .unwrap_or(&EMPTY_MAP)
     }
 
     /// One option by key.
@@ -163,7 +174,9 @@ impl<'a> InputSpec<'a> {
     pub fn choices(&self) -> Option<&'a Vec<Value>> {
         match self.spec.get(0) {
             Some(Value::Array(list)) => Some(list),
-            Some(Value::String(s)) if s == "COMBO" => self.option("options").and_then(Value::as_array),
+            Some(Value::String(s)) if s == "COMBO" => {
+                self.option("options").and_then(Value::as_array)
+            }
             _ => None,
         }
     }

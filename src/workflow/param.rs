@@ -93,7 +93,9 @@ impl Param {
         let spec: Option<InputSpec<'_>> = object_info
             .node(class)
             .and_then(|def| def.input(&self.input));
-        let server_kind = spec.as_ref().and_then(|s| ParamKind::from_comfy(widget_spec_kind(s)));
+        let server_kind = spec
+            .as_ref()
+            .and_then(|s| ParamKind::from_comfy(widget_spec_kind(s)));
         let kind = match (self.kind, server_kind) {
             (Some(k), _) => k,
             (None, Some(k)) => k,
@@ -130,7 +132,9 @@ impl Param {
             && (self.name == "seed"
                 || self.input == "seed"
                 || self.input == "noise_seed"
-                || spec.as_ref().is_some_and(|s| s.flag("control_after_generate")));
+                || spec
+                    .as_ref()
+                    .is_some_and(|s| s.flag("control_after_generate")));
         Ok(Rules {
             kind,
             min: narrow_min(self.min, server_min),
@@ -156,11 +160,17 @@ impl Rules {
                     return Ok(Value::from(self.random_seed()));
                 }
                 let n = parse_int(raw).ok_or_else(|| {
-                    bad(format!("expected a whole number{}, got {raw}", self.range_text()))
+                    bad(format!(
+                        "expected a whole number{}, got {raw}",
+                        self.range_text()
+                    ))
                 })?;
                 self.check_range(n as f64, &bad)?;
-                if let (Some(step), Some(min)) = (self.step, self.min) {
-                    if step > 1.0 && ((n as f64 - min) % step).abs() > 1e-9 {
+                if let (Some(step), Some(min)) = (self.step, self.min)
+                    && step > 1.0
+                    && ((n as f64 - min) % step).abs() > 1e-9
+                {
+                    {
                         return Err(bad(format!(
                             "{n} is not on the step grid: must be {min} plus a multiple of {step}"
                         )));
@@ -173,7 +183,9 @@ impl Rules {
                     bad(format!("expected a number{}, got {raw}", self.range_text()))
                 })?;
                 self.check_range(f, &bad)?;
-                Ok(serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null))
+                Ok(serde_json::Number::from_f64(f)
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null))
             }
             ParamKind::Boolean => match raw {
                 Value::Bool(b) => Ok(Value::Bool(*b)),
@@ -199,7 +211,9 @@ impl Rules {
                 let found = choices.iter().find(|c| {
                     *c == raw
                         || (c.as_str().is_some() && c.as_str() == raw.as_str())
-                        || (c.is_number() && raw.as_str().is_some_and(|s| c.to_string() == s))
+                        || (c.as_f64().is_some()
+                            && raw.as_str().and_then(|s| s.trim().parse::<f64>().ok())
+                                == c.as_f64())
                 });
                 match found {
                     Some(choice) => Ok(choice.clone()),
@@ -240,7 +254,13 @@ impl Rules {
     pub fn random_seed(&self) -> u64 {
         use rand::Rng;
         let lo = self.min.unwrap_or(0.0).max(0.0) as u64;
-        let hi = self.max.map_or(u64::MAX, |m| if m >= u64::MAX as f64 { u64::MAX } else { m.max(0.0) as u64 });
+        let hi = self.max.map_or(u64::MAX, |m| {
+            if m >= u64::MAX as f64 {
+                u64::MAX
+            } else {
+                m.max(0.0) as u64
+            }
+        });
         // Seeds beyond 2^53 do not survive JSON in JavaScript clients; stay below it.
         let hi = hi.min((1u64 << 53) - 1).max(lo);
         rand::rng().random_range(lo..=hi)

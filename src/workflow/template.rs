@@ -106,7 +106,9 @@ fn toml_to_json(v: toml::Value) -> Value {
         toml::Value::Boolean(b) => Value::Bool(b),
         toml::Value::Datetime(d) => Value::String(d.to_string()),
         toml::Value::Array(a) => Value::Array(a.into_iter().map(toml_to_json).collect()),
-        toml::Value::Table(t) => Value::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect()),
+        toml::Value::Table(t) => {
+            Value::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect())
+        }
     }
 }
 
@@ -125,12 +127,18 @@ impl TemplateSet {
         entries.sort();
         let mut templates = BTreeMap::new();
         let mut used_workflows: Vec<PathBuf> = Vec::new();
-        for map_path in entries.iter().filter(|p| p.extension().is_some_and(|e| e == "toml")) {
+        for map_path in entries
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        {
             let template = Template::load_map(map_path)?;
             used_workflows.push(template.path.clone());
             templates.insert(template.name.clone(), template);
         }
-        for wf in entries.iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
+        for wf in entries
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        {
             if used_workflows.contains(wf) {
                 continue;
             }
@@ -155,10 +163,12 @@ impl TemplateSet {
 
     /// The template of that name.
     pub fn get(&self, name: &str) -> Result<&Template, WorkflowError> {
-        self.templates.get(name).ok_or_else(|| WorkflowError::NoSuchTemplate {
-            name: name.to_owned(),
-            available: self.names(),
-        })
+        self.templates
+            .get(name)
+            .ok_or_else(|| WorkflowError::NoSuchTemplate {
+                name: name.to_owned(),
+                available: self.names(),
+            })
     }
 
     /// Template names, sorted.
@@ -205,8 +215,8 @@ impl Template {
             name: name.clone(),
             reason,
         };
-        let map: MapFile = toml::from_str(&text)
-            .map_err(|e| bad(format!("{}: {e}", map_path.display())))?;
+        let map: MapFile =
+            toml::from_str(&text).map_err(|e| bad(format!("{}: {e}", map_path.display())))?;
         let dir = map_path.parent().unwrap_or(Path::new("."));
         let wf_path = dir.join(map.workflow.unwrap_or_else(|| format!("{name}.json")));
         let workflow = read_workflow(&wf_path)?;
@@ -216,7 +226,12 @@ impl Template {
                 (Some(id), None) => NodeRef::Id(match id {
                     toml::Value::String(s) => s,
                     toml::Value::Integer(i) => i.to_string(),
-                    other => return Err(bad(format!("parameter `{}`: `node` must be an id, got {other}", p.name))),
+                    other => {
+                        return Err(bad(format!(
+                            "parameter `{}`: `node` must be an id, got {other}",
+                            p.name
+                        )));
+                    }
                 }),
                 (None, Some(title)) => NodeRef::Title(title),
                 _ => {
@@ -354,7 +369,10 @@ impl Template {
             .get("inputs")
             .and_then(Value::as_object)
             .is_some_and(|i| i.contains_key(&param.input));
-        let class = prompt[&id].get("class_type").and_then(Value::as_str).unwrap_or("");
+        let class = prompt[&id]
+            .get("class_type")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if !has_input && class.is_empty() {
             return Err(WorkflowError::Template {
                 name: self.name.clone(),

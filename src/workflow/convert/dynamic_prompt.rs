@@ -126,7 +126,10 @@ mod tests {
     fn several_choices_pick_one_of_them() {
         for _ in 0..20 {
             let got = process("a {red|green|blue} cat", &mut rand::rng());
-            assert!(["a red cat", "a green cat", "a blue cat"].contains(&got.as_str()), "{got}");
+            assert!(
+                ["a red cat", "a green cat", "a blue cat"].contains(&got.as_str()),
+                "{got}"
+            );
         }
     }
 

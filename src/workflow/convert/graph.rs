@@ -100,7 +100,11 @@ pub(crate) fn id_string(v: &Value) -> Option<String> {
 fn as_index(v: Option<&Value>) -> Option<usize> {
     let v = v?;
     v.as_u64()
-        .or_else(|| v.as_f64().filter(|f| *f >= 0.0 && f.fract() == 0.0).map(|f| f as u64))
+        .or_else(|| {
+            v.as_f64()
+                .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+                .map(|f| f as u64)
+        })
         .and_then(|u| usize::try_from(u).ok())
 }
 
@@ -111,10 +115,9 @@ fn as_link_id(v: Option<&Value>) -> Option<i64> {
 }
 
 fn parse_node(v: &Value, where_: &str) -> Result<UiNode, WorkflowError> {
-    let id = v
-        .get("id")
-        .and_then(id_string)
-        .ok_or_else(|| WorkflowError::Malformed(format!("a node in {where_} has no usable `id`")))?;
+    let id = v.get("id").and_then(id_string).ok_or_else(|| {
+        WorkflowError::Malformed(format!("a node in {where_} has no usable `id`"))
+    })?;
     let class = v.get("type").and_then(Value::as_str).ok_or_else(|| {
         WorkflowError::Malformed(format!("node {id} in {where_} has no `type` string"))
     })?;
@@ -124,7 +127,11 @@ fn parse_node(v: &Value, where_: &str) -> Result<UiNode, WorkflowError> {
         .map(|list| {
             list.iter()
                 .map(|i| UiInput {
-                    name: i.get("name").and_then(Value::as_str).unwrap_or("").to_owned(),
+                    name: i
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned(),
                     kind: type_string(i.get("type")),
                     link: as_link_id(i.get("link")),
                     widget: i
@@ -246,7 +253,12 @@ impl UiDocument {
                     .and_then(Value::as_array)
                     .map(|l| {
                         l.iter()
-                            .map(|i| i.get("name").and_then(Value::as_str).unwrap_or("").to_owned())
+                            .map(|i| {
+                                i.get("name")
+                                    .and_then(Value::as_str)
+                                    .unwrap_or("")
+                                    .to_owned()
+                            })
                             .collect()
                     })
                     .unwrap_or_default();

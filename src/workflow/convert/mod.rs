@@ -57,8 +57,12 @@ pub fn ui_to_api(doc: &Value, object_info: &ObjectInfo) -> Result<ApiPrompt, Wor
 
 /// Rejects legacy group nodes and node types the server does not have, naming the node.
 fn check_node_types(document: &UiDocument, object_info: &ObjectInfo) -> Result<(), WorkflowError> {
-    let graphs = std::iter::once((None, &document.root))
-        .chain(document.subgraphs.iter().map(|(id, d)| (Some(id), &d.graph)));
+    let graphs = std::iter::once((None, &document.root)).chain(
+        document
+            .subgraphs
+            .iter()
+            .map(|(id, d)| (Some(id), &d.graph)),
+    );
     for (def_id, graph) in graphs {
         for node in &graph.nodes {
             let id = match def_id {
@@ -94,8 +98,12 @@ type PrimitiveValues = HashMap<(Option<String>, String), Vec<(String, Value)>>;
 
 fn primitive_values(document: &UiDocument) -> PrimitiveValues {
     let mut map = PrimitiveValues::new();
-    let graphs = std::iter::once((None, &document.root))
-        .chain(document.subgraphs.iter().map(|(id, d)| (Some(id.clone()), &d.graph)));
+    let graphs = std::iter::once((None, &document.root)).chain(
+        document
+            .subgraphs
+            .iter()
+            .map(|(id, d)| (Some(id.clone()), &d.graph)),
+    );
     for (key, graph) in graphs {
         for node in graph.nodes.iter().filter(|n| n.class == "PrimitiveNode") {
             let Some(value) = node.widgets_values.get(0).cloned() else {
@@ -178,13 +186,13 @@ impl<'a> Converter<'a> {
             )));
         }
         let full_id = format!("{}{}", frame.prefix, node.id);
-        let def = self
-            .object_info
-            .node(&node.class)
-            .ok_or_else(|| WorkflowError::UnknownNodeType {
-                id: full_id.clone(),
-                class: node.class.clone(),
-            })?;
+        let def =
+            self.object_info
+                .node(&node.class)
+                .ok_or_else(|| WorkflowError::UnknownNodeType {
+                    id: full_id.clone(),
+                    class: node.class.clone(),
+                })?;
         let mut widget_values = widgets::map_widget_values(&def, &node.widgets_values);
         if let Some(pushed) = self
             .primitives
@@ -224,7 +232,10 @@ impl<'a> Converter<'a> {
             }
             match resolver.resolve_link(frames, link, &input.kind, 0)? {
                 Resolved::Link(id, slot) => {
-                    inputs.insert(input.name.clone(), Value::Array(vec![id.into(), slot.into()]));
+                    inputs.insert(
+                        input.name.clone(),
+                        Value::Array(vec![id.into(), slot.into()]),
+                    );
                 }
                 Resolved::Literal(v) => {
                     inputs.insert(input.name.clone(), wrap_literal(v));
@@ -259,4 +270,3 @@ fn wrap_literal(v: Value) -> Value {
         other => other,
     }
 }
-

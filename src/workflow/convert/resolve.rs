@@ -4,8 +4,8 @@
 use serde_json::Value;
 
 use super::graph::{SUBGRAPH_INPUT, SUBGRAPH_OUTPUT, SubgraphDef, UiDocument, UiGraph, UiNode};
-use super::{MAX_NESTING, MODE_BYPASS, MODE_MUTED};
 use super::widgets;
+use super::{MAX_NESTING, MODE_BYPASS, MODE_MUTED};
 use crate::workflow::error::WorkflowError;
 use crate::workflow::object_info::ObjectInfo;
 
@@ -83,7 +83,13 @@ impl<'a> Resolver<'a> {
         let Some(link) = frame.graph.links.get(&link_id) else {
             return Ok(Resolved::Nothing);
         };
-        self.resolve_output(frames, &link.origin, link.origin_slot, target_kind, steps + 1)
+        self.resolve_output(
+            frames,
+            &link.origin,
+            link.origin_slot,
+            target_kind,
+            steps + 1,
+        )
     }
 
     fn resolve_output(
@@ -133,7 +139,13 @@ impl<'a> Resolver<'a> {
             };
             let mut inner = frames.to_vec();
             inner.push(frame.enter(node, def_id, def));
-            return self.resolve_output(&inner, &link.origin, link.origin_slot, target_kind, steps + 1);
+            return self.resolve_output(
+                &inner,
+                &link.origin,
+                link.origin_slot,
+                target_kind,
+                steps + 1,
+            );
         }
         Ok(Resolved::Link(format!("{}{}", frame.prefix, node.id), slot))
     }
@@ -200,9 +212,9 @@ impl<'a> Resolver<'a> {
             def.graph.node(inner).is_some_and(|n| {
                 n.inputs.iter().any(|i| {
                     (i.widget.as_deref() == Some(widget) || i.name == widget)
-                        && i.link.and_then(|l| def.graph.links.get(&l)).is_some_and(|l| {
-                            l.origin == SUBGRAPH_INPUT && l.origin_slot == slot
-                        })
+                        && i.link
+                            .and_then(|l| def.graph.links.get(&l))
+                            .is_some_and(|l| l.origin == SUBGRAPH_INPUT && l.origin_slot == slot)
                 })
             })
         };
@@ -210,7 +222,11 @@ impl<'a> Resolver<'a> {
         let index = proxies
             .iter()
             .position(|(node, widget)| node == "-1" && widget == widget_name)
-            .or_else(|| proxies.iter().position(|(node, widget)| fed_by_input(node, widget)))
+            .or_else(|| {
+                proxies
+                    .iter()
+                    .position(|(node, widget)| fed_by_input(node, widget))
+            })
             .or_else(|| proxies.iter().position(|(_, widget)| widget == widget_name))?;
         if let Some(v) = values.and_then(|v| v.get(index)) {
             return Some(v.clone());
@@ -254,12 +270,17 @@ fn compatible(a: &str, b: &str) -> bool {
     }
     let a = a.to_ascii_lowercase();
     let b = b.to_ascii_lowercase();
-    a.split(',').any(|x| b.split(',').any(|y| x.trim() == y.trim()))
+    a.split(',')
+        .any(|x| b.split(',').any(|y| x.trim() == y.trim()))
 }
 
 /// Which input of a bypassed node stands in for its output `slot`.
 fn bypass_input(node: &UiNode, slot: usize, target_kind: &str) -> Option<i64> {
-    let out_kind = node.output_kinds.get(slot).map(String::as_str).unwrap_or("*");
+    let out_kind = node
+        .output_kinds
+        .get(slot)
+        .map(String::as_str)
+        .unwrap_or("*");
     let chosen = if target_kind.is_empty() || target_kind == "*" {
         node.inputs.get(slot).or_else(|| node.inputs.first())
     } else if let Some(same) = node
@@ -277,4 +298,3 @@ fn bypass_input(node: &UiNode, slot: usize, target_kind: &str) -> Option<i64> {
     };
     chosen.and_then(|i| i.link)
 }
-

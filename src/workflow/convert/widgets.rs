@@ -75,7 +75,13 @@ pub(crate) fn map_widget_values(def: &NodeDef<'_>, values: &Value) -> Vec<Widget
     match values {
         Value::Object(by_name) => {
             // Dict-shaped values (VideoHelperSuite and others): keyed by widget name.
-                    walk_inputs(&def.inputs(), "", &Lookup::ByName(by_name), &mut 0, &mut out);
+            walk_inputs(
+                &def.inputs(),
+                "",
+                &Lookup::ByName(by_name),
+                &mut 0,
+                &mut out,
+            );
         }
         Value::Array(list) => {
             let inputs = def.inputs();
@@ -99,7 +105,9 @@ pub(crate) fn map_widget_values(def: &NodeDef<'_>, values: &Value) -> Vec<Widget
             cursor += 1;
             out.push(WidgetValue {
                 name: (*name).to_owned(),
-                value: value.filter(|v| !v.is_null()).unwrap_or_else(|| Value::String(String::new())),
+                value: value
+                    .filter(|v| !v.is_null())
+                    .unwrap_or_else(|| Value::String(String::new())),
                 dynamic_prompts: false,
             });
         }
@@ -146,12 +154,20 @@ enum Lookup<'v> {
     ByName(&'v Map<String, Value>),
 }
 
-fn walk_top(inputs: &[InputSpec<'_>], list: &[Value], cursor: &mut usize, out: &mut Vec<WidgetValue>) {
+fn walk_top(
+    inputs: &[InputSpec<'_>],
+    list: &[Value],
+    cursor: &mut usize,
+    out: &mut Vec<WidgetValue>,
+) {
     let (required, optional): (Vec<_>, Vec<_>) =
         inputs.iter().partition(|i| i.section == Section::Required);
     let lookup = Lookup::ByPosition(list);
     walk_inputs(&required, "", &lookup, cursor, out);
-    if required.iter().any(|i| UPLOAD_FLAGS.iter().any(|f| i.flag(f))) {
+    if required
+        .iter()
+        .any(|i| UPLOAD_FLAGS.iter().any(|f| i.flag(f)))
+    {
         *cursor += 1;
     }
     walk_inputs(&optional, "", &lookup, cursor, out);
@@ -193,7 +209,10 @@ fn walk_inputs(
         let selected = value.clone();
         // The compare widget always sends an empty pair, whatever the preview shows.
         let value = if kind == "IMAGECOMPARE" {
-            Value::Array(vec![Value::String(String::new()), Value::String(String::new())])
+            Value::Array(vec![
+                Value::String(String::new()),
+                Value::String(String::new()),
+            ])
         } else {
             value
         };
@@ -208,11 +227,7 @@ fn walk_inputs(
             let chosen = spec
                 .option("options")
                 .and_then(Value::as_array)
-                .and_then(|opts| {
-                    opts.iter().find(|o| {
-                        o.get("key") == Some(&selected)
-                    })
-                });
+                .and_then(|opts| opts.iter().find(|o| o.get("key") == Some(&selected)));
             if let Some(option) = chosen {
                 let sub = inputs_of(option.get("inputs"));
                 walk_inputs(&sub, &format!("{name}."), lookup, cursor, out);
