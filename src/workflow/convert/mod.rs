@@ -211,6 +211,17 @@ impl<'a> Converter<'a> {
                 }
             }
         }
+        // Legacy load fix-up of the frontend: `sample_euler` → `euler`.
+        if matches!(node.class.as_str(), "KSampler" | "KSamplerAdvanced") {
+            for w in &mut widget_values {
+                if w.name == "sampler_name" {
+                    if let Some(stripped) = w.value.as_str().and_then(|s| s.strip_prefix("sample_"))
+                    {
+                        w.value = Value::String(stripped.to_owned());
+                    }
+                }
+            }
+        }
         let mut inputs = Map::new();
         for w in widget_values {
             let value = match (&w.value, w.dynamic_prompts) {
