@@ -214,11 +214,10 @@ impl<'a> Converter<'a> {
         // Legacy load fix-up of the frontend: `sample_euler` → `euler`.
         if matches!(node.class.as_str(), "KSampler" | "KSamplerAdvanced") {
             for w in &mut widget_values {
-                if w.name == "sampler_name" {
-                    if let Some(stripped) = w.value.as_str().and_then(|s| s.strip_prefix("sample_"))
-                    {
-                        w.value = Value::String(stripped.to_owned());
-                    }
+                if w.name == "sampler_name"
+                    && let Some(stripped) = w.value.as_str().and_then(|s| s.strip_prefix("sample_"))
+                {
+                    w.value = Value::String(stripped.to_owned());
                 }
             }
         }
