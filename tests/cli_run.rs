@@ -138,11 +138,21 @@ fn ui_workflows_run_and_errors_are_explained() {
         }),
     );
     let out = work.path().join("out");
-    let result = comfy_fleet(&["run", ui.to_str().unwrap(), "--url", &fake.url, "--out", out.to_str().unwrap()]);
+    let result = comfy_fleet(&[
+        "run",
+        ui.to_str().unwrap(),
+        "--url",
+        &fake.url,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     let stderr = text(&result.stderr);
     assert_eq!(result.status.code(), Some(0), "{stderr}");
     let written = text(&result.stdout);
-    assert!(written.trim().ends_with(".png") && written.contains("from_ui"), "{written}");
+    assert!(
+        written.trim().ends_with(".png") && written.contains("from_ui"),
+        "{written}"
+    );
 
     // An empty UI workflow names what is missing.
     let empty = write_json(
@@ -158,7 +168,10 @@ fn ui_workflows_run_and_errors_are_explained() {
     let result = comfy_fleet(&["run", api.to_str().unwrap(), "--url", &url]);
     let stderr = text(&result.stderr);
     assert_eq!(result.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains(&url) && stderr.contains("unreachable"), "{stderr}");
+    assert!(
+        stderr.contains(&url) && stderr.contains("unreachable"),
+        "{stderr}"
+    );
 
     let missing = work.path().join("nope.json");
     let result = comfy_fleet(&["run", missing.to_str().unwrap(), "--url", &url]);
