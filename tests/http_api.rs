@@ -158,7 +158,7 @@ async fn a_demo_job_streams_its_progress_and_yields_a_png_of_the_asked_size() {
     let api = start(&["--fake-node-time", "20ms"], |_| {}).await;
     let (status, body, headers) = api
         .post(
-            json!({"template": "demo", "params": {"width": 96, "height": 48}}),
+            json!({"template": "demo", "params": {"width": 96, "height": 64}}),
             None,
         )
         .await;
@@ -193,7 +193,7 @@ async fn a_demo_job_streams_its_progress_and_yields_a_png_of_the_asked_size() {
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(resp.headers().get("content-type").unwrap(), "image/png");
     let png = resp.body().limit(64 << 20).await.unwrap();
-    assert_eq!(png_size(&png), (96, 48));
+    assert_eq!(png_size(&png), (96, 64));
 
     // A late subscriber still gets the whole story, ending with `done`.
     let again = api.events(&id).await;
