@@ -29,8 +29,14 @@ fn declared_gpus_are_printed_as_a_table() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "GPU source: declared in the config");
     assert!(lines[1].starts_with("#  UUID"), "{stdout}");
-    assert!(lines[2].starts_with("0  GPU-5c9f") && lines[2].contains("24564 MiB"), "{stdout}");
-    assert!(lines[3].starts_with("1  1") && lines[3].contains("RTX 3090"), "{stdout}");
+    assert!(
+        lines[2].starts_with("0  GPU-5c9f") && lines[2].contains("24564 MiB"),
+        "{stdout}"
+    );
+    assert!(
+        lines[3].starts_with("1  1") && lines[3].contains("RTX 3090"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -40,7 +46,10 @@ fn no_nvml_and_nothing_declared_says_cpu_only() {
     let stdout = text(&out.stdout);
     assert!(stdout.starts_with("GPU source: none (CPU-only"), "{stdout}");
     assert!(stdout.contains("note: NVML is not available"), "{stdout}");
-    assert!(stdout.contains("/nonexistent/libnvidia-ml.so.1"), "{stdout}");
+    assert!(
+        stdout.contains("/nonexistent/libnvidia-ml.so.1"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -56,15 +65,26 @@ fn the_gpus_table_of_a_config_file_is_used() {
     let out = gpus(&["--config", config.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("GPU-from-file") && stdout.contains("40960 MiB"), "{stdout}");
+    assert!(
+        stdout.contains("GPU-from-file") && stdout.contains("40960 MiB"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn errors_name_the_problem() {
-    let out = gpus(&["--discovery", "nvml", "--nvml-library", "/nonexistent/lib.so"]);
+    let out = gpus(&[
+        "--discovery",
+        "nvml",
+        "--nvml-library",
+        "/nonexistent/lib.so",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.starts_with("error: gpus.discovery is \"nvml\" but NVML is not available"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: gpus.discovery is \"nvml\" but NVML is not available"),
+        "{stderr}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bad.toml");
@@ -72,7 +92,10 @@ fn errors_name_the_problem() {
     let out = gpus(&["--config", config.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("bad.toml is not valid") && stderr.contains("sometimes"), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml is not valid") && stderr.contains("sometimes"),
+        "{stderr}"
+    );
 
     let out = gpus(&["--config", "/nonexistent/config.toml"]);
     assert!(text(&out.stderr).contains("cannot read /nonexistent/config.toml"));

@@ -46,7 +46,10 @@ fn logged<T>(f: impl FnOnce() -> T) -> (T, Vec<(String, String)>) {
         .map(|v| {
             (
                 v["level"].as_str().unwrap().to_string(),
-                v["fields"]["message"].as_str().unwrap_or_default().to_string(),
+                v["fields"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
             )
         })
         .collect();
@@ -120,7 +123,11 @@ fn auto_uses_nvml_here_if_it_works_else_falls_back_with_one_warning() {
             let warned = warnings(&events);
             assert_eq!(warned.len(), 1, "exactly one warning: {events:?}");
             assert!(warned[0].contains("NVML"), "{}", warned[0]);
-            assert!(warned[0].contains("2 GPU(s) declared in the config"), "{}", warned[0]);
+            assert!(
+                warned[0].contains("2 GPU(s) declared in the config"),
+                "{}",
+                warned[0]
+            );
             assert_eq!(found.note.as_deref(), Some(warned[0]));
         }
     }
@@ -135,7 +142,11 @@ fn a_missing_nvml_library_and_no_declared_gpu_means_cpu_only() {
     assert!(found.probe.gpus().unwrap().is_empty());
     let warned = warnings(&events);
     assert_eq!(warned.len(), 1, "{events:?}");
-    assert!(warned[0].contains("/nonexistent/libnvidia-ml.so.1"), "{}", warned[0]);
+    assert!(
+        warned[0].contains("/nonexistent/libnvidia-ml.so.1"),
+        "{}",
+        warned[0]
+    );
     assert!(warned[0].contains("--cpu"), "{}", warned[0]);
 }
 
@@ -144,7 +155,10 @@ fn nvml_mode_without_nvml_is_an_error_saying_what_to_do() {
     let missing = Path::new("/nonexistent/libnvidia-ml.so.1");
     let err = discover(DiscoveryMode::Nvml, &declared(), Some(missing)).unwrap_err();
     let message = err.to_string();
-    assert!(matches!(err, DiscoveryError::Nvml(GpuProbeError::Unavailable(_))), "{message}");
+    assert!(
+        matches!(err, DiscoveryError::Nvml(GpuProbeError::Unavailable(_))),
+        "{message}"
+    );
     assert!(message.contains("discovery = \"auto\""), "{message}");
 
     let err = discover_with(DiscoveryMode::Nvml, &declared(), || static_nvml(vec![])).unwrap_err();

@@ -55,14 +55,21 @@ async fn output_lines_are_logged_with_instance_and_stream() {
                   printf 'no newline at the end'\nexec sleep 1000";
     let spec = script_spec("gpu3", &root.path().join("gpu3"), None, script);
     let launched = launcher.launch(spec).await.unwrap();
-    wait_until("the terminated lines are logged", || captured.comfyui_lines().len() >= 4).await;
+    wait_until("the terminated lines are logged", || {
+        captured.comfyui_lines().len() >= 4
+    })
+    .await;
     // The last line has no newline: it is logged when the stream ends.
     launched.stopper.stop(Duration::from_secs(30)).await;
-    wait_until("the unterminated line is logged", || captured.comfyui_lines().len() >= 5).await;
+    wait_until("the unterminated line is logged", || {
+        captured.comfyui_lines().len() >= 5
+    })
+    .await;
 
     let mut lines = captured.comfyui_lines();
     lines.sort();
-    let line = |stream: &str, message: &str| ("gpu3".to_string(), stream.to_string(), message.to_string());
+    let line =
+        |stream: &str, message: &str| ("gpu3".to_string(), stream.to_string(), message.to_string());
     let mut wanted = vec![
         line("stdout", "Starting server"),
         line("stdout", " 10%|#"),

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 
-use comfy_fleet::launch::{InstanceFolders, InstanceRecord, Lifetime, ProcessLauncher, sweep_stale};
+use comfy_fleet::launch::{
+    InstanceFolders, InstanceRecord, Lifetime, ProcessLauncher, sweep_stale,
+};
 use comfy_fleet_actors::ports::Launcher;
 use launch_support::*;
 
@@ -21,7 +23,8 @@ const ROOT_VAR: &str = "COMFY_FLEET_TEST_STAND_IN_ROOT";
 #[test]
 #[ignore = "the stand-in comfy-fleet of launched_processes_die_with_comfy_fleet; runs only from it"]
 fn stand_in_comfy_fleet() {
-    let root = PathBuf::from(std::env::var(ROOT_VAR).expect("run by the outer test, which sets the root"));
+    let root =
+        PathBuf::from(std::env::var(ROOT_VAR).expect("run by the outer test, which sets the root"));
     actix_rt::System::new().block_on(async {
         let launcher = ProcessLauncher::new(&root).unwrap();
         let state = root.join("gpu0");
@@ -55,7 +58,13 @@ impl Drop for StandIn {
 
 fn start_stand_in(root: &Path) -> (StandIn, i32, i32) {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "stand_in_comfy_fleet", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "stand_in_comfy_fleet",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(ROOT_VAR, root)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -75,7 +84,9 @@ fn start_stand_in(root: &Path) -> (StandIn, i32, i32) {
             }
         }
     });
-    let line = rx.recv_timeout(SAFETY).expect("the stand-in never reported its launch");
+    let line = rx
+        .recv_timeout(SAFETY)
+        .expect("the stand-in never reported its launch");
     let pids: Vec<i32> = line.split(' ').map(|p| p.parse().unwrap()).collect();
     (stand_in, pids[0], pids[1])
 }
@@ -92,7 +103,9 @@ fn launched_processes_die_with_comfy_fleet() {
     stand_in.child.kill().unwrap();
     stand_in.child.wait().unwrap();
 
-    wait_until_blocking("the launched process dies with its parent", || !alive(leader));
+    wait_until_blocking("the launched process dies with its parent", || {
+        !alive(leader)
+    });
     // The parent-death signal reaches only the process comfy-fleet forked; what that process
     // started itself is left to the next start's sweep.
     assert!(alive(straggler));
@@ -104,7 +117,10 @@ fn launched_processes_die_with_comfy_fleet() {
     assert_eq!(report.killed[0].pids, vec![straggler]);
     assert!(!alive(straggler));
     assert!(group_pids(leader).is_empty());
-    assert!(!upload.exists(), "the ephemeral upload is deleted by the sweep");
+    assert!(
+        !upload.exists(),
+        "the ephemeral upload is deleted by the sweep"
+    );
     assert_eq!((report.ephemeral_removed, report.records_removed), (1, 1));
     assert!(!InstanceRecord::path(root.path(), "gpu0").exists());
 }

@@ -43,7 +43,10 @@ async fn four_instances_get_their_own_port_folders_database_and_gpu() {
         })
         .await;
         let env = environ(l.pid);
-        assert!(env.contains(&format!("CUDA_VISIBLE_DEVICES=GPU-test-{i}")), "{env:?}");
+        assert!(
+            env.contains(&format!("CUDA_VISIBLE_DEVICES=GPU-test-{i}")),
+            "{env:?}"
+        );
         assert!(env.contains(&"CUDA_DEVICE_ORDER=PCI_BUS_ID".to_string()));
         assert!(env.contains(&format!("HF_HOME=/cache/{i}")));
         // Its own process group and session.
@@ -79,16 +82,28 @@ async fn the_computed_arguments_reach_the_process() {
     assert_eq!(flag_value(&args, "--port"), Some(port.as_str()));
     assert_eq!(flag_value(&args, "--listen"), Some("127.0.0.1"));
     let state = state.display().to_string();
-    assert_eq!(flag_value(&args, "--input-directory"), Some(format!("{state}/input").as_str()));
-    assert_eq!(flag_value(&args, "--output-directory"), Some(format!("{state}/output").as_str()));
+    assert_eq!(
+        flag_value(&args, "--input-directory"),
+        Some(format!("{state}/input").as_str())
+    );
+    assert_eq!(
+        flag_value(&args, "--output-directory"),
+        Some(format!("{state}/output").as_str())
+    );
     assert_eq!(flag_value(&args, "--temp-directory"), Some(state.as_str()));
-    assert_eq!(flag_value(&args, "--user-directory"), Some(format!("{state}/user").as_str()));
+    assert_eq!(
+        flag_value(&args, "--user-directory"),
+        Some(format!("{state}/user").as_str())
+    );
     assert_eq!(
         flag_value(&args, "--database-url"),
         Some(format!("sqlite:///{state}/comfyui.db").as_str())
     );
     assert!(args.contains(&"--disable-auto-launch".to_string()));
-    assert!(args.contains(&"--cpu".to_string()), "no GPU means --cpu: {args:?}");
+    assert!(
+        args.contains(&"--cpu".to_string()),
+        "no GPU means --cpu: {args:?}"
+    );
     assert_eq!(args.last().map(String::as_str), Some("--extra-flag"));
     assert!(environ(l.pid).contains(&"CUDA_VISIBLE_DEVICES=".to_string()));
     l.stopper.stop(Duration::from_secs(30)).await;
@@ -112,7 +127,9 @@ async fn stop_leaves_no_process_of_the_group_and_cleans_ephemeral_files() {
     let upload = folders
         .save_input("jobs", "in.png", b"png", Lifetime::Ephemeral)
         .unwrap();
-    let kept = folders.save_input("", "kept.png", b"png", Lifetime::Kept).unwrap();
+    let kept = folders
+        .save_input("", "kept.png", b"png", Lifetime::Kept)
+        .unwrap();
     let record = root.path().join("instances/gpu0.json");
     assert!(record.exists());
 
@@ -148,7 +165,14 @@ async fn a_group_that_ignores_sigterm_is_killed_after_the_grace() {
     let exited = l.exited;
     l.stopper.stop(Duration::from_millis(200)).await;
     let exit = within("the exit", exited).await;
-    assert_eq!(exit, ExitInfo { code: None, signal: Some(9) }, "SIGKILLed: {exit}");
+    assert_eq!(
+        exit,
+        ExitInfo {
+            code: None,
+            signal: Some(9)
+        },
+        "SIGKILLed: {exit}"
+    );
     assert!(group_pids(l.pid as i32).is_empty());
     assert!(!alive(child));
 }
@@ -164,7 +188,13 @@ async fn an_exit_is_reported_and_the_rest_of_the_group_killed() {
     spec.env.push(("READY".into(), ready.display().to_string()));
     let l = launcher.launch(spec).await.unwrap();
     let exit = within("the exit", l.exited).await;
-    assert_eq!(exit, ExitInfo { code: Some(3), signal: None });
+    assert_eq!(
+        exit,
+        ExitInfo {
+            code: Some(3),
+            signal: None
+        }
+    );
     let straggler = read_pid(&ready).unwrap();
     assert!(!alive(straggler), "the leader's leftover child was killed");
     assert!(group_pids(l.pid as i32).is_empty());
@@ -210,19 +240,35 @@ async fn spawn_errors_name_the_command_and_the_reason() {
         Err(e) => panic!("wrong error: {e}"),
         Ok(_) => panic!("launched a missing program"),
     };
-    assert!(message.contains("`/nonexistent/python3 main.py`"), "{message}");
+    assert!(
+        message.contains("`/nonexistent/python3 main.py`"),
+        "{message}"
+    );
     assert!(message.contains("No such file or directory"), "{message}");
     assert!(message.contains("comfyui.command"), "{message}");
     assert!(!root.path().join("instances/gpu0.json").exists());
 
     spec.command = vec![];
-    let message = launcher.launch(spec.clone()).await.err().unwrap().to_string();
+    let message = launcher
+        .launch(spec.clone())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
     assert!(message.contains("the command is empty"), "{message}");
 
     spec.command = vec!["sh".into()];
     spec.working_dir = Some(root.path().join("no-comfyui-here"));
-    let message = launcher.launch(spec.clone()).await.err().unwrap().to_string();
-    assert!(message.contains("no-comfyui-here") && message.contains("does not exist"), "{message}");
+    let message = launcher
+        .launch(spec.clone())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("no-comfyui-here") && message.contains("does not exist"),
+        "{message}"
+    );
 
     spec.working_dir = None;
     spec.instance = comfy_fleet_actors::InstanceId::new("../evil");

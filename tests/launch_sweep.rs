@@ -7,11 +7,13 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use comfy_fleet::launch::{EphemeralManifest, InstanceRecord, ProcessLauncher, procfs, sweep_stale};
+use comfy_fleet::launch::{
+    EphemeralManifest, InstanceRecord, ProcessLauncher, procfs, sweep_stale,
+};
 use comfy_fleet_actors::ports::Launcher;
+use launch_support::*;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use launch_support::*;
 
 /// A group started by a test; killed on drop unless its leader has already been reaped
 /// (after which its id could belong to someone else).
@@ -92,7 +94,10 @@ fn a_recorded_live_group_is_killed_and_its_files_deleted() {
     assert_eq!((report.ephemeral_removed, report.records_removed), (1, 1));
     assert!(!InstanceRecord::path(root.path(), "gpu0").exists());
     let status = leader.0.wait().unwrap();
-    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
 }
 
 #[test]

@@ -43,7 +43,7 @@ impl ProbeHealth {
     pub fn on_failure(&mut self, error: &GpuProbeError) -> Option<HealthNote> {
         self.failures_in_a_row += 1;
         let n = self.failures_in_a_row;
-        let log = n == 1 || (self.repeat_every > 0 && n % self.repeat_every == 0);
+        let log = n == 1 || (self.repeat_every > 0 && n.is_multiple_of(self.repeat_every));
         log.then(|| HealthNote::Failing {
             in_a_row: n,
             error: error.to_string(),
@@ -139,7 +139,10 @@ impl GpuMonitor {
         };
         match note {
             Some(HealthNote::Failing { in_a_row, error }) => {
-                tracing::warn!(failures_in_a_row = in_a_row, "cannot sample the GPUs: {error}");
+                tracing::warn!(
+                    failures_in_a_row = in_a_row,
+                    "cannot sample the GPUs: {error}"
+                );
             }
             Some(HealthNote::Recovered { after_failures }) => {
                 tracing::info!("GPU sampling works again after {after_failures} failure(s)");
@@ -153,7 +156,11 @@ impl GpuMonitor {
 fn flatten(
     answer: Result<Result<GpuSample, GpuProbeError>, MailboxError>,
 ) -> Result<GpuSample, GpuProbeError> {
-    answer.unwrap_or_else(|e| Err(GpuProbeError::Failed(format!("the probe thread is gone: {e}"))))
+    answer.unwrap_or_else(|e| {
+        Err(GpuProbeError::Failed(format!(
+            "the probe thread is gone: {e}"
+        )))
+    })
 }
 
 impl Actor for GpuMonitor {

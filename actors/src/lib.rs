@@ -5,9 +5,9 @@
 //! adapters (awc, child processes, NVML, serenity). Their policies live in plain structs so they
 //! can be unit-tested and benchmarked without an actor system.
 
+pub mod gpu_monitor;
 pub mod ids;
 pub mod job;
-pub mod gpu_monitor;
 pub mod messages;
 pub mod ports;
 

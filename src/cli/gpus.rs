@@ -68,7 +68,9 @@ fn parse_declared(text: &str) -> Result<DeclaredGpu, String> {
     let mut parts = text.splitn(3, ':');
     let id = parts.next().unwrap_or_default().trim();
     if id.is_empty() {
-        return Err("the GPU id is empty; write ID[:NAME[:MEMORY_MIB]], e.g. 0:RTX 4090:24564".into());
+        return Err(
+            "the GPU id is empty; write ID[:NAME[:MEMORY_MIB]], e.g. 0:RTX 4090:24564".into(),
+        );
     }
     let name = parts.next().unwrap_or_default().trim().to_string();
     let memory_total_bytes = match parts.next().map(str::trim) {

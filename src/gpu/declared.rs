@@ -95,7 +95,10 @@ mod tests {
         assert_eq!(gpus.len(), 2);
         assert_eq!((gpus[0].index, gpus[0].id.0.as_str()), (0, "GPU-aaaa"));
         assert_eq!(gpus[0].memory_free_bytes, 24 << 30);
-        assert_eq!((gpus[1].index, gpus[1].name.as_str()), (1, "declared GPU 1"));
+        assert_eq!(
+            (gpus[1].index, gpus[1].name.as_str()),
+            (1, "declared GPU 1")
+        );
         assert_eq!(gpus[1].memory_total_bytes, 0);
     }
 }

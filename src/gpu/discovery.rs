@@ -11,9 +11,7 @@ use super::declared::{DeclaredGpu, DeclaredProbe};
 use super::nvml::NvmlProbe;
 
 /// Where GPUs may come from (`gpus.discovery` in the config).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum DiscoveryMode {
     /// NVML; when it is absent or finds no GPU, the declared GPUs; when none is declared,
@@ -133,7 +131,9 @@ pub fn discover_with(
         ),
         (Some(why), n) => (
             GpuSource::Declared,
-            Some(format!("{why}: using the {n} GPU(s) declared in the config")),
+            Some(format!(
+                "{why}: using the {n} GPU(s) declared in the config"
+            )),
         ),
     };
     match &note {

@@ -41,7 +41,9 @@ impl NvmlProbe {
         };
         let uuid = device.uuid().map_err(|e| failed("UUID", e))?;
         let memory = device.memory_info().map_err(|e| failed("memory", e))?;
-        let name = device.name().unwrap_or_else(|_| "unknown NVIDIA GPU".into());
+        let name = device
+            .name()
+            .unwrap_or_else(|_| "unknown NVIDIA GPU".into());
         let pci_bus_id = device.pci_info().map(|p| p.bus_id).unwrap_or_default();
         let processes = device
             .running_compute_processes()
@@ -80,9 +82,10 @@ impl GpuProbe for NvmlProbe {
             .map_err(|e| GpuProbeError::Failed(format!("cannot count GPUs: {e}")))?;
         (0..count)
             .map(|index| {
-                let device = self.nvml.device_by_index(index).map_err(|e| {
-                    GpuProbeError::Failed(format!("cannot open GPU {index}: {e}"))
-                })?;
+                let device = self
+                    .nvml
+                    .device_by_index(index)
+                    .map_err(|e| GpuProbeError::Failed(format!("cannot open GPU {index}: {e}")))?;
                 Self::device_info(&device, index)
             })
             .collect()

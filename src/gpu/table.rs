@@ -3,7 +3,14 @@
 use comfy_fleet_actors::ports::{GpuInfo, GpuProcess};
 
 const HEADERS: [&str; 8] = [
-    "#", "UUID", "NAME", "PCI BUS", "MEMORY USED/TOTAL", "UTIL", "TEMP", "PROCESSES",
+    "#",
+    "UUID",
+    "NAME",
+    "PCI BUS",
+    "MEMORY USED/TOTAL",
+    "UTIL",
+    "TEMP",
+    "PROCESSES",
 ];
 
 /// The GPUs as an aligned table, one line per GPU under a header line.

@@ -84,7 +84,10 @@ mod tests {
         assert_eq!(value("--port"), "40123");
         assert_eq!(value("--input-directory"), "/srv/fleet/gpu1/input");
         assert_eq!(value("--temp-directory"), "/srv/fleet/gpu1");
-        assert_eq!(value("--database-url"), "sqlite:////srv/fleet/gpu1/comfyui.db");
+        assert_eq!(
+            value("--database-url"),
+            "sqlite:////srv/fleet/gpu1/comfyui.db"
+        );
         assert!(!args.contains(&"--cpu".to_string()));
         assert_eq!(&args[args.len() - 2..], ["--preview-method", "none"]);
         let env = comfyui_env(&s);

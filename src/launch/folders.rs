@@ -245,13 +245,23 @@ mod tests {
     #[test]
     fn prepare_creates_the_layout_and_registers_the_models_folder() {
         let (_dir, f) = folders();
-        for d in [f.input(), f.output(), f.temp(), f.user(), f.models().join("loras")] {
+        for d in [
+            f.input(),
+            f.output(),
+            f.temp(),
+            f.user(),
+            f.models().join("loras"),
+        ] {
             assert!(d.is_dir(), "{} missing", d.display());
         }
         let yaml = fs::read_to_string(f.extra_model_paths()).unwrap();
         assert!(yaml.contains(&format!("base_path: \"{}\"", f.models().display())));
         assert!(yaml.contains("  loras: loras\n"));
-        assert!(f.database_url().starts_with("sqlite:////"), "{}", f.database_url());
+        assert!(
+            f.database_url().starts_with("sqlite:////"),
+            "{}",
+            f.database_url()
+        );
     }
 
     #[test]
@@ -275,11 +285,16 @@ mod tests {
             .save_input("", "../escape.png", b"x", Lifetime::Kept)
             .unwrap_err();
         assert!(err.to_string().contains("\"../escape.png\""), "{err}");
-        assert!(f.save_input("../..", "a.png", b"x", Lifetime::Kept).is_err());
+        assert!(
+            f.save_input("../..", "a.png", b"x", Lifetime::Kept)
+                .is_err()
+        );
         assert!(f.save_input("", "a/b.png", b"x", Lifetime::Kept).is_err());
         // A symbolic link inside input/ that points outside is caught too.
         std::os::unix::fs::symlink(dir.path(), f.input().join("out")).unwrap();
-        let err = f.save_input("out", "a.png", b"x", Lifetime::Kept).unwrap_err();
+        let err = f
+            .save_input("out", "a.png", b"x", Lifetime::Kept)
+            .unwrap_err();
         assert!(matches!(err, FolderError::Escapes { .. }), "{err}");
         assert!(!dir.path().join("a.png").exists());
     }
@@ -290,12 +305,22 @@ mod tests {
         let source = dir.path().join("ink.safetensors");
         fs::write(&source, b"weights").unwrap();
         let copy = f
-            .copy_model("loras", &source, "styles/ink.safetensors", Lifetime::Ephemeral)
+            .copy_model(
+                "loras",
+                &source,
+                "styles/ink.safetensors",
+                Lifetime::Ephemeral,
+            )
             .unwrap();
         assert_eq!(copy, f.models().join("loras/styles/ink.safetensors"));
         assert_eq!(fs::read(&copy).unwrap(), b"weights");
         let again = f
-            .copy_model("loras", &source, "styles/ink.safetensors", Lifetime::Ephemeral)
+            .copy_model(
+                "loras",
+                &source,
+                "styles/ink.safetensors",
+                Lifetime::Ephemeral,
+            )
             .unwrap_err();
         assert!(matches!(again, FolderError::Exists { .. }), "{again}");
         assert!(f.copy_model("../x", &source, "a", Lifetime::Kept).is_err());

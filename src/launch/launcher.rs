@@ -76,14 +76,16 @@ impl ProcessLauncher {
         let folders = InstanceFolders::new(&spec.state_dir).map_err(|e| {
             folders_error(format!("cannot resolve {}: {e}", spec.state_dir.display()))
         })?;
-        folders.prepare().map_err(|e| folders_error(e.to_string()))?;
-        let reservation =
-            self.ports
-                .reserve(&spec.listen, spec.port)
-                .map_err(|reason| LaunchError::Port {
-                    instance: instance.clone(),
-                    reason,
-                })?;
+        folders
+            .prepare()
+            .map_err(|e| folders_error(e.to_string()))?;
+        let reservation = self
+            .ports
+            .reserve(&spec.listen, spec.port)
+            .map_err(|reason| LaunchError::Port {
+                instance: instance.clone(),
+                reason,
+            })?;
         let port = reservation.port;
 
         let mut command = Command::new(program);
@@ -119,11 +121,25 @@ impl ProcessLauncher {
         };
         if let Err(e) = watcher {
             group.signal(Signal::SIGKILL);
-            return Err(spawn_error(format!("cannot start the thread that waits for it: {e}")));
+            return Err(spawn_error(format!(
+                "cannot start the thread that waits for it: {e}"
+            )));
         }
         for (stream, source) in [
-            ("stdout", child.stdout.take().map(|s| Box::new(s) as Box<dyn io::Read + Send>)),
-            ("stderr", child.stderr.take().map(|s| Box::new(s) as Box<dyn io::Read + Send>)),
+            (
+                "stdout",
+                child
+                    .stdout
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn io::Read + Send>),
+            ),
+            (
+                "stderr",
+                child
+                    .stderr
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn io::Read + Send>),
+            ),
         ] {
             if let Some(source) = source
                 && let Err(e) = forward_lines(instance.clone(), stream, source)
@@ -193,4 +209,3 @@ fn describe_spawn_error(e: &io::Error) -> String {
         _ => e.to_string(),
     }
 }
-

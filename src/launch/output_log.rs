@@ -92,7 +92,10 @@ mod tests {
     fn lines_end_at_newlines_and_carriage_returns() {
         let mut s = LineSplitter::default();
         assert_eq!(s.feed(b"Starting server\r\n\nTo see"), ["Starting server"]);
-        assert_eq!(s.feed(b" the GUI\n 10%|#\r 20%|##\r"), ["To see the GUI", " 10%|#", " 20%|##"]);
+        assert_eq!(
+            s.feed(b" the GUI\n 10%|#\r 20%|##\r"),
+            ["To see the GUI", " 10%|#", " 20%|##"]
+        );
         assert_eq!(s.feed(b"tail \xff"), Vec::<String>::new());
         assert_eq!(s.finish().as_deref(), Some("tail \u{fffd}"));
         assert_eq!(s.finish(), None);

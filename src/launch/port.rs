@@ -41,7 +41,11 @@ impl Drop for PortLease {
 
 impl PortBook {
     /// Reserves `requested` (or a free port when it is 0) on the address instances listen on.
-    pub fn reserve(self: &Arc<Self>, listen: &str, requested: u16) -> Result<PortReservation, String> {
+    pub fn reserve(
+        self: &Arc<Self>,
+        listen: &str,
+        requested: u16,
+    ) -> Result<PortReservation, String> {
         let ip = bind_ip(listen);
         for _ in 0..PICK_ATTEMPTS {
             let socket = TcpListener::bind(SocketAddr::new(ip, requested)).map_err(|e| {
@@ -55,7 +59,10 @@ impl PortBook {
                 }
             })?;
             let port = socket.local_addr().map_err(|e| e.to_string())?.port();
-            let mut in_use = self.in_use.lock().map_err(|_| "port book poisoned".to_string())?;
+            let mut in_use = self
+                .in_use
+                .lock()
+                .map_err(|_| "port book poisoned".to_string())?;
             if in_use.insert(port) {
                 return Ok(PortReservation {
                     port,
@@ -67,7 +74,9 @@ impl PortBook {
                 });
             }
             if requested != 0 {
-                return Err(format!("port {requested} is already given to another instance"));
+                return Err(format!(
+                    "port {requested} is already given to another instance"
+                ));
             }
         }
         Err("binding kept returning ports that other instances use".into())
@@ -122,7 +131,10 @@ mod tests {
         let err = Arc::new(PortBook::default())
             .reserve("127.0.0.1", port)
             .unwrap_err();
-        assert!(err.contains(&format!("port {port}")) && err.contains("not free"), "{err}");
+        assert!(
+            err.contains(&format!("port {port}")) && err.contains("not free"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -61,7 +61,11 @@ pub fn group_members(pgid: i32) -> io::Result<Vec<ProcStat>> {
     let mut members = Vec::new();
     for entry in fs::read_dir("/proc")? {
         let Ok(entry) = entry else { continue };
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         if let Ok(Some(stat)) = read_stat(pid)

@@ -29,7 +29,9 @@ pub struct InstanceRecord {
 impl InstanceRecord {
     /// Where the record of `instance` lives.
     pub fn path(state_root: &Path, instance: &str) -> PathBuf {
-        state_root.join(RECORDS_DIR).join(format!("{instance}.json"))
+        state_root
+            .join(RECORDS_DIR)
+            .join(format!("{instance}.json"))
     }
 
     /// Writes the record atomically (temporary file, then rename).

@@ -59,7 +59,10 @@ pub fn sweep_stale(state_root: &Path) -> Result<SweepReport, SweepError> {
         let record = match record {
             Ok(record) => record,
             Err(why) => {
-                tracing::warn!("removing unreadable instance record {}: {why}", path.display());
+                tracing::warn!(
+                    "removing unreadable instance record {}: {why}",
+                    path.display()
+                );
                 if remove_record(&path).is_ok() {
                     report.records_removed += 1;
                 }

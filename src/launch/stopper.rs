@@ -76,7 +76,9 @@ impl ProcessStopper for GroupStopper {
                         humantime::format_duration(grace)
                     );
                     group.signal(Signal::SIGKILL);
-                    tokio::time::timeout(AFTER_KILL, group.wait_exit()).await.ok()
+                    tokio::time::timeout(AFTER_KILL, group.wait_exit())
+                        .await
+                        .ok()
                 }
             };
             match exit {

@@ -15,7 +15,12 @@ use comfy_fleet_actors::{GpuId, InstanceId};
 pub const SAFETY: Duration = Duration::from_secs(60);
 
 /// A spec whose "ComfyUI" is `sh -c SCRIPT`; the computed arguments arrive as `$@`.
-pub fn script_spec(instance: &str, state_dir: &Path, gpu: Option<&str>, script: &str) -> LaunchSpec {
+pub fn script_spec(
+    instance: &str,
+    state_dir: &Path,
+    gpu: Option<&str>,
+    script: &str,
+) -> LaunchSpec {
     LaunchSpec {
         instance: InstanceId::new(instance),
         command: vec!["sh".into(), "-c".into(), script.into(), "sh".into()],
@@ -45,7 +50,10 @@ pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
 pub fn wait_until_blocking(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + SAFETY;
     while !condition() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
