@@ -93,12 +93,15 @@ fn errors_name_the_problem() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("bad.toml is not valid") && stderr.contains("sometimes"),
+        stderr.contains("bad.toml:2:")
+            && stderr.contains("`gpus.discovery`")
+            && stderr.contains("sometimes")
+            && stderr.contains("`auto`, `nvml`, `declared`"),
         "{stderr}"
     );
 
     let out = gpus(&["--config", "/nonexistent/config.toml"]);
-    assert!(text(&out.stderr).contains("cannot read /nonexistent/config.toml"));
+    assert!(text(&out.stderr).contains("cannot read config file /nonexistent/config.toml"));
 
     let out = gpus(&["--declared", "0:big:lots"]);
     assert_eq!(out.status.code(), Some(2));
