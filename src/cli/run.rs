@@ -27,7 +27,7 @@ use crate::fleet::Fleet;
 use crate::fleet::events::Subscribe;
 use crate::fleet::images;
 use crate::fleet::submit::{JobRequest, JobSource, submit};
-use crate::workflow::{ObjectInfo, Template, TemplateSet, Workflow};
+use crate::workflow::{Template, TemplateSet, Workflow};
 
 /// Arguments of `comfy-fleet run`.
 #[derive(Debug, Clone, clap::Args)]
@@ -252,7 +252,6 @@ pub async fn direct_prompt(
         return Ok((prompt, uploads));
     }
     let info = client.object_info().await?;
-    let info = ObjectInfo::from_value(info.as_value().clone())?;
     let template = as_template(source);
     let prepared = if values.is_empty() && matches!(source, Source::File(..)) {
         Value::Object(template.workflow.to_api(&info)?.0)

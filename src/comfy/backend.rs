@@ -1,7 +1,5 @@
 //! [`ComfyBackend`]: the actors' [`Backend`] port implemented with a [`ComfyClient`].
 
-use std::sync::Arc;
-
 use comfy_fleet_actors::job::JobOutput;
 use comfy_fleet_actors::ports::{
     Backend, BackendError, EventSink, ExecutionEvent, InputFile, PromptRun, PromptStatus, RunResult,
@@ -95,8 +93,8 @@ impl Backend for ComfyBackend {
         .boxed_local()
     }
 
-    fn object_info(&self) -> LocalBoxFuture<'_, Result<Arc<serde_json::Value>, BackendError>> {
-        async move { Ok(self.client.object_info().await?.shared()) }.boxed_local()
+    fn object_info(&self) -> LocalBoxFuture<'_, Result<usize, BackendError>> {
+        async move { Ok(self.client.object_info().await?.len()) }.boxed_local()
     }
 
     fn upload(&self, input: InputFile) -> LocalBoxFuture<'_, Result<String, BackendError>> {
