@@ -80,6 +80,17 @@ fn job_output(node: &str, f: FileRef) -> JobOutput {
     }
 }
 
+/// The file a job output names, as `/view` asks for it.
+impl From<&JobOutput> for FileRef {
+    fn from(o: &JobOutput) -> Self {
+        FileRef {
+            filename: o.filename.clone(),
+            subfolder: o.subfolder.clone(),
+            kind: o.kind.clone(),
+        }
+    }
+}
+
 impl Backend for ComfyBackend {
     fn url(&self) -> &str {
         self.client.url()
@@ -207,11 +218,7 @@ impl Backend for ComfyBackend {
     }
 
     fn download(&self, output: &JobOutput) -> LocalBoxFuture<'_, Result<Vec<u8>, BackendError>> {
-        let file = FileRef {
-            filename: output.filename.clone(),
-            subfolder: output.subfolder.clone(),
-            kind: output.kind.clone(),
-        };
+        let file = FileRef::from(output);
         async move { Ok(self.client.view(&file).await?.to_vec()) }.boxed_local()
     }
 }
