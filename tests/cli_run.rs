@@ -1,10 +1,21 @@
 //! `comfy-fleet run` end to end: the real binary against the real `fake-comfyui` process.
 
+#[path = "support/fake_process.rs"]
+mod fake_process;
+
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use fake_server::{FakeComfy, closed_port_url, fixture_path};
+use fake_process::{FakeComfy, closed_port_url, fixture_path};
+
+/// A fake on a port of its own choosing.
+fn start_fake() -> FakeComfy {
+    FakeComfy::builder()
+        .port(0)
+        .args(["--cpu", "--database-url", "sqlite:///:memory:"])
+        .spawn()
+}
 
 fn comfy_fleet(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_comfy-fleet"))
@@ -38,7 +49,8 @@ fn write_json(dir: &Path, name: &str, value: &serde_json::Value) -> PathBuf {
 
 #[test]
 fn run_uploads_the_input_writes_a_real_png_and_prints_its_path() {
-    let fake = FakeComfy::start();
+    let fake = start_fake();
+    let fake_url = fake.base_url();
     let work = tempfile::tempdir().unwrap();
     // LoadImage in the workflow names `fixture_upload.png`: upload a file of that name.
     let input = work.path().join("fixture_upload.png");
@@ -50,7 +62,7 @@ fn run_uploads_the_input_writes_a_real_png_and_prints_its_path() {
         "run",
         workflow.to_str().unwrap(),
         "--url",
-        &fake.url,
+        &fake_url,
         "--input",
         input.to_str().unwrap(),
         "--out",
@@ -79,7 +91,8 @@ fn run_uploads_the_input_writes_a_real_png_and_prints_its_path() {
 
 #[test]
 fn rejected_workflow_prints_node_input_and_reason_and_fails() {
-    let fake = FakeComfy::start();
+    let fake = start_fake();
+    let fake_url = fake.base_url();
     let work = tempfile::tempdir().unwrap();
     let record: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(fixture_path("error_multiple_errors.json")).unwrap(),
@@ -95,7 +108,7 @@ fn rejected_workflow_prints_node_input_and_reason_and_fails() {
         "run",
         workflow.to_str().unwrap(),
         "--url",
-        &fake.url,
+        &fake_url,
         "--out",
         out.to_str().unwrap(),
     ]);
@@ -120,7 +133,8 @@ fn rejected_workflow_prints_node_input_and_reason_and_fails() {
 
 #[test]
 fn ui_workflows_run_and_errors_are_explained() {
-    let fake = fake_server::FakeComfy::start();
+    let fake = start_fake();
+    let fake_url = fake.base_url();
     let work = tempfile::tempdir().unwrap();
     // A UI-format workflow (what "Save" writes) is converted with the server's node definitions.
     let ui = write_json(
@@ -142,7 +156,7 @@ fn ui_workflows_run_and_errors_are_explained() {
         "run",
         ui.to_str().unwrap(),
         "--url",
-        &fake.url,
+        &fake_url,
         "--out",
         out.to_str().unwrap(),
     ]);
@@ -160,7 +174,7 @@ fn ui_workflows_run_and_errors_are_explained() {
         "empty.json",
         &serde_json::json!({"last_node_id": 3, "nodes": [], "links": [], "version": 0.4}),
     );
-    let result = comfy_fleet(&["run", empty.to_str().unwrap(), "--url", &fake.url]);
+    let result = comfy_fleet(&["run", empty.to_str().unwrap(), "--url", &fake_url]);
     assert_eq!(result.status.code(), Some(1), "{}", text(&result.stderr));
 
     let url = closed_port_url();
@@ -177,106 +191,4 @@ fn ui_workflows_run_and_errors_are_explained() {
     let result = comfy_fleet(&["run", missing.to_str().unwrap(), "--url", &url]);
     assert_eq!(result.status.code(), Some(2));
     assert!(text(&result.stderr).contains("nope.json"));
-}
-
-/// Spawns the real `fake-comfyui` binary (a minimal copy of the helper in `comfy_client.rs`).
-mod fake_server {
-    use std::io::{BufRead, BufReader};
-    use std::net::TcpListener;
-    use std::path::{Path, PathBuf};
-    use std::process::{Child, Command, Stdio};
-    use std::sync::mpsc;
-    use std::time::Duration;
-
-    const READY: &str = "To see the GUI go to:";
-    const START_GUARD: Duration = Duration::from_secs(60);
-
-    pub fn fixture_path(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/comfyui")
-            .join(name)
-    }
-
-    pub fn closed_port_url() -> String {
-        format!("http://127.0.0.1:{}", free_port())
-    }
-
-    fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-
-    pub struct FakeComfy {
-        pub url: String,
-        child: Child,
-        _dir: tempfile::TempDir,
-    }
-
-    impl FakeComfy {
-        pub fn start() -> Self {
-            let dir = tempfile::tempdir().unwrap();
-            let sub = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
-            let mut child = Command::new(env!("CARGO_BIN_EXE_fake-comfyui"))
-                .args(["--listen", "127.0.0.1", "--port", "0"])
-                .args(["--cpu", "--disable-auto-launch"])
-                .args(["--input-directory", &sub("input")])
-                .args(["--output-directory", &sub("output")])
-                .args(["--temp-directory", &sub("temp")])
-                .args(["--user-directory", &sub("user")])
-                .args(["--database-url", "sqlite:///:memory:"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("cannot start fake-comfyui");
-            let (tx, rx) = mpsc::channel::<String>();
-            let out = child.stdout.take().unwrap();
-            let err = child.stderr.take().unwrap();
-            for pipe in [
-                Box::new(out) as Box<dyn std::io::Read + Send>,
-                Box::new(err),
-            ] {
-                let tx = tx.clone();
-                std::thread::spawn(move || {
-                    for line in BufReader::new(pipe).lines() {
-                        let Ok(line) = line else { break };
-                        let _ = tx.send(line);
-                    }
-                });
-            }
-            drop(tx);
-            let mut log = Vec::new();
-            let url = loop {
-                match rx.recv_timeout(START_GUARD) {
-                    Ok(line) if line.contains(READY) => {
-                        // "To see the GUI go to: http://127.0.0.1:PORT" names the real port.
-                        break line[line.find(READY).unwrap() + READY.len()..]
-                            .trim()
-                            .to_owned();
-                    }
-                    Ok(line) => log.push(line),
-                    Err(_) => panic!(
-                        "fake-comfyui did not become ready (exit: {:?}); its output:\n{}",
-                        child.try_wait(),
-                        log.join("\n")
-                    ),
-                }
-            };
-            Self {
-                url,
-                child,
-                _dir: dir,
-            }
-        }
-    }
-
-    impl Drop for FakeComfy {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }

@@ -2,6 +2,9 @@
 //! error class, websocket loss and recovery from history, crashes, hangs, uploads, downloads
 //! and concurrent prompts.
 
+#[path = "support/fake_process.rs"]
+mod fake_process;
+
 use std::cell::RefCell;
 use std::io::Cursor;
 use std::time::Duration;
@@ -14,16 +17,27 @@ use comfy_fleet_actors::job::JobOutput;
 use comfy_fleet_actors::ports::{
     Backend, BackendError, ExecutionEvent, InputFile, PromptRun, PromptStatus,
 };
-use fake_server::{FakeComfy, TcpCutter, fixture_json, fixture_path};
+use fake_process::{FakeComfy, closed_port_url, fixture_json, fixture_path};
 use futures_util::future::{Either, join, select};
 use serde_json::{Value, json};
+use tcp_cutter::TcpCutter;
 use uuid::Uuid;
 
 /// Safety net only: a test that gets here has hung.
 const HANG_GUARD: Duration = Duration::from_secs(60);
 
+/// A fake on a port of its own choosing, with one (empty) checkpoint so sampler graphs validate.
+fn start_fake(extra: &[&str]) -> FakeComfy {
+    FakeComfy::builder()
+        .port(0)
+        .file("models/checkpoints/fake-model.safetensors", b"")
+        .args(["--cpu", "--database-url", "sqlite:///:memory:"])
+        .args(extra.iter().copied())
+        .spawn()
+}
+
 fn client(fake: &FakeComfy) -> ComfyClient {
-    ComfyClient::new(&fake.url, ClientConfig::default()).unwrap()
+    ComfyClient::new(&fake.base_url(), ClientConfig::default()).unwrap()
 }
 
 /// EmptyImage → ImageInvert → SaveImage with a given size and prefix.
@@ -49,18 +63,18 @@ async fn guarded<F: std::future::Future>(f: F) -> F::Output {
 
 #[actix_rt::test]
 async fn readiness_object_info_and_its_cache() {
-    let mut fake = FakeComfy::start(&[]);
+    let mut fake = start_fake(&[]);
     let c = client(&fake);
     let stats = c.system_stats().await.unwrap();
     assert_eq!(stats.system.comfyui_version, "0.33.0");
     let info = c.object_info().await.unwrap();
-    assert!(info.has_class("EmptyImage") && info.has_class("LoadImage"));
-    assert!(info.is_output_node("SaveImage"));
+    assert!(info.contains("EmptyImage") && info.contains("LoadImage"));
+    assert!(info.node("SaveImage").unwrap().is_output_node());
 
     fake.kill();
     // The server is gone: readiness fails, the cached /object_info is still served.
     match c.system_stats().await {
-        Err(ComfyError::Unreachable { url, .. }) => assert_eq!(url, fake.url),
+        Err(ComfyError::Unreachable { url, .. }) => assert_eq!(url, fake.base_url()),
         other => panic!("expected Unreachable, got {other:?}"),
     }
     assert_eq!(c.object_info().await.unwrap().len(), info.len());
@@ -73,12 +87,12 @@ async fn readiness_object_info_and_its_cache() {
 
 #[actix_rt::test]
 async fn body_limit_is_applied_and_explained() {
-    let fake = FakeComfy::start(&[]);
+    let fake = start_fake(&[]);
     let small = ClientConfig {
         body_limit: 64 * 1024,
         ..ClientConfig::default()
     };
-    let c = ComfyClient::new(&fake.url, small).unwrap();
+    let c = ComfyClient::new(&fake.base_url(), small).unwrap();
     c.system_stats().await.unwrap();
     // /object_info is 1.6 MB: too big for this client, with a message saying what to raise.
     match c.object_info().await {
@@ -94,7 +108,7 @@ async fn body_limit_is_applied_and_explained() {
 
 #[actix_rt::test]
 async fn nothing_listening_is_unreachable_with_the_url() {
-    let url = fake_server::closed_port_url();
+    let url = closed_port_url();
     let c = ComfyClient::new(&url, ClientConfig::default()).unwrap();
     let err = c.system_stats().await.unwrap_err();
     assert!(matches!(&err, ComfyError::Unreachable { url: u, .. } if *u == url));
@@ -117,7 +131,7 @@ async fn nothing_listening_is_unreachable_with_the_url() {
 
 #[actix_rt::test]
 async fn trivial_prompt_streams_events_and_downloads_a_real_png() {
-    let fake = FakeComfy::start(&[]);
+    let fake = start_fake(&[]);
     let c = client(&fake);
     let id = Uuid::new_v4();
     let mut kinds: Vec<String> = Vec::new();
@@ -192,7 +206,7 @@ async fn trivial_prompt_streams_events_and_downloads_a_real_png() {
 
 #[actix_rt::test]
 async fn uploaded_image_feeds_loadimage_and_output_keeps_its_subfolder() {
-    let fake = FakeComfy::start(&[]);
+    let fake = start_fake(&[]);
     let c = client(&fake);
     let source = std::fs::read(fixture_path("upload_source.png")).unwrap();
     let stored = c
@@ -249,7 +263,7 @@ async fn uploaded_image_feeds_loadimage_and_output_keeps_its_subfolder() {
 
 #[actix_rt::test]
 async fn mask_upload_puts_the_mask_alpha_on_the_original() {
-    let fake = FakeComfy::start(&[]);
+    let fake = start_fake(&[]);
     let c = client(&fake);
     let source = std::fs::read(fixture_path("upload_source.png")).unwrap();
     let original = c
@@ -321,7 +335,7 @@ fn txt2img_prompt(size: u32, steps: u32) -> Value {
 
 #[actix_rt::test]
 async fn sampler_progress_and_binary_previews_reach_the_caller() {
-    let fake = FakeComfy::start(&[]);
+    let fake = start_fake(&[]);
     let c = client(&fake);
     let mut steps = Vec::new();
     let mut previews: Vec<(String, Vec<u8>)> = Vec::new();
@@ -357,7 +371,7 @@ async fn sampler_progress_and_binary_previews_reach_the_caller() {
 
 #[actix_rt::test]
 async fn missing_file_is_an_http_error_with_route_and_status() {
-    let fake = FakeComfy::start(&[]);
+    let fake = start_fake(&[]);
     let c = client(&fake);
     let err = c
         .view(&FileRef {
@@ -379,7 +393,7 @@ async fn missing_file_is_an_http_error_with_route_and_status() {
 
 #[actix_rt::test]
 async fn invalid_workflow_is_rejected_with_node_input_and_reason() {
-    let fake = FakeComfy::start(&[]);
+    let fake = start_fake(&[]);
     let c = client(&fake);
     let prompt =
         fixture_json("error_multiple_errors.json")["request"]["json_body"]["prompt"].clone();
@@ -441,7 +455,7 @@ async fn invalid_workflow_is_rejected_with_node_input_and_reason() {
 
 #[actix_rt::test]
 async fn partly_valid_workflow_is_rejected_although_http_200_and_is_withdrawn() {
-    let fake = FakeComfy::start(&[]);
+    let fake = start_fake(&[]);
     let c = client(&fake);
     let id = Uuid::new_v4();
     let err = guarded(c.run_prompt(
@@ -470,7 +484,7 @@ async fn partly_valid_workflow_is_rejected_although_http_200_and_is_withdrawn() 
 
 #[actix_rt::test]
 async fn failing_node_is_an_execution_error_with_node_and_exception() {
-    let fake = FakeComfy::start(&["--fake-fail-node", "ImageInvert"]);
+    let fake = start_fake(&["--fake-fail-node", "ImageInvert"]);
     let c = client(&fake);
     let err = guarded(c.run_prompt(
         Uuid::new_v4(),
@@ -493,7 +507,7 @@ async fn failing_node_is_an_execution_error_with_node_and_exception() {
 
 #[actix_rt::test]
 async fn out_of_memory_is_an_execution_error_naming_the_exception() {
-    let fake = FakeComfy::start(&["--fake-oom"]);
+    let fake = start_fake(&["--fake-oom"]);
     let c = client(&fake);
     let err = guarded(c.run_prompt(
         Uuid::new_v4(),
@@ -513,7 +527,7 @@ async fn out_of_memory_is_an_execution_error_naming_the_exception() {
 
 #[actix_rt::test]
 async fn interrupting_the_running_prompt_ends_it_as_interrupted() {
-    let fake = FakeComfy::start(&["--fake-node-time", "300ms"]);
+    let fake = start_fake(&["--fake-node-time", "300ms"]);
     let c = client(&fake);
     let id = Uuid::new_v4();
     let pid = id.to_string();
@@ -540,7 +554,7 @@ async fn interrupting_the_running_prompt_ends_it_as_interrupted() {
 
 #[actix_rt::test]
 async fn hung_prompt_is_silent_and_a_dropped_run_leaves_the_client_usable() {
-    let fake = FakeComfy::start(&["--fake-hang-after-nodes", "1"]);
+    let fake = start_fake(&["--fake-hang-after-nodes", "1"]);
     let c = client(&fake);
     let first = Uuid::new_v4();
     let options = RunOptions {
@@ -586,7 +600,7 @@ async fn hung_prompt_is_silent_and_a_dropped_run_leaves_the_client_usable() {
 
 #[actix_rt::test]
 async fn prompt_removed_from_the_queue_before_it_starts_is_dequeued() {
-    let fake = FakeComfy::start(&["--fake-hang-after-nodes", "1"]);
+    let fake = start_fake(&["--fake-hang-after-nodes", "1"]);
     let c = client(&fake);
     // Occupy the worker with a prompt that never finishes.
     let blocker = Uuid::new_v4();
@@ -640,7 +654,7 @@ async fn prompt_removed_from_the_queue_before_it_starts_is_dequeued() {
 
 #[actix_rt::test]
 async fn server_crash_mid_prompt_is_a_disconnect_not_a_hang() {
-    let mut fake = FakeComfy::start(&["--fake-crash-after-nodes", "1"]);
+    let mut fake = start_fake(&["--fake-crash-after-nodes", "1"]);
     let c = client(&fake);
     let mut lost = false;
     let err = guarded(c.run_prompt(
@@ -658,12 +672,15 @@ async fn server_crash_mid_prompt_is_a_disconnect_not_a_hang() {
     );
     assert!(lost);
     assert!(err.is_retriable());
-    assert!(fake.wait_exit().is_some(), "the fake should have exited");
+    assert!(
+        fake.wait_exit(HANG_GUARD).is_some(),
+        "the fake should have exited"
+    );
 }
 
 #[actix_rt::test]
 async fn websocket_drop_mid_prompt_loses_nothing() {
-    let fake = FakeComfy::start(&["--fake-node-time", "300ms"]);
+    let fake = start_fake(&["--fake-node-time", "300ms"]);
     // All traffic goes through a TCP relay whose connections the test can cut.
     let relay = TcpCutter::start(fake.port);
     let c = ComfyClient::new(&relay.url(), ClientConfig::default()).unwrap();
@@ -694,7 +711,7 @@ async fn websocket_drop_mid_prompt_loses_nothing() {
 
 #[actix_rt::test]
 async fn two_prompts_on_one_client_both_complete() {
-    let fake = FakeComfy::start(&["--fake-node-time", "50ms"]);
+    let fake = start_fake(&["--fake-node-time", "50ms"]);
     let c = client(&fake);
     let events_a = RefCell::new(0);
     let events_b = RefCell::new(0);
@@ -719,7 +736,7 @@ async fn two_prompts_on_one_client_both_complete() {
 
 #[actix_rt::test]
 async fn housekeeping_routes_answer() {
-    let fake = FakeComfy::start(&[]);
+    let fake = start_fake(&[]);
     let c = client(&fake);
     c.free(FreeRequest {
         unload_models: true,
@@ -758,18 +775,12 @@ async fn housekeeping_routes_answer() {
 
 #[actix_rt::test]
 async fn backend_port_runs_uploads_reports_and_downloads() {
-    let fake = FakeComfy::start(&[]);
+    let fake = start_fake(&[]);
     let backend = ComfyBackend::new(client(&fake), RunOptions::default());
-    assert_eq!(backend.url(), fake.url);
+    assert_eq!(backend.url(), fake.base_url());
     backend.ping().await.unwrap();
-    assert!(
-        backend
-            .object_info()
-            .await
-            .unwrap()
-            .get("SaveImage")
-            .is_some()
-    );
+    // The port reports how many node classes the server knows (the captured 0.33.0 count).
+    assert_eq!(backend.object_info().await.unwrap(), 887);
 
     let source = std::fs::read(fixture_path("upload_source.png")).unwrap();
     let name = backend
@@ -844,145 +855,10 @@ impl Waiter {
     }
 }
 
-/// Spawns the real `fake-comfyui` binary and relays TCP through a cuttable proxy.
-mod fake_server {
-    use std::io::{BufRead, BufReader};
+/// The relay of the websocket-drop test.
+mod tcp_cutter {
     use std::net::{Shutdown, TcpListener, TcpStream};
-    use std::path::{Path, PathBuf};
-    use std::process::{Child, Command, ExitStatus, Stdio};
-    use std::sync::mpsc;
     use std::sync::{Arc, Mutex};
-    use std::time::Duration;
-
-    /// The line ComfyUI (and the fake) prints once it listens.
-    const READY: &str = "To see the GUI go to:";
-    /// Safety net for start-up; readiness itself is the log line.
-    const START_GUARD: Duration = Duration::from_secs(60);
-
-    pub fn fixture_path(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/comfyui")
-            .join(name)
-    }
-
-    pub fn fixture_json(name: &str) -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(fixture_path(name)).unwrap()).unwrap()
-    }
-
-    /// A URL on which nothing listens (a port that was just free).
-    pub fn closed_port_url() -> String {
-        format!("http://127.0.0.1:{}", free_port())
-    }
-
-    fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-
-    /// One running fake ComfyUI with its own folders; killed on drop.
-    pub struct FakeComfy {
-        pub url: String,
-        pub port: u16,
-        child: Child,
-        dir: tempfile::TempDir,
-    }
-
-    impl FakeComfy {
-        pub fn start(extra: &[&str]) -> Self {
-            let dir = tempfile::tempdir().unwrap();
-            let sub = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
-            // One (empty) checkpoint, so sampler graphs validate.
-            std::fs::create_dir_all(dir.path().join("models/checkpoints")).unwrap();
-            std::fs::write(
-                dir.path().join("models/checkpoints/fake-model.safetensors"),
-                b"",
-            )
-            .unwrap();
-            let mut child = Command::new(env!("CARGO_BIN_EXE_fake-comfyui"))
-                .args(["--listen", "127.0.0.1", "--port", "0"])
-                .args(["--cpu", "--disable-auto-launch"])
-                .args(["--input-directory", &sub("input")])
-                .args(["--output-directory", &sub("output")])
-                .args(["--temp-directory", &sub("temp")])
-                .args(["--user-directory", &sub("user")])
-                .args(["--models-directory", &sub("models")])
-                .args(["--database-url", "sqlite:///:memory:"])
-                .args(extra)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("cannot start fake-comfyui");
-            let (tx, rx) = mpsc::channel::<String>();
-            let out = child.stdout.take().unwrap();
-            let err = child.stderr.take().unwrap();
-            for pipe in [
-                Box::new(out) as Box<dyn std::io::Read + Send>,
-                Box::new(err),
-            ] {
-                let tx = tx.clone();
-                std::thread::spawn(move || {
-                    for line in BufReader::new(pipe).lines() {
-                        let Ok(line) = line else { break };
-                        // Keep draining after the test stops listening: the child never blocks.
-                        let _ = tx.send(line);
-                    }
-                });
-            }
-            drop(tx);
-            let mut log = Vec::new();
-            let url = loop {
-                match rx.recv_timeout(START_GUARD) {
-                    Ok(line) if line.contains(READY) => {
-                        // "To see the GUI go to: http://127.0.0.1:PORT" names the real port.
-                        break line[line.find(READY).unwrap() + READY.len()..]
-                            .trim()
-                            .to_owned();
-                    }
-                    Ok(line) => log.push(line),
-                    Err(_) => panic!(
-                        "fake-comfyui did not become ready (exit: {:?}); its output:\n{}",
-                        child.try_wait(),
-                        log.join("\n")
-                    ),
-                }
-            };
-            Self {
-                port: url.rsplit(':').next().unwrap().parse().unwrap(),
-                url,
-                child,
-                dir,
-            }
-        }
-
-        pub fn input_dir(&self) -> PathBuf {
-            self.dir.path().join("input")
-        }
-
-        pub fn output_dir(&self) -> PathBuf {
-            self.dir.path().join("output")
-        }
-
-        /// Kills the process and waits for it.
-        pub fn kill(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-
-        /// Waits for the process to exit by itself (after a crash).
-        pub fn wait_exit(&mut self) -> Option<ExitStatus> {
-            self.child.wait().ok()
-        }
-    }
-
-    impl Drop for FakeComfy {
-        fn drop(&mut self) {
-            self.kill();
-        }
-    }
 
     /// A TCP relay to a local port whose open connections the test can cut at once,
     /// as a network drop or proxy restart would.

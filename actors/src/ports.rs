@@ -102,6 +102,26 @@ pub struct NodeError {
     pub input: Option<String>,
 }
 
+/// `node 4 (LoadImage), input `image`: Custom validation failed for node: image - Invalid…`:
+/// the one wording of a refused node input, for the connector's and the actors' errors.
+impl std::fmt::Display for NodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "node {}", self.node_id)?;
+        if !self.class_type.is_empty() {
+            write!(f, " ({})", self.class_type)?;
+        }
+        if let Some(input) = &self.input {
+            write!(f, ", input `{input}`")?;
+        }
+        write!(f, ": {}", self.message)?;
+        // `details` often only repeats the input name; say it once.
+        if !self.details.is_empty() && Some(&self.details) != self.input.as_ref() {
+            write!(f, ": {}", self.details)?;
+        }
+        Ok(())
+    }
+}
+
 /// Why a backend call failed. [`BackendError::is_retriable`] says whether another instance
 /// might succeed where this one failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -151,19 +171,9 @@ impl BackendError {
     }
 }
 
-fn describe_node_errors(errors: &[NodeError]) -> String {
-    let mut out = String::new();
-    for e in errors {
-        out.push_str(&format!("\n  node {} ({})", e.node_id, e.class_type));
-        if let Some(input) = &e.input {
-            out.push_str(&format!(", input `{input}`"));
-        }
-        out.push_str(&format!(": {}", e.message));
-        if !e.details.is_empty() {
-            out.push_str(&format!(" ({})", e.details));
-        }
-    }
-    out
+/// Node errors as indented lines, one per refused input, each starting with a newline.
+pub fn describe_node_errors(errors: &[NodeError]) -> String {
+    errors.iter().map(|e| format!("\n  {e}")).collect()
 }
 
 /// One ComfyUI server's API, as the instance actor uses it.
@@ -172,8 +182,9 @@ pub trait Backend {
     fn url(&self) -> &str;
     /// Whether the server answers (`GET /system_stats`).
     fn ping(&self) -> LocalBoxFuture<'_, Result<(), BackendError>>;
-    /// `GET /object_info`, cached after the first success.
-    fn object_info(&self) -> LocalBoxFuture<'_, Result<Arc<serde_json::Value>, BackendError>>;
+    /// Loads `GET /object_info` (cached after the first success) and returns how many node
+    /// classes the server knows; the instance uses it as a readiness check.
+    fn object_info(&self) -> LocalBoxFuture<'_, Result<usize, BackendError>>;
     /// Uploads an input image; returns the name to put in `LoadImage` (`sub/name.png`).
     fn upload(&self, input: InputFile) -> LocalBoxFuture<'_, Result<String, BackendError>>;
     /// Runs one prompt to its end: opens the websocket before submitting, submits with

@@ -274,8 +274,8 @@ impl Backend for FakeBackend {
         .boxed_local()
     }
 
-    fn object_info(&self) -> LocalBoxFuture<'_, Result<Arc<serde_json::Value>, BackendError>> {
-        async { Ok(Arc::new(serde_json::json!({"KSampler": {}}))) }.boxed_local()
+    fn object_info(&self) -> LocalBoxFuture<'_, Result<usize, BackendError>> {
+        async { Ok(1) }.boxed_local()
     }
 
     fn upload(&self, input: InputFile) -> LocalBoxFuture<'_, Result<String, BackendError>> {

@@ -55,16 +55,14 @@ fn write_file(path: &Path, text: &str) -> Result<(), CliError> {
     std::fs::write(path, text).map_err(|e| CliError::io(path, e))
 }
 
-/// Fetches `/object_info` from a running server with the ComfyUI connector.
-///
-/// LEAD: wired to `ComfyClient::object_info` on a fresh actix system, because the connector
-/// had landed when this was written; inside the daemon, reuse the instance's client (its
-/// object_info cache) and [`ObjectInfo::from_value`] instead.
+/// Fetches `/object_info` from a running server with the ComfyUI connector, on a fresh actix
+/// system (inside the daemon, reuse an instance's client and its cached copy instead).
 pub fn fetch_object_info(url: &str) -> Result<ObjectInfo, CliError> {
     let system = actix_rt::System::new();
     let fetched = system.block_on(async {
         let client = ComfyClient::new(url, ClientConfig::default())?;
         client.object_info().await
     })?;
-    Ok(ObjectInfo::from_value(fetched.as_value().clone())?)
+    // The client is gone, so this is the only reference: no copy is made.
+    Ok(std::sync::Arc::unwrap_or_clone(fetched))
 }

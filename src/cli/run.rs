@@ -20,14 +20,15 @@ use uuid::Uuid;
 use super::CliError;
 use crate::comfy::client::{ClientConfig, Upload};
 use crate::comfy::events::{BinaryFrame, ServerEvent, WsMessage};
-use crate::comfy::protocol::{FileRef, FolderType};
+use crate::comfy::protocol::FolderType;
 use crate::comfy::{ComfyClient, PromptOutcome, RunOptions};
 use crate::config::Config;
 use crate::fleet::Fleet;
 use crate::fleet::events::Subscribe;
 use crate::fleet::images;
+use crate::fleet::outputs::OutputSource;
 use crate::fleet::submit::{JobRequest, JobSource, submit};
-use crate::workflow::{ObjectInfo, Template, TemplateSet, Workflow};
+use crate::workflow::{Template, TemplateSet, Workflow, parse_assignment};
 
 /// Arguments of `comfy-fleet run`.
 #[derive(Debug, Clone, clap::Args)]
@@ -166,17 +167,7 @@ pub fn resolve_source(workflow: &str, workflows_dir: &Path) -> Result<Source, Cl
 pub fn parse_settings(sets: &[String]) -> Result<Settings, CliError> {
     let mut settings = Settings::default();
     for set in sets {
-        let Some((name, value)) = set.split_once('=') else {
-            return Err(CliError::Usage(format!(
-                "--set {set}: expected NAME=VALUE, e.g. --set seed=42"
-            )));
-        };
-        let name = name.trim();
-        if name.is_empty() {
-            return Err(CliError::Usage(format!(
-                "--set {set}: the parameter name is empty"
-            )));
-        }
+        let (name, value) = parse_assignment(set).map_err(|e| CliError::Usage(e.to_string()))?;
         if let Some(file) = value.strip_prefix('@') {
             let bytes = std::fs::read(file).map_err(|e| CliError::io(file, e))?;
             let filename = Path::new(file)
@@ -252,7 +243,6 @@ pub async fn direct_prompt(
         return Ok((prompt, uploads));
     }
     let info = client.object_info().await?;
-    let info = ObjectInfo::from_value(info.as_value().clone())?;
     let template = as_template(source);
     let prepared = if values.is_empty() && matches!(source, Source::File(..)) {
         Value::Object(template.workflow.to_api(&info)?.0)
@@ -366,21 +356,9 @@ async fn run_on_fleet(
                 attempt, reason, ..
             } => eprintln!("retrying (attempt {attempt}): {reason}"),
             JobEvent::Done { outputs, .. } => {
-                let record = handle.table.get(submitted.job);
-                let instance = record
-                    .and_then(|r| r.instance)
-                    .ok_or_else(|| CliError::Job("no instance on record".into()))?;
-                let url = fleet
-                    .phases
-                    .snapshot()
-                    .get(&instance)
-                    .and_then(|v| v.url.clone())
-                    .ok_or_else(|| {
-                        CliError::Job(format!(
-                            "instance {instance} is gone; its outputs cannot be fetched"
-                        ))
-                    })?;
-                let client = ComfyClient::new(&url, ClientConfig::default())?;
+                let instance = handle.table.get(submitted.job).and_then(|r| r.instance);
+                let source = OutputSource::locate(instance, &fleet.phases)
+                    .map_err(|e| CliError::Job(e.to_string()))?;
                 if outputs.is_empty() {
                     eprintln!("the job finished without output files");
                     return Ok(Vec::new());
@@ -388,13 +366,10 @@ async fn run_on_fleet(
                 std::fs::create_dir_all(out_dir).map_err(|e| CliError::io(out_dir, e))?;
                 let mut written = Vec::new();
                 for o in outputs {
-                    let bytes = client
-                        .view(&FileRef {
-                            filename: o.filename.clone(),
-                            subfolder: o.subfolder.clone(),
-                            kind: o.kind.clone(),
-                        })
-                        .await?;
+                    let bytes = source
+                        .fetch(&o)
+                        .await
+                        .map_err(|e| CliError::Job(e.to_string()))?;
                     written.push(write_new_file(out_dir, &o.filename, &bytes)?);
                 }
                 return Ok(written);

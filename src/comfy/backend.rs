@@ -1,7 +1,5 @@
 //! [`ComfyBackend`]: the actors' [`Backend`] port implemented with a [`ComfyClient`].
 
-use std::sync::Arc;
-
 use comfy_fleet_actors::job::JobOutput;
 use comfy_fleet_actors::ports::{
     Backend, BackendError, EventSink, ExecutionEvent, InputFile, PromptRun, PromptStatus, RunResult,
@@ -82,6 +80,17 @@ fn job_output(node: &str, f: FileRef) -> JobOutput {
     }
 }
 
+/// The file a job output names, as `/view` asks for it.
+impl From<&JobOutput> for FileRef {
+    fn from(o: &JobOutput) -> Self {
+        FileRef {
+            filename: o.filename.clone(),
+            subfolder: o.subfolder.clone(),
+            kind: o.kind.clone(),
+        }
+    }
+}
+
 impl Backend for ComfyBackend {
     fn url(&self) -> &str {
         self.client.url()
@@ -95,8 +104,8 @@ impl Backend for ComfyBackend {
         .boxed_local()
     }
 
-    fn object_info(&self) -> LocalBoxFuture<'_, Result<Arc<serde_json::Value>, BackendError>> {
-        async move { Ok(self.client.object_info().await?.shared()) }.boxed_local()
+    fn object_info(&self) -> LocalBoxFuture<'_, Result<usize, BackendError>> {
+        async move { Ok(self.client.object_info().await?.len()) }.boxed_local()
     }
 
     fn upload(&self, input: InputFile) -> LocalBoxFuture<'_, Result<String, BackendError>> {
@@ -209,11 +218,7 @@ impl Backend for ComfyBackend {
     }
 
     fn download(&self, output: &JobOutput) -> LocalBoxFuture<'_, Result<Vec<u8>, BackendError>> {
-        let file = FileRef {
-            filename: output.filename.clone(),
-            subfolder: output.subfolder.clone(),
-            kind: output.kind.clone(),
-        };
+        let file = FileRef::from(output);
         async move { Ok(self.client.view(&file).await?.to_vec()) }.boxed_local()
     }
 }

@@ -6,6 +6,7 @@
 //! actix arbiter (see the module documentation of [`crate::comfy`]).
 
 use std::cell::RefCell;
+use std::sync::Arc;
 use std::time::Duration;
 
 use awc::error::{PayloadError, SendRequestError, WsClientError};
@@ -17,12 +18,12 @@ use serde_json::Value;
 
 use super::error::{ComfyError, PromptRejection};
 use super::multipart::MultipartForm;
-use super::object_info::ObjectInfo;
 use super::protocol::{
     FileRef, FolderType, FreeRequest, HistoryEntry, InterruptRequest, PromptErrorBody,
     PromptRequest, PromptResponse, QueueEdit, QueueSnapshot, SystemStats, UploadResponse,
 };
 use super::websocket::EventSocket;
+use crate::workflow::ObjectInfo;
 
 /// Limits and timeouts of a [`ComfyClient`].
 #[derive(Debug, Clone, PartialEq)]
@@ -68,7 +69,7 @@ pub struct ComfyClient {
     base: String,
     http: awc::Client,
     config: ClientConfig,
-    object_info: RefCell<Option<ObjectInfo>>,
+    object_info: RefCell<Option<Arc<ObjectInfo>>>,
 }
 
 impl std::fmt::Debug for ComfyClient {
@@ -124,17 +125,19 @@ impl ComfyClient {
         self.get_json("/system_stats").await
     }
 
-    /// `GET /object_info`, fetched once per client and then served from memory.
-    pub async fn object_info(&self) -> Result<ObjectInfo, ComfyError> {
+    /// `GET /object_info`, fetched once per client and then served from memory (shared: the
+    /// document is 1.6 MB+, so callers get the same copy).
+    pub async fn object_info(&self) -> Result<Arc<ObjectInfo>, ComfyError> {
         if let Some(info) = self.object_info.borrow().as_ref() {
-            return Ok(info.clone());
+            return Ok(Arc::clone(info));
         }
         let value: Value = self.get_json("/object_info").await?;
-        let info = ObjectInfo::new(value).map_err(|reason| ComfyError::Protocol {
+        let info = ObjectInfo::from_value(value).map_err(|e| ComfyError::Protocol {
             route: "/object_info".into(),
-            reason,
+            reason: e.to_string(),
         })?;
-        *self.object_info.borrow_mut() = Some(info.clone());
+        let info = Arc::new(info);
+        *self.object_info.borrow_mut() = Some(Arc::clone(&info));
         Ok(info)
     }
 

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use comfy_fleet_actors::ports::{BackendError, NodeError};
+use comfy_fleet_actors::ports::{BackendError, NodeError, describe_node_errors};
 
 use super::protocol::{ApiError, NodeErrors};
 
@@ -67,22 +67,10 @@ pub struct PromptRejection {
 }
 
 impl PromptRejection {
-    /// The node errors flattened to one record per node input, as the actors use them.
+    /// The node errors flattened to one record per node input, as the actors use them; a
+    /// top-level error that names a node (`missing_node_type`) becomes one too.
     pub fn flat_errors(&self) -> Vec<NodeError> {
-        let mut out = Vec::new();
-        for node in &self.node_errors {
-            for e in &node.errors {
-                out.push(NodeError {
-                    node_id: node.node_id.clone(),
-                    class_type: node.class_type.clone(),
-                    kind: e.kind.clone(),
-                    message: e.message.clone(),
-                    details: e.details.clone(),
-                    input: e.input_name().map(str::to_owned),
-                });
-            }
-        }
-        // Top-level errors that name a node (`missing_node_type`) become a node error too.
+        let mut out = self.node_input_errors();
         if out.is_empty()
             && let Some(node_id) = self.error.node_id()
         {
@@ -96,6 +84,23 @@ impl PromptRejection {
             });
         }
         out
+    }
+
+    /// One record per refused node input, from `node_errors` only.
+    fn node_input_errors(&self) -> Vec<NodeError> {
+        self.node_errors
+            .iter()
+            .flat_map(|node| {
+                node.errors.iter().map(|e| NodeError {
+                    node_id: node.node_id.clone(),
+                    class_type: node.class_type.clone(),
+                    kind: e.kind.clone(),
+                    message: e.message.clone(),
+                    details: e.details.clone(),
+                    input: e.input_name().map(str::to_owned),
+                })
+            })
+            .collect()
     }
 }
 
@@ -113,23 +118,7 @@ impl fmt::Display for PromptRejection {
         if self.status == 200 {
             f.write_str(" (the valid outputs were queued and have been cancelled)")?;
         }
-        for node in &self.node_errors {
-            for e in &node.errors {
-                write!(f, "\n  node {}", node.node_id)?;
-                if !node.class_type.is_empty() {
-                    write!(f, " ({})", node.class_type)?;
-                }
-                if let Some(input) = e.input_name() {
-                    write!(f, ", input `{input}`")?;
-                }
-                write!(f, ": {}", e.message)?;
-                // `details` often only repeats the input name; say it once.
-                if !e.details.is_empty() && Some(e.details.as_str()) != e.input_name() {
-                    write!(f, ": {}", e.details)?;
-                }
-            }
-        }
-        Ok(())
+        f.write_str(&describe_node_errors(&self.node_input_errors()))
     }
 }
 
@@ -235,6 +224,10 @@ mod tests {
         let flat = r.flat_errors();
         assert_eq!(flat.len(), 3);
         assert_eq!(flat[1].input.as_deref(), Some("width"));
+        // The actors' error words each node input the same way.
+        let backend = BackendError::from(ComfyError::Rejected(Box::new(r))).to_string();
+        let node_lines: Vec<&str> = backend.lines().skip(1).collect();
+        assert_eq!(node_lines, lines[1..]);
     }
 
     #[test]

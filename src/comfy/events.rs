@@ -320,44 +320,31 @@ impl BinaryFrame {
             payload,
         };
         match event_type {
-            1 => match read_u32(&payload, 0) {
-                Some(1) => Self::Preview {
-                    format: PreviewFormat::Jpeg,
+            1 => {
+                let format = match read_u32(&payload, 0) {
+                    Some(1) => PreviewFormat::Jpeg,
+                    Some(2) => PreviewFormat::Png,
+                    _ => return unknown(payload),
+                };
+                Self::Preview {
+                    format,
                     bytes: payload.slice(4..),
+                }
+            }
+            3 => match split_length_prefixed(&payload) {
+                Some((id, text)) => Self::Text {
+                    node_id: String::from_utf8_lossy(&id).into_owned(),
+                    text: String::from_utf8_lossy(&text).into_owned(),
                 },
-                Some(2) => Self::Preview {
-                    format: PreviewFormat::Png,
-                    bytes: payload.slice(4..),
-                },
-                _ => unknown(payload),
+                None => unknown(payload),
             },
-            3 => {
-                let Some(len) = read_u32(&payload, 0).map(|l| l as usize) else {
-                    return unknown(payload);
-                };
-                let Some(id_bytes) = payload.get(4..4 + len) else {
-                    return unknown(payload);
-                };
-                Self::Text {
-                    node_id: String::from_utf8_lossy(id_bytes).into_owned(),
-                    text: String::from_utf8_lossy(&payload[4 + len..]).into_owned(),
-                }
-            }
-            4 => {
-                let Some(len) = read_u32(&payload, 0).map(|l| l as usize) else {
-                    return unknown(payload);
-                };
-                let Some(meta) = payload
-                    .get(4..4 + len)
-                    .and_then(|m| serde_json::from_slice::<PreviewMetadata>(m).ok())
-                else {
-                    return unknown(payload);
-                };
-                Self::PreviewWithMetadata {
-                    metadata: meta,
-                    bytes: payload.slice(4 + len..),
-                }
-            }
+            4 => match split_length_prefixed(&payload).and_then(|(meta, bytes)| {
+                let metadata = serde_json::from_slice::<PreviewMetadata>(&meta).ok()?;
+                Some(Self::PreviewWithMetadata { metadata, bytes })
+            }) {
+                Some(frame) => frame,
+                None => unknown(payload),
+            },
             _ => unknown(payload),
         }
     }
@@ -372,6 +359,15 @@ impl BinaryFrame {
             _ => None,
         }
     }
+}
+
+/// Splits `[u32 length][header of that length][rest]` into header and rest.
+fn split_length_prefixed(payload: &bytes::Bytes) -> Option<(bytes::Bytes, bytes::Bytes)> {
+    let len = read_u32(payload, 0)? as usize;
+    let end = 4usize
+        .checked_add(len)
+        .filter(|&end| end <= payload.len())?;
+    Some((payload.slice(4..end), payload.slice(end..)))
 }
 
 fn read_u32(b: &[u8], at: usize) -> Option<u32> {

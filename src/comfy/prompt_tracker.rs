@@ -163,6 +163,25 @@ mod tests {
         (t, rel)
     }
 
+    /// Feeds a captured trace's frames until the tracker says the prompt is over.
+    fn replay_until_finished(trace: &str, prompt_id: &str) -> PromptTracker {
+        let path = format!(
+            "{}/../shared/fixtures/comfyui/{trace}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut t = PromptTracker::new(prompt_id);
+        for line in std::fs::read_to_string(path).unwrap().lines() {
+            let frame: serde_json::Value = serde_json::from_str(line).unwrap();
+            t.observe(&ServerEvent::Message(
+                WsMessage::parse(&frame["data"].to_string()).unwrap(),
+            ));
+            if t.finished() {
+                break;
+            }
+        }
+        t
+    }
+
     #[test]
     fn success_trace_finishes_on_executing_null() {
         let (t, rel) = replay("trivial_ws.jsonl", "ef61dbab-0b81-4e04-9293-62de0435fac2");
@@ -184,20 +203,10 @@ mod tests {
 
     #[test]
     fn runtime_error_trace_stops_at_the_error() {
-        let path = format!(
-            "{}/../shared/fixtures/comfyui/runtime_error_corrupt_image_ws.jsonl",
-            env!("CARGO_MANIFEST_DIR")
+        let t = replay_until_finished(
+            "runtime_error_corrupt_image_ws.jsonl",
+            "0168b5fb-4fbd-45f8-bc3c-6cce19153afe",
         );
-        let mut t = PromptTracker::new("0168b5fb-4fbd-45f8-bc3c-6cce19153afe");
-        for line in std::fs::read_to_string(path).unwrap().lines() {
-            let frame: serde_json::Value = serde_json::from_str(line).unwrap();
-            t.observe(&ServerEvent::Message(
-                WsMessage::parse(&frame["data"].to_string()).unwrap(),
-            ));
-            if t.finished() {
-                break;
-            }
-        }
         let e = t.error().unwrap();
         assert_eq!(e.node_type, "LoadImage");
         assert!(!t.succeeded());
@@ -205,20 +214,7 @@ mod tests {
 
     #[test]
     fn interrupt_trace_reports_the_interrupted_node() {
-        let path = format!(
-            "{}/../shared/fixtures/comfyui/interrupt_ws.jsonl",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let mut t = PromptTracker::new("978d50f8-8fd9-4699-83e0-befdfdbfa48a");
-        for line in std::fs::read_to_string(path).unwrap().lines() {
-            let frame: serde_json::Value = serde_json::from_str(line).unwrap();
-            t.observe(&ServerEvent::Message(
-                WsMessage::parse(&frame["data"].to_string()).unwrap(),
-            ));
-            if t.finished() {
-                break;
-            }
-        }
+        let t = replay_until_finished("interrupt_ws.jsonl", "978d50f8-8fd9-4699-83e0-befdfdbfa48a");
         assert_eq!(t.interrupted().unwrap().node_id.as_deref(), Some("102"));
     }
 

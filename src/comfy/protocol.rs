@@ -2,7 +2,7 @@
 //!
 //! Every type tolerates extra fields (ComfyUI adds some in most releases) and keeps the ones
 //! comfy-fleet does not interpret as raw JSON, so nothing is lost when a body is passed on.
-//! The websocket messages live in [`super::events`]; `/object_info` in [`super::object_info`].
+//! The websocket messages live in [`super::events`]; `/object_info` in [`crate::workflow::ObjectInfo`].
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};

@@ -65,7 +65,6 @@ impl Catalog {
             .await;
             match fetched {
                 Ok(info) => {
-                    let info = Arc::new(ObjectInfo::from_value(info.as_value().clone())?);
                     if let Ok(mut guard) = self.object_info.write() {
                         *guard = Some(Arc::clone(&info));
                     }

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod events;
 pub mod images;
 pub mod metrics;
+pub mod outputs;
 pub mod plan;
 pub mod submit;
 pub mod watch;

@@ -15,9 +15,9 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::comfy::{ClientConfig, ComfyClient};
 use crate::fleet::events::{Subscribe, Subscription};
 use crate::fleet::images::InputImage;
+use crate::fleet::outputs::OutputSource;
 use crate::fleet::submit::{JobRequest, JobSource, SubmitFailure, submit};
 use crate::http::ApiState;
 use crate::http::error::ApiError;
@@ -314,32 +314,13 @@ pub async fn output(
             record.outputs.len()
         ))
     })?;
-    let instance = record
-        .instance
-        .clone()
-        .ok_or_else(|| ApiError::Upstream("the job has no instance on record".into()))?;
-    let url = state
-        .phases
-        .snapshot()
-        .get(&instance)
-        .and_then(|v| v.url.clone())
-        .ok_or_else(|| {
-            ApiError::Upstream(format!(
-                "instance {instance}, which holds this output, is not reachable now"
-            ))
-        })?;
-    let client = ComfyClient::new(&url, ClientConfig::default())
-        .map_err(|e| ApiError::Upstream(e.to_string()))?;
-    let bytes = client
-        .view(&crate::comfy::protocol::FileRef {
-            filename: file.filename.clone(),
-            subfolder: file.subfolder.clone(),
-            kind: file.kind.clone(),
-        })
-        .await
-        .map_err(|e| {
-            ApiError::Upstream(format!("instance {instance} could not send the file: {e}"))
-        })?;
+    let bytes = async {
+        OutputSource::locate(record.instance.clone(), &state.phases)?
+            .fetch(file)
+            .await
+    }
+    .await
+    .map_err(|e| ApiError::Upstream(e.to_string()))?;
     let mime = mime_guess::from_path(&file.filename).first_or_octet_stream();
     Ok(HttpResponse::Ok()
         .content_type(mime.essence_str())

@@ -2,20 +2,26 @@
 
 use actix_web::{HttpResponse, web};
 use comfy_fleet_actors::messages::GetSchedulerSnapshot;
+use comfy_fleet_actors::scheduling::snapshot::SchedulerSnapshot;
 use serde_json::json;
 
 use crate::fleet::metrics::render_prometheus;
 use crate::http::ApiState;
 use crate::http::error::ApiError;
 
-/// `GET /v1/status`: instances, GPUs and the queue.
-pub async fn status(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
-    let snap = state
+/// The scheduler's view of instances, queue and jobs.
+async fn scheduler_snapshot(state: &ApiState) -> Result<SchedulerSnapshot, ApiError> {
+    state
         .fleet
         .scheduler
         .send(GetSchedulerSnapshot)
         .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        .map_err(|e| ApiError::Unavailable(e.to_string()))
+}
+
+/// `GET /v1/status`: instances, GPUs and the queue.
+pub async fn status(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let snap = scheduler_snapshot(&state).await?;
     let board = state.phases.snapshot();
     let instances: Vec<_> = snap
         .instances
@@ -56,12 +62,7 @@ pub async fn status(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
-    let snap = state
-        .fleet
-        .scheduler
-        .send(GetSchedulerSnapshot)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let snap = scheduler_snapshot(&state).await?;
     let text = render_prometheus(&snap, &state.fleet.gpus.get(), state.fleet.demo);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

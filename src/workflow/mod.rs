@@ -18,4 +18,6 @@ pub use format::{ApiPrompt, Format, Workflow};
 pub use models::models_in;
 pub use object_info::ObjectInfo;
 pub use param::{NodeRef, Param, ParamKind, Rules};
-pub use template::{ModelNote, PreparedPrompt, Template, TemplateSet, parse_assignments};
+pub use template::{
+    ModelNote, PreparedPrompt, Template, TemplateSet, parse_assignment, parse_assignments,
+};

@@ -113,6 +113,14 @@ impl<'a> NodeDef<'a> {
             .filter(|s| !s.is_empty())
     }
 
+    /// Whether the class is an output node (SaveImage, PreviewImage, PreviewAny…).
+    pub fn is_output_node(&self) -> bool {
+        self.raw
+            .get("output_node")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
     /// Output types, by slot.
     pub fn output_types(&self) -> Vec<&'a str> {
         self.raw
@@ -205,5 +213,62 @@ pub(crate) fn truthy(v: &Value) -> bool {
         Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
         Value::String(s) => !s.is_empty(),
         Value::Array(_) | Value::Object(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> ObjectInfo {
+        ObjectInfo::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/fixtures/comfyui/object_info.json"
+        )))
+        .unwrap()
+    }
+
+    #[test]
+    fn captured_object_info_answers_lookups() {
+        let info = fixture();
+        assert_eq!(info.len(), 887);
+        assert!(info.contains("KSampler"));
+        assert!(!info.contains("NoSuchNodeClass"));
+        assert!(info.node("SaveImage").unwrap().is_output_node());
+        assert!(!info.node("EmptyImage").unwrap().is_output_node());
+        let empty_image = info.node("EmptyImage").unwrap();
+        let names: Vec<&str> = empty_image.inputs().iter().map(|i| i.name).collect();
+        assert_eq!(names, ["width", "height", "batch_size", "color"]);
+        let width = empty_image.input("width").unwrap();
+        assert_eq!(width.kind(), "INT");
+        assert_eq!(width.default_value(), Some(&Value::from(512)));
+        let sampler = info
+            .node("KSampler")
+            .unwrap()
+            .input("sampler_name")
+            .unwrap();
+        assert_eq!(sampler.kind(), "COMBO");
+        assert!(
+            sampler
+                .choices()
+                .unwrap()
+                .contains(&Value::from("euler_ancestral"))
+        );
+        assert_eq!(
+            info.node("LoadImage").unwrap().output_types(),
+            ["IMAGE", "MASK"]
+        );
+    }
+
+    #[test]
+    fn newer_combo_form_gives_its_options() {
+        let info = ObjectInfo::from_value(serde_json::json!({
+            "N": {"input": {"optional": {"mode": ["COMBO", {"options": ["a", "b"]}]}}}
+        }))
+        .unwrap();
+        let spec = info.node("N").unwrap().input("mode").unwrap();
+        assert_eq!(spec.section, Section::Optional);
+        assert_eq!(spec.choices().unwrap().len(), 2);
+        assert!(ObjectInfo::from_value(serde_json::json!([1])).is_err());
     }
 }

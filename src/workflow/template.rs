@@ -398,19 +398,7 @@ fn remove_node(prompt: &mut Map<String, Value>, id: &str) {
 pub fn parse_assignments(items: &[String]) -> Result<BTreeMap<String, Value>, WorkflowError> {
     let mut out = BTreeMap::new();
     for item in items {
-        let Some((name, value)) = item.split_once('=') else {
-            return Err(WorkflowError::InvalidValue {
-                name: item.clone(),
-                reason: "expected name=value".into(),
-            });
-        };
-        let name = name.trim();
-        if name.is_empty() {
-            return Err(WorkflowError::InvalidValue {
-                name: item.clone(),
-                reason: "the parameter name before `=` is empty".into(),
-            });
-        }
+        let (name, value) = parse_assignment(item)?;
         if out
             .insert(name.to_owned(), Value::String(value.to_owned()))
             .is_some()
@@ -422,6 +410,25 @@ pub fn parse_assignments(items: &[String]) -> Result<BTreeMap<String, Value>, Wo
         }
     }
     Ok(out)
+}
+
+/// Splits one `name=value` assignment at its first `=`; the name is trimmed and must not be
+/// empty, the value is kept as written.
+pub fn parse_assignment(item: &str) -> Result<(&str, &str), WorkflowError> {
+    let Some((name, value)) = item.split_once('=') else {
+        return Err(WorkflowError::InvalidValue {
+            name: item.to_owned(),
+            reason: "expected NAME=VALUE, e.g. seed=42".into(),
+        });
+    };
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(WorkflowError::InvalidValue {
+            name: item.to_owned(),
+            reason: "the parameter name before `=` is empty".into(),
+        });
+    }
+    Ok((name, value))
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@
 //! let fake = fake_process::FakeComfy::builder().arg("--cpu").env("FAKE_COMFYUI_NODE_TIME", "50ms").spawn();
 //! let url = fake.url("/system_stats");
 //! ```
+//!
+//! It also locates the captured ComfyUI fixtures the fake reproduces ([`fixture_path`]).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -44,6 +46,26 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
+/// A URL on which nothing listens (a port that was just free).
+pub fn closed_port_url() -> String {
+    format!("http://127.0.0.1:{}", free_port())
+}
+
+/// A file of the captured ComfyUI 0.33.0 fixtures (`shared/fixtures/comfyui/NAME`).
+pub fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/comfyui")
+        .join(name)
+}
+
+/// A JSON fixture, parsed.
+pub fn fixture_json(name: &str) -> serde_json::Value {
+    let path = fixture_path(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
 /// What the child printed, and how many of its two output pipes have closed.
 #[derive(Default)]
 struct LogState {
@@ -64,6 +86,7 @@ pub struct FakeComfyBuilder {
     envs: Vec<(String, String)>,
     port: Option<u16>,
     dir: Option<PathBuf>,
+    files: Vec<(PathBuf, Vec<u8>)>,
 }
 
 impl FakeComfyBuilder {
@@ -89,7 +112,8 @@ impl FakeComfyBuilder {
         self
     }
 
-    /// Uses this port instead of a free one.
+    /// Uses this port instead of a free one; `0` lets the fake pick one (no race with other
+    /// tests), and [`FakeComfyBuilder::spawn`] reads the real port from its readiness line.
     pub fn port(mut self, port: u16) -> Self {
         self.port = Some(port);
         self
@@ -98,6 +122,13 @@ impl FakeComfyBuilder {
     /// Uses this working directory instead of a fresh temporary one.
     pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.dir = Some(dir.into());
+        self
+    }
+
+    /// Writes a file (path relative to the working directory, e.g. a model under
+    /// `models/checkpoints/`) before the process starts.
+    pub fn file(mut self, relative: impl Into<PathBuf>, bytes: impl Into<Vec<u8>>) -> Self {
+        self.files.push((relative.into(), bytes.into()));
         self
     }
 
@@ -111,6 +142,13 @@ impl FakeComfyBuilder {
                 (Some(t), d)
             }
         };
+        for (relative, bytes) in &self.files {
+            let path = dir.join(relative);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).expect("create the file's folder");
+            }
+            std::fs::write(&path, bytes).expect("write the file");
+        }
         let port = self.port.unwrap_or_else(free_port);
         let mut cmd = Command::new(FAKE_BIN);
         cmd.current_dir(&dir)
@@ -156,6 +194,10 @@ impl FakeComfyBuilder {
                 fake.logs()
             );
         }
+        // "To see the GUI go to: http://127.0.0.1:PORT" names the port it listens on.
+        if let Some(port) = fake.ready_port() {
+            fake.port = port;
+        }
         fake
     }
 }
@@ -190,6 +232,7 @@ impl FakeComfy {
             envs: Vec::new(),
             port: None,
             dir: None,
+            files: Vec::new(),
         }
     }
 
@@ -201,6 +244,11 @@ impl FakeComfy {
     /// `http://127.0.0.1:PORT{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `http://127.0.0.1:PORT`, the server's base URL.
+    pub fn base_url(&self) -> String {
+        self.url("")
     }
 
     /// `ws://127.0.0.1:PORT/ws?clientId={client_id}`.
@@ -236,6 +284,14 @@ impl FakeComfy {
     /// Everything the child printed so far.
     pub fn logs(&self) -> String {
         self.log.state.lock().expect("log lock").lines.join("\n")
+    }
+
+    /// The port named by the readiness line, once printed.
+    fn ready_port(&self) -> Option<u16> {
+        let state = self.log.state.lock().expect("log lock");
+        let line = state.lines.iter().find(|l| l.contains(READY_MARKER))?;
+        let address = line[line.find(READY_MARKER)? + READY_MARKER.len()..].trim();
+        address.rsplit(':').next()?.parse().ok()
     }
 
     /// Waits until a log line contains `needle` (false on timeout or when the output closed).

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value};
 
-use crate::http_support::{crash, empty_ok, json_ok, parse_json, query_get, query_pairs};
+use crate::http_support::{ClearDelete, crash, empty_ok, json_ok, query_get, query_pairs};
 use crate::state::Shared;
 
 fn parse_int(v: Option<String>) -> Result<Option<i64>, ()> {
@@ -60,20 +60,15 @@ pub async fn get_history_entry(
 
 /// POST /history.
 pub async fn post_history(shared: web::Data<Arc<Shared>>, body: web::Bytes) -> HttpResponse {
-    let Some(Value::Object(data)) = parse_json(&body) else {
+    let Some(request) = ClearDelete::parse(&body) else {
         return crash();
     };
     let mut state = shared.lock();
-    if data
-        .get("clear")
-        .is_some_and(|c| c.as_bool().unwrap_or(false))
-    {
+    if request.clear {
         state.history.clear();
     }
-    if let Some(ids) = data.get("delete").and_then(Value::as_array) {
-        for id in ids.iter().filter_map(Value::as_str) {
-            state.history.retain(|r| r.item.prompt_id != id);
-        }
+    for id in &request.delete {
+        state.history.retain(|r| &r.item.prompt_id != id);
     }
     empty_ok()
 }

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use crate::catalog::LiveDirs;
 use crate::console;
-use crate::http_support::{crash, empty_ok, json_ok, json_with, parse_json};
+use crate::http_support::{ClearDelete, crash, empty_ok, json_ok, json_with, parse_json};
 use crate::state::{FreeRequest, QueueItem, Shared, now_ms};
 use crate::validation::{Verdict, validate_prompt};
 
@@ -156,24 +156,19 @@ pub async fn get_queue(shared: web::Data<Arc<Shared>>) -> HttpResponse {
 
 /// POST /queue: `{"clear": true}` and/or `{"delete": [ids]}` (pending items only).
 pub async fn post_queue(shared: web::Data<Arc<Shared>>, body: web::Bytes) -> HttpResponse {
-    let Some(Value::Object(data)) = parse_json(&body) else {
+    let Some(request) = ClearDelete::parse(&body) else {
         return crash();
     };
     let mut state = shared.lock();
-    if data
-        .get("clear")
-        .is_some_and(|c| c.as_bool().unwrap_or(false))
-    {
+    if request.clear {
         state.pending.clear();
         shared.broadcast_status(&state);
     }
-    if let Some(ids) = data.get("delete").and_then(Value::as_array) {
-        for id in ids.iter().filter_map(Value::as_str) {
-            let before = state.pending.len();
-            state.pending.retain(|i| i.prompt_id != id);
-            if state.pending.len() != before {
-                shared.broadcast_status(&state);
-            }
+    for id in &request.delete {
+        let before = state.pending.len();
+        state.pending.retain(|i| &i.prompt_id != id);
+        if state.pending.len() != before {
+            shared.broadcast_status(&state);
         }
     }
     empty_ok()

@@ -1,5 +1,5 @@
 //! Small helpers shared by the HTTP handlers: ComfyUI's JSON content type, the empty 200, the
-//! 500 page the real server shows when a handler crashes, query-string parsing.
+//! 500 page the real server shows when a handler crashes, query-string and body parsing.
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
@@ -88,6 +88,36 @@ pub fn query_get(pairs: &[(String, String)], key: &str) -> Option<String> {
 /// Parses a JSON body; `None` for malformed JSON.
 pub fn parse_json(body: &[u8]) -> Option<Value> {
     serde_json::from_slice(body).ok()
+}
+
+/// The body of `POST /queue` and `POST /history`: `{"clear": true}` and/or `{"delete": [ids]}`.
+pub struct ClearDelete {
+    pub clear: bool,
+    pub delete: Vec<String>,
+}
+
+impl ClearDelete {
+    /// `None` when the body is not a JSON object (the real server answers 500 then).
+    pub fn parse(body: &[u8]) -> Option<Self> {
+        let Some(Value::Object(data)) = parse_json(body) else {
+            return None;
+        };
+        Some(Self {
+            clear: data
+                .get("clear")
+                .is_some_and(|c| c.as_bool().unwrap_or(false)),
+            delete: data
+                .get("delete")
+                .and_then(Value::as_array)
+                .map(|ids| {
+                    ids.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
 }
 
 #[cfg(test)]

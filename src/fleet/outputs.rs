@@ -1,0 +1,57 @@
+//! A finished job's output files, fetched from the instance that made them: ComfyUI keeps them
+//! in its output folder and the fleet records only their names, so the CLI and the HTTP API
+//! both ask that instance's `/view`.
+
+use bytes::Bytes;
+use comfy_fleet_actors::InstanceId;
+use comfy_fleet_actors::job::JobOutput;
+
+use crate::comfy::protocol::FileRef;
+use crate::comfy::{ClientConfig, ComfyClient, ComfyError};
+use crate::fleet::watch::PhaseBoard;
+
+/// Why a job's output could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("the job has no instance on record")]
+    NoInstance,
+    #[error("instance {0}, which holds the job's outputs, is not reachable now")]
+    InstanceGone(InstanceId),
+    #[error("instance {instance} could not send the file: {source}")]
+    Download {
+        instance: InstanceId,
+        #[source]
+        source: ComfyError,
+    },
+}
+
+/// The instance that holds a job's outputs, with a client for it.
+pub struct OutputSource {
+    instance: InstanceId,
+    client: ComfyClient,
+}
+
+impl OutputSource {
+    /// The live instance named by a job's record (`instance`), as the phase board knows it.
+    pub fn locate(instance: Option<InstanceId>, phases: &PhaseBoard) -> Result<Self, OutputError> {
+        let instance = instance.ok_or(OutputError::NoInstance)?;
+        let Some(url) = phases.snapshot().get(&instance).and_then(|v| v.url.clone()) else {
+            return Err(OutputError::InstanceGone(instance));
+        };
+        match ComfyClient::new(&url, ClientConfig::default()) {
+            Ok(client) => Ok(Self { instance, client }),
+            Err(source) => Err(OutputError::Download { instance, source }),
+        }
+    }
+
+    /// One output file's bytes (`GET /view`).
+    pub async fn fetch(&self, output: &JobOutput) -> Result<Bytes, OutputError> {
+        self.client
+            .view(&FileRef::from(output))
+            .await
+            .map_err(|source| OutputError::Download {
+                instance: self.instance.clone(),
+                source,
+            })
+    }
+}
