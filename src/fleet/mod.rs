@@ -6,6 +6,7 @@ pub mod events;
 pub mod images;
 pub mod metrics;
 pub mod plan;
+pub mod recorded_uploads;
 pub mod submit;
 pub mod watch;
 
