@@ -16,7 +16,9 @@ fn four_gpus_get_four_ready_instances_each_with_its_own_port_folders_and_gpu() {
     let fleet = FleetProcess::start(&spec, root.path());
     let status = fleet.wait_status("4 ready instances", |s| count_phase(s, "ready") == 4);
     let boot = fleet.spawned_at.elapsed();
-    eprintln!("[figure] boot of 4 instances (spawn of comfy-fleet to 4 ready in /v1/status): {boot:?}");
+    eprintln!(
+        "[figure] boot of 4 instances (spawn of comfy-fleet to 4 ready in /v1/status): {boot:?}"
+    );
 
     assert_eq!(status["gpu_source"], "declared", "{status:#}");
     let state = fleet.state_dir.display().to_string();

@@ -129,7 +129,12 @@ impl Fleet {
             vec![scheduler.clone().recipient(), reporter.recipient()],
         );
         let phases = PhaseBoard::default();
-        let watch = InstanceWatch::new(scheduler.clone().recipient(), phases.clone()).start();
+        let watch = InstanceWatch::new(
+            scheduler.clone().recipient(),
+            scheduler.clone().recipient(),
+            phases.clone(),
+        )
+        .start();
 
         let plans = plan_instances(&config, &discovery.gpus);
         for plan in &plans {
@@ -192,7 +197,8 @@ impl Fleet {
                 backend_factory: backend_factory(folders),
                 updates: watch.clone().recipient(),
                 progress: scheduler.clone().recipient(),
-                finished: scheduler.clone().recipient(),
+                // Through the watch, so reports stay in order with the phase updates.
+                finished: watch.clone().recipient(),
             })
             .map_err(|e| BootError::Setting(e.to_string()))?
             .start();
@@ -320,7 +326,8 @@ pub fn instance_config(config: &Config) -> InstanceConfig {
             jitter: l.restart_jitter,
         },
         restart_intensity: RestartIntensity {
-            max_restarts: l.crash_loop_max_crashes,
+            // `crash_loop_max_crashes` crashes quarantine: the ones before it were restarted.
+            max_restarts: l.crash_loop_max_crashes.saturating_sub(1),
             period: l.crash_loop_window,
             cooldown: l.quarantine_cooldown,
         },

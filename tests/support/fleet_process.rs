@@ -125,9 +125,10 @@ impl FleetSpec {
                 quote(gpu)
             ));
         }
-        let workflows = self.workflows_dir.clone().unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/workflows"))
-        });
+        let workflows = self
+            .workflows_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/workflows")));
         out.push_str(&format!(
             "\n[workflows]\ndir = {}\n",
             quote(&workflows.display().to_string())
@@ -284,7 +285,9 @@ impl FleetProcess {
             exited: None,
         };
         let marker = "HTTP API listening on http://";
-        let line = fleet.log.wait_for("the API address", |l| l.contains(marker));
+        let line = fleet
+            .log
+            .wait_for("the API address", |l| l.contains(marker));
         let rest = &line[line.find(marker).unwrap() + marker.len()..];
         let addr = rest.split_whitespace().next().unwrap();
         fleet.addr = addr.parse().unwrap();
@@ -311,7 +314,11 @@ impl FleetProcess {
     }
 
     /// `POST path` with a multipart body: `parts` are (name, file name, content type, bytes).
-    pub fn post_multipart(&self, path: &str, parts: &[(&str, Option<&str>, &str, &[u8])]) -> HttpAnswer {
+    pub fn post_multipart(
+        &self,
+        path: &str,
+        parts: &[(&str, Option<&str>, &str, &[u8])],
+    ) -> HttpAnswer {
         let boundary = "fleet-test-boundary-7d1f0c";
         let mut body = Vec::new();
         for (name, filename, content_type, bytes) in parts {
@@ -553,7 +560,11 @@ fn parse_answer(raw: &[u8]) -> Option<HttpAnswer> {
     let chunked = headers.iter().any(|(k, v)| {
         k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
     });
-    let body = if chunked { dechunk(rest)? } else { rest.to_vec() };
+    let body = if chunked {
+        dechunk(rest)?
+    } else {
+        rest.to_vec()
+    };
     Some(HttpAnswer {
         status,
         headers,
@@ -633,7 +644,11 @@ pub fn processes_mentioning(dir: &Path) -> Vec<ProcInfo> {
         return found;
     };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
             continue;
         };
         let argv = cmdline(pid);

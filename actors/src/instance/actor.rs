@@ -158,7 +158,11 @@ impl Instance {
         }
         self.applying = true;
         while let Some(event) = self.events.pop_front() {
-            for effect in self.lifecycle.handle(event, Instant::now()) {
+            let mut effects = self.lifecycle.handle(event, Instant::now());
+            // Phase reports first: the scheduler must know the instance is down before it
+            // hears of the jobs aborted by the same step, or it places their retries here.
+            effects.sort_by_key(|e| !matches!(e, Effect::Report { .. }));
+            for effect in effects {
                 self.perform(effect, ctx);
             }
         }
