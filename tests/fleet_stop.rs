@@ -192,8 +192,8 @@ fn sigkill_leaves_no_fake_running_and_the_next_start_deletes_the_uploads_it_left
 #[test]
 fn sigterm_drains_a_running_job_and_refuses_new_ones_before_exiting() {
     let root = tempfile::tempdir().unwrap();
-    // Four nodes of 500 ms: the job is still running when the signal arrives.
-    let spec = FleetSpec::new(1, &["--fake-node-time", "500ms"]);
+    // Four nodes of 1 s: the job is still running when the signal arrives.
+    let spec = FleetSpec::new(1, &["--fake-node-time", "1s"]);
     let mut fleet = FleetProcess::start(&spec, root.path());
     fleet.wait_status("gpu0 ready", |s| count_phase(s, "ready") == 1);
 
