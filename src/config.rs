@@ -197,6 +197,20 @@ impl Default for GpusConfig {
     }
 }
 
+impl GpusConfig {
+    /// The declared GPUs as discovery takes them.
+    pub fn declared_gpus(&self) -> Vec<crate::gpu::DeclaredGpu> {
+        self.declared
+            .iter()
+            .map(|d| crate::gpu::DeclaredGpu {
+                id: d.id.clone(),
+                name: d.name.clone(),
+                memory_total_bytes: (d.memory_mb > 0).then_some(d.memory_mb * 1024 * 1024),
+            })
+            .collect()
+    }
+}
+
 /// A GPU named in the config.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

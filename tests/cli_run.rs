@@ -119,20 +119,49 @@ fn rejected_workflow_prints_node_input_and_reason_and_fails() {
 }
 
 #[test]
-fn ui_workflow_and_missing_server_are_explained() {
+fn ui_workflows_run_and_errors_are_explained() {
+    let fake = fake_server::FakeComfy::start();
     let work = tempfile::tempdir().unwrap();
+    // A UI-format workflow (what "Save" writes) is converted with the server's node definitions.
     let ui = write_json(
         work.path(),
         "ui.json",
+        &serde_json::json!({
+            "last_node_id": 2, "last_link_id": 1, "version": 0.4,
+            "nodes": [
+                {"id": 1, "type": "EmptyImage", "mode": 0, "inputs": [],
+                 "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [1]}], "widgets_values": [32, 16, 1, 0]},
+                {"id": 2, "type": "SaveImage", "mode": 0, "inputs": [{"name": "images", "type": "IMAGE", "link": 1}],
+                 "outputs": [], "widgets_values": ["from_ui"]}
+            ],
+            "links": [[1, 1, 0, 2, 0, "IMAGE"]]
+        }),
+    );
+    let out = work.path().join("out");
+    let result = comfy_fleet(&[
+        "run",
+        ui.to_str().unwrap(),
+        "--url",
+        &fake.url,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = text(&result.stderr);
+    assert_eq!(result.status.code(), Some(0), "{stderr}");
+    let written = text(&result.stdout);
+    assert!(
+        written.trim().ends_with(".png") && written.contains("from_ui"),
+        "{written}"
+    );
+
+    // An empty UI workflow names what is missing.
+    let empty = write_json(
+        work.path(),
+        "empty.json",
         &serde_json::json!({"last_node_id": 3, "nodes": [], "links": [], "version": 0.4}),
     );
-    let result = comfy_fleet(&["run", ui.to_str().unwrap(), "--url", "http://127.0.0.1:9"]);
-    assert_eq!(result.status.code(), Some(1));
-    assert!(
-        text(&result.stderr).contains("Export (API)"),
-        "{}",
-        text(&result.stderr)
-    );
+    let result = comfy_fleet(&["run", empty.to_str().unwrap(), "--url", &fake.url]);
+    assert_eq!(result.status.code(), Some(1), "{}", text(&result.stderr));
 
     let url = closed_port_url();
     let api = fixture_path("prompt_trivial.json");
@@ -145,8 +174,8 @@ fn ui_workflow_and_missing_server_are_explained() {
     );
 
     let missing = work.path().join("nope.json");
-    let result = comfy_fleet(&["run", missing.to_str().unwrap()]);
-    assert_eq!(result.status.code(), Some(1));
+    let result = comfy_fleet(&["run", missing.to_str().unwrap(), "--url", &url]);
+    assert_eq!(result.status.code(), Some(2));
     assert!(text(&result.stderr).contains("nope.json"));
 }
 

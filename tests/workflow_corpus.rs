@@ -57,8 +57,8 @@ fn diff(expected: &Value, actual: &Value, path: &str) -> Option<String> {
 
 fn truncate(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 300 {
-        format!("{}…", &s[..s.floor_char_boundary(300)])
+    if s.chars().count() > 300 {
+        format!("{}…", s.chars().take(300).collect::<String>())
     } else {
         s
     }

@@ -43,7 +43,7 @@ impl ProbeHealth {
     pub fn on_failure(&mut self, error: &GpuProbeError) -> Option<HealthNote> {
         self.failures_in_a_row += 1;
         let n = self.failures_in_a_row;
-        let log = n == 1 || (self.repeat_every > 0 && n % self.repeat_every == 0);
+        let log = n == 1 || (self.repeat_every > 0 && n.is_multiple_of(self.repeat_every));
         log.then(|| HealthNote::Failing {
             in_a_row: n,
             error: error.to_string(),

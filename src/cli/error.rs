@@ -29,6 +29,9 @@ pub enum CliError {
     WorkflowLayer(#[from] crate::workflow::WorkflowError),
     #[error(transparent)]
     Gpus(#[from] super::gpus::GpusError),
+    /// The job failed or could not run; the message says why.
+    #[error("{0}")]
+    Job(String),
     /// The fleet could not start.
     #[error("{0}")]
     Boot(#[from] crate::fleet::BootError),

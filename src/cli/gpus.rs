@@ -1,21 +1,20 @@
 //! `comfy-fleet gpus`: lists the GPUs comfy-fleet would use, and says where the list came from.
 //!
-//! The declared GPUs come from `--declared` or from the `[gpus]` table of `--config` (read here
-//! with a minimal reader until the application's config module takes over).
+//! The declared GPUs come from `--declared` or from the `[gpus]` table of the config file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use serde::Deserialize;
-
 use crate::cli::CliError;
+use crate::config::Config;
 use crate::gpu::{DeclaredGpu, DiscoveryError, DiscoveryMode, GpuSource, discover, render_table};
 
 /// Lists the GPUs (NVML, else the declared ones) with their memory, use and processes.
 #[derive(Debug, clap::Args)]
 pub struct GpusArgs {
-    /// Configuration file whose `[gpus]` table (discovery, nvml_library, declared) applies.
-    #[arg(long, value_name = "FILE")]
+    /// Configuration file whose `[gpus]` table (discovery, nvml_library, declared) applies;
+    /// the defaults when it does not exist and was not named.
+    #[arg(long, value_name = "FILE", env = crate::config::ENV_CONFIG)]
     pub config: Option<PathBuf>,
     /// Where GPUs come from; overrides `gpus.discovery`.
     #[arg(long, value_enum)]
@@ -32,27 +31,26 @@ pub struct GpusArgs {
 /// Why `comfy-fleet gpus` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GpusError {
-    #[error("cannot read {path}: {reason}")]
-    ConfigRead { path: PathBuf, reason: String },
-    #[error("{path} is not valid: {reason}")]
-    ConfigInvalid { path: PathBuf, reason: String },
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
 }
 
 /// Runs `comfy-fleet gpus`.
 pub fn run(args: GpusArgs) -> Result<ExitCode, CliError> {
-    let from_file = match &args.config {
-        Some(path) => read_gpus_table(path)?,
-        None => GpusTable::default(),
+    let default_path = PathBuf::from("config.toml");
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None if default_path.exists() => Config::load(&default_path)?,
+        None => Config::default(),
     };
-    let mode = args.discovery.unwrap_or(from_file.discovery);
+    let gpus = config.gpus;
+    let mode = args.discovery.unwrap_or(gpus.discovery);
     let declared = if args.declared.is_empty() {
-        from_file.declared()
+        gpus.declared_gpus()
     } else {
         args.declared
     };
-    let library = args.nvml_library.or(from_file.nvml_library);
+    let library = args.nvml_library.or(gpus.nvml_library);
     let found = discover(mode, &declared, library.as_deref()).map_err(GpusError::from)?;
     println!("GPU source: {}", found.source);
     if let Some(note) = &found.note {
@@ -87,60 +85,6 @@ fn parse_declared(text: &str) -> Result<DeclaredGpu, String> {
         name,
         memory_total_bytes,
     })
-}
-
-/// The part of the config file this command reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct GpusTable {
-    discovery: DiscoveryMode,
-    nvml_library: Option<PathBuf>,
-    declared: Vec<DeclaredEntry>,
-}
-
-#[derive(Debug, Deserialize)]
-struct DeclaredEntry {
-    id: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    memory_mb: u64,
-}
-
-impl GpusTable {
-    fn declared(&self) -> Vec<DeclaredGpu> {
-        self.declared
-            .iter()
-            .map(|d| DeclaredGpu {
-                id: d.id.clone(),
-                name: d.name.clone(),
-                memory_total_bytes: (d.memory_mb > 0).then(|| d.memory_mb * 1024 * 1024),
-            })
-            .collect()
-    }
-}
-
-fn read_gpus_table(path: &Path) -> Result<GpusTable, GpusError> {
-    #[derive(Deserialize)]
-    struct File {
-        #[serde(default)]
-        gpus: Option<toml::Value>,
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| GpusError::ConfigRead {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    let invalid = |reason: String| GpusError::ConfigInvalid {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let file: File = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-    match file.gpus {
-        None => Ok(GpusTable::default()),
-        Some(table) => table
-            .try_into()
-            .map_err(|e: toml::de::Error| invalid(format!("in [gpus]: {e}"))),
-    }
 }
 
 #[cfg(test)]

@@ -85,15 +85,15 @@ impl PromptTracker {
                 self.started = true;
                 self.succeeded = true;
             }
+            // Errors and interrupts are followed by `executing` with `node: null` once the
+            // history entry is written: that, not the error, ends the prompt.
             WsMessage::ExecutionError(d) => {
                 self.started = true;
                 self.error = Some(d.clone());
-                self.finished = true;
             }
             WsMessage::ExecutionInterrupted(d) => {
                 self.started = true;
                 self.interrupted = Some(d.clone());
-                self.finished = true;
             }
             WsMessage::Progress(_) | WsMessage::ProgressState(_) | WsMessage::Executed(_) => {
                 self.started = true
@@ -108,7 +108,8 @@ impl PromptTracker {
         self.started
     }
 
-    /// Whether the prompt is over (finished, failed or interrupted).
+    /// Whether the prompt is over (succeeded, failed or interrupted) and its history written:
+    /// `executing` with `node: null` for it arrived.
     pub fn finished(&self) -> bool {
         self.finished
     }

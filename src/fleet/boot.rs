@@ -32,7 +32,7 @@ use crate::fleet::metrics::{GpuView, MetricsReporter};
 use crate::fleet::plan::{InstancePlan, PlanKind, plan_instances};
 use crate::fleet::recorded_uploads::RecordedUploads;
 use crate::fleet::watch::{InstanceWatch, PhaseBoard};
-use crate::gpu::{DeclaredGpu, GpuSource, discover};
+use crate::gpu::{GpuSource, discover};
 use crate::launch::{InstanceFolders, ProcessLauncher, sweep_stale};
 use crate::workflow::{TemplateSet, WorkflowError};
 
@@ -85,16 +85,7 @@ impl Fleet {
             }
         }
 
-        let declared: Vec<DeclaredGpu> = config
-            .gpus
-            .declared
-            .iter()
-            .map(|d| DeclaredGpu {
-                id: d.id.clone(),
-                name: d.name.clone(),
-                memory_total_bytes: (d.memory_mb > 0).then_some(d.memory_mb * 1024 * 1024),
-            })
-            .collect();
+        let declared = config.gpus.declared_gpus();
         let discovery = discover(
             config.gpus.discovery,
             &declared,

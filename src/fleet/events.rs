@@ -62,6 +62,14 @@ impl EventLog {
         let is_final = event.is_final();
         match event {
             JobEvent::Preview { .. } => log.last_preview = Some(event),
+            // Queue moves come once per dispatch: only the latest position is worth keeping.
+            JobEvent::Queued { .. }
+                if matches!(log.events.last(), Some(JobEvent::Queued { .. })) =>
+            {
+                if let Some(last) = log.events.last_mut() {
+                    *last = event;
+                }
+            }
             other => log.events.push(other),
         }
         if is_final {
@@ -203,8 +211,27 @@ mod tests {
         // Nothing is recorded after the end.
         log.record(queued(job, 9));
         let after = log.subscribe(job).unwrap();
-        assert_eq!(after.past.len(), 3);
-        assert!(after.past[2].is_final());
+        assert_eq!(
+            after.past,
+            vec![
+                queued(job, 2),
+                JobEvent::Done {
+                    job,
+                    outputs: vec![]
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn queue_moves_collapse_to_the_latest_position() {
+        let mut log = EventLog::new(10);
+        let job = JobId::new();
+        for position in (0..100).rev() {
+            log.record(queued(job, position));
+        }
+        let sub = log.subscribe(job).unwrap();
+        assert_eq!(sub.past, vec![queued(job, 0)]);
     }
 
     #[test]

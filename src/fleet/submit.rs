@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::fleet::FleetHandle;
 use crate::fleet::events::Watch;
 use crate::fleet::images::{ImageError, InputImage, checked_image};
-use crate::workflow::{Workflow, WorkflowError, models_in};
+use crate::workflow::{Template, Workflow, WorkflowError, models_in};
 
 /// Sub-folder of an instance's input folder where job images are uploaded.
 pub const INPUT_SUBFOLDER: &str = "fleet";
@@ -24,7 +24,7 @@ pub enum JobSource {
     /// A template from `workflows/`.
     Template(String),
     /// A whole workflow, UI or API format.
-    Workflow(Value),
+    Workflow(Workflow),
 }
 
 /// One job as a front end asks for it.
@@ -36,6 +36,8 @@ pub struct JobRequest {
     pub params: BTreeMap<String, Value>,
     /// Image parameters (`image`, `image2`…) with their bytes.
     pub images: Vec<InputImage>,
+    /// Files uploaded to the input folder under their own names (for workflows that name them).
+    pub uploads: Vec<(String, Vec<u8>)>,
     /// Kept by ComfyUI with the prompt (e.g. a Discord message id).
     pub extra_data: Value,
 }
@@ -149,29 +151,50 @@ async fn prepare(
             overwrite: true,
         });
     }
+    for (name, bytes) in &request.uploads {
+        let image = InputImage {
+            param: "input".into(),
+            filename: name.clone(),
+            bytes: bytes.clone(),
+        };
+        checked_image(&image, fleet.config.http.max_body_mb * 1024 * 1024)?;
+        crate::launch::checked_relative_path(name, false)
+            .map_err(|e| SubmitFailure::Invalid(e.to_string()))?;
+        inputs.push(InputFile {
+            name: name.clone(),
+            subfolder: String::new(),
+            bytes: Arc::from(bytes.as_slice()),
+            overwrite: true,
+        });
+    }
     let (template, prompt, seed) = match &request.source {
         JobSource::Template(name) => {
             let template = fleet.catalog.templates.get(name)?;
             let prepared = template.prepare(&params, &object_info)?;
             (name.clone(), prepared.prompt, prepared.seed)
         }
-        JobSource::Workflow(value) => {
-            if !fleet.config.http.allow_workflows {
-                return Err(SubmitFailure::Invalid(
-                    "this fleet runs templates only (http.allow_workflows = false); send a template name".into(),
-                ));
+        JobSource::Workflow(workflow) => {
+            let workflow = workflow.clone();
+            if params.is_empty() {
+                // Without parameters a workflow runs exactly as written.
+                (
+                    "workflow".to_string(),
+                    Value::Object(workflow.to_api(&object_info)?.0),
+                    None,
+                )
+            } else {
+                // Parameters apply to the well-known nodes found in the workflow.
+                let template = Template {
+                    name: "workflow".into(),
+                    description: String::new(),
+                    workflow,
+                    params: None,
+                    models: Vec::new(),
+                    path: Default::default(),
+                };
+                let prepared = template.prepare(&params, &object_info)?;
+                ("workflow".to_string(), prepared.prompt, prepared.seed)
             }
-            if !params.is_empty() {
-                return Err(SubmitFailure::Invalid(
-                    "parameters apply to templates; edit the workflow itself, or use a template"
-                        .into(),
-                ));
-            }
-            let bytes =
-                serde_json::to_vec(value).map_err(|e| SubmitFailure::Invalid(e.to_string()))?;
-            let workflow = Workflow::parse(&bytes)?;
-            let prompt = workflow.to_api(&object_info)?;
-            ("workflow".to_string(), Value::Object(prompt.0), None)
         }
     };
     let models = models_in(&prompt);

@@ -21,6 +21,7 @@ use crate::fleet::images::InputImage;
 use crate::fleet::submit::{JobRequest, JobSource, SubmitFailure, submit};
 use crate::http::ApiState;
 use crate::http::error::ApiError;
+use crate::workflow::Workflow;
 
 /// The JSON body of `POST /v1/jobs` (or the `request` part of a multipart body).
 #[derive(Debug, Deserialize)]
@@ -46,10 +47,22 @@ fn into_request(
     body: JobBody,
     user: comfy_fleet_actors::UserId,
     images: Vec<InputImage>,
+    allow_workflows: bool,
 ) -> Result<JobRequest, ApiError> {
     let source = match (body.template, body.workflow) {
         (Some(t), None) => JobSource::Template(t),
-        (None, Some(w)) => JobSource::Workflow(w),
+        (None, Some(w)) => {
+            if !allow_workflows {
+                return Err(ApiError::bad_request(
+                    "workflows_disabled",
+                    "this fleet runs templates only (http.allow_workflows = false); send a `template` name",
+                ));
+            }
+            JobSource::Workflow(
+                Workflow::from_value(w)
+                    .map_err(|e| ApiError::bad_request("invalid_workflow", e.to_string()))?,
+            )
+        }
         (Some(_), Some(_)) => {
             return Err(ApiError::bad_request(
                 "bad_request",
@@ -69,6 +82,7 @@ fn into_request(
         source,
         params: body.params,
         images,
+        uploads: Vec::new(),
         extra_data: body.extra_data.unwrap_or_else(|| json!({})),
     })
 }
@@ -105,7 +119,12 @@ pub async fn create_json(
     body: web::Json<JobBody>,
 ) -> Result<HttpResponse, ApiError> {
     let user = state.tokens.user(&req)?;
-    let request = into_request(body.into_inner(), user, Vec::new())?;
+    let request = into_request(
+        body.into_inner(),
+        user,
+        Vec::new(),
+        state.fleet.config.http.allow_workflows,
+    )?;
     created(&state, request).await
 }
 
@@ -164,7 +183,7 @@ pub async fn create_multipart(
     let body = body.ok_or_else(|| {
         bad("no `request` part: send the job JSON in a part named `request`".into())
     })?;
-    let request = into_request(body, user, images)?;
+    let request = into_request(body, user, images, state.fleet.config.http.allow_workflows)?;
     created(&state, request).await
 }
 

@@ -27,7 +27,7 @@ pub struct SweepReport {
     pub ephemeral_removed: usize,
     /// Records removed (including unreadable ones).
     pub records_removed: usize,
-    /// Records left in place: their processes are children of this very process.
+    /// Records left in place: this very process launched them and they still run.
     pub skipped_own: Vec<String>,
 }
 
@@ -70,7 +70,9 @@ pub fn sweep_stale(state_root: &Path) -> Result<SweepReport, SweepError> {
             }
         };
         let leader = procfs::read_stat(record.pid).ok().flatten();
-        if leader.is_some_and(|l| l.ppid == std::process::id() as i32 && !l.is_zombie()) {
+        let me = std::process::id();
+        if record.launched_by == me && leader.is_some_and(|l| l.ppid == me as i32 && !l.is_zombie())
+        {
             report.skipped_own.push(record.instance.clone());
             continue;
         }

@@ -76,7 +76,7 @@ const MAX_TEXT_SEARCH: usize = 64;
 /// Prompt node ids in a stable order: numerically by each `:`-separated part.
 pub(crate) fn ordered_ids(prompt: &serde_json::Map<String, Value>) -> Vec<&String> {
     let mut ids: Vec<&String> = prompt.keys().collect();
-    ids.sort_by(|a, b| id_key(a).cmp(&id_key(b)));
+    ids.sort_by_key(|a| id_key(a));
     ids
 }
 

@@ -131,8 +131,10 @@ pub fn detect(value: &Value) -> Result<Format, WorkflowError> {
         ));
     }
     // An API prompt wrapped as the body of POST /prompt.
-    if let Some(inner) = obj.get("prompt").filter(|p| p.is_object()) {
-        if detect(inner).is_ok_and(|f| f == Format::Api) {
+    if let Some(inner) = obj.get("prompt").filter(|p| p.is_object())
+        && detect(inner).is_ok_and(|f| f == Format::Api)
+    {
+        {
             return Err(WorkflowError::UnknownFormat(
                 "looks like a POST /prompt request body; pass the object under `prompt` instead"
                     .into(),

@@ -18,4 +18,4 @@ pub use format::{ApiPrompt, Format, Workflow};
 pub use models::models_in;
 pub use object_info::ObjectInfo;
 pub use param::{NodeRef, Param, ParamKind, Rules};
-pub use template::{ModelNote, PreparedPrompt, Template, TemplateSet};
+pub use template::{ModelNote, PreparedPrompt, Template, TemplateSet, parse_assignments};

@@ -36,8 +36,12 @@ pub fn models_in(prompt: &Value) -> Vec<String> {
             if !MODEL_INPUTS.contains(&name.as_str()) {
                 continue;
             }
-            if let Some(file) = value.as_str() {
-                if !file.is_empty() && file != "None" && !out.iter().any(|m| m == file) {
+            if let Some(file) = value.as_str()
+                && !file.is_empty()
+                && file != "None"
+                && !out.iter().any(|m| m == file)
+            {
+                {
                     out.push(file.to_owned());
                 }
             }

@@ -166,8 +166,11 @@ impl Rules {
                     ))
                 })?;
                 self.check_range(n as f64, &bad)?;
-                if let (Some(step), Some(min)) = (self.step, self.min) {
-                    if step > 1.0 && ((n as f64 - min) % step).abs() > 1e-9 {
+                if let (Some(step), Some(min)) = (self.step, self.min)
+                    && step > 1.0
+                    && ((n as f64 - min) % step).abs() > 1e-9
+                {
+                    {
                         return Err(bad(format!(
                             "{n} is not on the step grid: must be {min} plus a multiple of {step}"
                         )));
@@ -208,7 +211,9 @@ impl Rules {
                 let found = choices.iter().find(|c| {
                     *c == raw
                         || (c.as_str().is_some() && c.as_str() == raw.as_str())
-                        || (c.is_number() && raw.as_str().is_some_and(|s| c.to_string() == s))
+                        || (c.as_f64().is_some()
+                            && raw.as_str().and_then(|s| s.trim().parse::<f64>().ok())
+                                == c.as_f64())
                 });
                 match found {
                     Some(choice) => Ok(choice.clone()),
@@ -310,5 +315,88 @@ fn int_value(n: i128) -> Value {
         Value::from(u)
     } else {
         Value::Null
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rules(kind: ParamKind) -> Rules {
+        Rules {
+            kind,
+            min: Some(0.0),
+            max: Some(10.0),
+            step: None,
+            choices: Some(vec![json!("a"), json!("b")]),
+            seed_like: false,
+        }
+    }
+
+    #[test]
+    fn booleans_accept_words_and_reject_others() {
+        let r = rules(ParamKind::Boolean);
+        assert_eq!(r.coerce("flag", &json!("yes")).unwrap(), json!(true));
+        assert_eq!(r.coerce("flag", &json!("off")).unwrap(), json!(false));
+        assert_eq!(r.coerce("flag", &json!(true)).unwrap(), json!(true));
+        let err = r.coerce("flag", &json!("maybe")).unwrap_err().to_string();
+        assert!(
+            err.contains("`flag`") && err.contains("true or false"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn strings_from_a_command_line_become_numbers() {
+        assert_eq!(
+            rules(ParamKind::Int).coerce("n", &json!("7")).unwrap(),
+            json!(7)
+        );
+        assert_eq!(
+            rules(ParamKind::Float).coerce("x", &json!("2.5")).unwrap(),
+            json!(2.5)
+        );
+        let err = rules(ParamKind::Int)
+            .coerce("n", &json!("2.5"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("whole number") && err.contains("0 to 10"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn int_step_grid_is_enforced() {
+        let mut r = rules(ParamKind::Int);
+        r.step = Some(8.0);
+        r.max = Some(100.0);
+        assert_eq!(r.coerce("w", &json!(64)).unwrap(), json!(64));
+        let err = r.coerce("w", &json!(65)).unwrap_err().to_string();
+        assert!(err.contains("multiple of 8"), "{err}");
+    }
+
+    #[test]
+    fn random_is_only_for_seeds() {
+        let mut r = rules(ParamKind::Int);
+        assert!(r.coerce("steps", &json!("random")).is_err());
+        r.seed_like = true;
+        let v = r.coerce("seed", &json!("random")).unwrap();
+        assert!(v.as_u64().is_some_and(|s| s <= 10));
+    }
+
+    #[test]
+    fn combo_without_choices_explains_the_missing_model() {
+        let mut r = rules(ParamKind::Combo);
+        r.choices = Some(Vec::new());
+        let err = r
+            .coerce("checkpoint", &json!("x.safetensors"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`checkpoint`") && err.contains("installed"),
+            "{err}"
+        );
     }
 }

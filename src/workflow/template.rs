@@ -392,3 +392,49 @@ fn remove_node(prompt: &mut Map<String, Value>, id: &str) {
         }
     }
 }
+
+/// Parses `name=value` assignments (as given to `--set`) into the map [`Template::prepare`]
+/// takes. Values stay strings; `prepare` converts them by the parameter's type.
+pub fn parse_assignments(items: &[String]) -> Result<BTreeMap<String, Value>, WorkflowError> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        let Some((name, value)) = item.split_once('=') else {
+            return Err(WorkflowError::InvalidValue {
+                name: item.clone(),
+                reason: "expected name=value".into(),
+            });
+        };
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(WorkflowError::InvalidValue {
+                name: item.clone(),
+                reason: "the parameter name before `=` is empty".into(),
+            });
+        }
+        if out
+            .insert(name.to_owned(), Value::String(value.to_owned()))
+            .is_some()
+        {
+            return Err(WorkflowError::InvalidValue {
+                name: name.to_owned(),
+                reason: "given more than once".into(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assignments_split_at_the_first_equals_sign() {
+        let got = parse_assignments(&["prompt=a=b".into(), "seed=random".into()]).unwrap();
+        assert_eq!(got["prompt"], "a=b");
+        assert_eq!(got["seed"], "random");
+        assert!(parse_assignments(&["novalue".into()]).is_err());
+        assert!(parse_assignments(&["=x".into()]).is_err());
+        assert!(parse_assignments(&["a=1".into(), "a=2".into()]).is_err());
+    }
+}

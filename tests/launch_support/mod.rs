@@ -46,6 +46,18 @@ pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// [`wait_until`] for tests without a runtime.
+pub fn wait_until_blocking(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + SAFETY;
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Awaits `future`; panics after [`SAFETY`].
 pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
     actix_rt::time::timeout(SAFETY, future)

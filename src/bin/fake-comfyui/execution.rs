@@ -84,12 +84,11 @@ fn signatures(prompt: &Map<String, Value>, folders: &files::Folders) -> HashMap<
                 }
             }
             // LoadImage's IS_CHANGED: the file's content.
-            if class == "LoadImage" || class == "LoadImageMask" {
-                if let Some(name) = inputs.get("image").and_then(Value::as_str) {
-                    if let Some(path) = files::resolve_annotated(&folders.input, name) {
-                        std::fs::read(path).ok().hash(&mut h);
-                    }
-                }
+            if (class == "LoadImage" || class == "LoadImageMask")
+                && let Some(name) = inputs.get("image").and_then(Value::as_str)
+                && let Some(path) = files::resolve_annotated(&folders.input, name)
+            {
+                std::fs::read(path).ok().hash(&mut h);
             }
         }
         let s = h.finish();
@@ -396,26 +395,32 @@ pub fn run_prompt(shared: &Shared, cache: &mut OutputCache, item: &QueueItem) ->
                         outcome = Outcome::Cancelled;
                         break 'work None;
                     }
+                    // batch-style progress (ColorTransfer…) was captured reporting only the
+                    // first and the last item
+                    if !sampler && step != 1 && step != steps {
+                        continue;
+                    }
+                    run.update_progress(&node, step, steps);
                     shared.hub.send_json(
                         "progress",
                         json!({"value": step, "max": steps, "prompt_id": pid, "node": node}),
                         run.sid(),
                     );
-                    run.update_progress(&node, step, steps);
-                    if sampler && config.previews {
-                        if let Ok(jpeg) = imaging::preview_jpeg(
+                    if sampler
+                        && config.previews
+                        && let Ok(jpeg) = imaging::preview_jpeg(
                             &ImageSpec {
                                 seed: sig,
                                 ..spec.clone()
                             },
                             step,
-                        ) {
-                            let metadata = json!({
-                                "node_id": node, "prompt_id": pid, "display_node_id": node,
-                                "parent_node_id": node, "real_node_id": node, "image_type": "image/jpeg",
-                            });
-                            shared.hub.send_preview(&jpeg, &metadata, run.sid());
-                        }
+                        )
+                    {
+                        let metadata = json!({
+                            "node_id": node, "prompt_id": pid, "display_node_id": node,
+                            "parent_node_id": node, "real_node_id": node, "image_type": "image/jpeg",
+                        });
+                        shared.hub.send_preview(&jpeg, &metadata, run.sid());
                     }
                 }
             }

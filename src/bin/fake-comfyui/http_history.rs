@@ -27,10 +27,10 @@ pub async fn get_history(shared: web::Data<Arc<Shared>>, req: HttpRequest) -> Ht
     };
     let state = shared.lock();
     let mut offset = offset.unwrap_or(-1);
-    if offset < 0 {
-        if let Some(m) = max_items {
-            offset = state.history.len() as i64 - m;
-        }
+    if offset < 0
+        && let Some(m) = max_items
+    {
+        offset = state.history.len() as i64 - m;
     }
     let mut out = Map::new();
     for (i, record) in state.history.iter().enumerate() {

@@ -123,10 +123,8 @@ pub async fn object_info_class(
             .and_then(|c| c.get("api_node"))
             .and_then(Value::as_bool)
             .unwrap_or(false);
-    if !hidden {
-        if let Some(entry) = catalog().live_class(&class, &dirs(&shared)) {
-            out.insert(class, entry);
-        }
+    if !hidden && let Some(entry) = catalog().live_class(&class, &dirs(&shared)) {
+        out.insert(class, entry);
     }
     json_ok(&Value::Object(out))
 }

@@ -102,10 +102,11 @@ fn history_row(record: &HistoryRecord) -> JobRow {
                         preview = Some(Value::Object(p));
                     }
                 }
-            } else if key == "text" && text_preview.is_none() {
-                if let Some(t) = entries.first() {
-                    text_preview = Some(json!({"content": t, "nodeId": node, "mediaType": "text"}));
-                }
+            } else if key == "text"
+                && text_preview.is_none()
+                && let Some(t) = entries.first()
+            {
+                text_preview = Some(json!({"content": t, "nodeId": node, "mediaType": "text"}));
             }
         }
     }
@@ -176,23 +177,23 @@ pub async fn list_jobs(shared: web::Data<Arc<Shared>>, req: HttpRequest) -> Http
             "Invalid sort_order value: {sort_order}. Valid values: asc, desc"
         ));
     }
-    let parse_non_negative = |name: &str| -> Result<Option<usize>, HttpResponse> {
+    let parse_non_negative = |name: &str| -> Result<Option<usize>, String> {
         match query_get(&q, name) {
             None => Ok(None),
             Some(v) => v
                 .trim()
                 .parse::<usize>()
                 .map(Some)
-                .map_err(|_| bad_request(format!("{name} must be a non-negative integer"))),
+                .map_err(|_| format!("{name} must be a non-negative integer")),
         }
     };
     let limit = match parse_non_negative("limit") {
         Ok(l) => l,
-        Err(resp) => return resp,
+        Err(message) => return bad_request(message),
     };
     let offset = match parse_non_negative("offset") {
         Ok(o) => o.unwrap_or(0),
-        Err(resp) => return resp,
+        Err(message) => return bad_request(message),
     };
     let workflow = query_get(&q, "workflow_id");
 
@@ -264,10 +265,10 @@ fn cancel(shared: &Shared, id: &str) -> bool {
             shared.broadcast_status(&state);
             return true;
         }
-        if !state
+        if state
             .running
             .as_ref()
-            .is_some_and(|r| r.item.prompt_id == id)
+            .is_none_or(|r| r.item.prompt_id != id)
         {
             return false;
         }

@@ -186,10 +186,10 @@ impl NodeCall<'_> {
             spec.width = ((spec.width as f64 * scale).round() as u32).max(1);
             spec.height = ((spec.height as f64 * scale).round() as u32).max(1);
         }
-        if let Some(b) = self.int("batch_size").filter(|b| *b > 0) {
-            if base.is_none() || self.class.starts_with("Empty") {
-                spec.batch = b.min(4096) as u32;
-            }
+        if let Some(b) = self.int("batch_size").filter(|b| *b > 0)
+            && (base.is_none() || self.class.starts_with("Empty"))
+        {
+            spec.batch = b.min(4096) as u32;
         }
         spec.seed = self.signature;
         spec

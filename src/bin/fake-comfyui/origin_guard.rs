@@ -13,11 +13,11 @@ use crate::console;
 /// `host[:port]` → (lower-case hostname, port).
 fn split_host(s: &str) -> (String, Option<u16>) {
     let s = s.trim().to_ascii_lowercase();
-    if let Some(rest) = s.strip_prefix('[') {
-        if let Some((host, after)) = rest.split_once(']') {
-            let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
-            return (host.to_string(), port);
-        }
+    if let Some(rest) = s.strip_prefix('[')
+        && let Some((host, after)) = rest.split_once(']')
+    {
+        let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
+        return (host.to_string(), port);
     }
     match s.rsplit_once(':') {
         Some((h, p)) if !h.contains(':') => (h.to_string(), p.parse().ok()),

@@ -128,7 +128,7 @@ impl Validator<'_> {
             let reasons = vec![err(
                 "dependency_cycle",
                 "Dependency cycle detected",
-                format!("{id}"),
+                id.to_string(),
                 json!({"node_id": id}),
             )];
             self.record(id, false, reasons.clone());
@@ -231,55 +231,54 @@ impl Validator<'_> {
                 }
             };
             converted.push((x.clone(), val.clone()));
-            if let (Some(min), Some(v)) = (spec.extra.get("min"), val.as_f64()) {
-                if min.as_f64().is_some_and(|m| v < m) {
-                    errors.push(err(
-                        "value_smaller_than_min",
-                        &format!(
-                            "Value {} smaller than min of {}",
-                            pyfmt::str_of(&val),
-                            pyfmt::str_of(min)
-                        ),
-                        x.clone(),
-                        json!({"input_name": x, "input_config": info, "received_value": val}),
-                    ));
-                    continue;
-                }
+            if let (Some(min), Some(v)) = (spec.extra.get("min"), val.as_f64())
+                && min.as_f64().is_some_and(|m| v < m)
+            {
+                errors.push(err(
+                    "value_smaller_than_min",
+                    &format!(
+                        "Value {} smaller than min of {}",
+                        pyfmt::str_of(&val),
+                        pyfmt::str_of(min)
+                    ),
+                    x.clone(),
+                    json!({"input_name": x, "input_config": info, "received_value": val}),
+                ));
+                continue;
             }
-            if let (Some(max), Some(v)) = (spec.extra.get("max"), val.as_f64()) {
-                if max.as_f64().is_some_and(|m| v > m) {
-                    errors.push(err(
-                        "value_bigger_than_max",
-                        &format!(
-                            "Value {} bigger than max of {}",
-                            pyfmt::str_of(&val),
-                            pyfmt::str_of(max)
-                        ),
-                        x.clone(),
-                        json!({"input_name": x, "input_config": info, "received_value": val}),
-                    ));
-                    continue;
-                }
+            if let (Some(max), Some(v)) = (spec.extra.get("max"), val.as_f64())
+                && max.as_f64().is_some_and(|m| v > m)
+            {
+                errors.push(err(
+                    "value_bigger_than_max",
+                    &format!(
+                        "Value {} bigger than max of {}",
+                        pyfmt::str_of(&val),
+                        pyfmt::str_of(max)
+                    ),
+                    x.clone(),
+                    json!({"input_name": x, "input_config": info, "received_value": val}),
+                ));
+                continue;
             }
             if let Some(options) = self
                 .dirs_spec(&class, &x)
                 .and_then(|s| s.combo_options())
                 .or_else(|| spec.combo_options())
+                && !options.contains(&val)
             {
-                if !options.contains(&val) {
-                    let (list_info, input_config) = if options.len() > 20 {
-                        (format!("(list of length {})", options.len()), Value::Null)
-                    } else {
-                        (pyfmt::repr(&Value::Array(options.clone())), info.clone())
-                    };
-                    errors.push(err(
-                        "value_not_in_list",
-                        "Value not in list",
-                        format!("{x}: '{}' not in {list_info}", pyfmt::str_of(&val)),
-                        json!({"input_name": x, "input_config": input_config, "received_value": val}),
-                    ));
-                    continue;
-                }
+                let (list_info, input_config) = if options.len() > 20 {
+                    (format!("(list of length {})", options.len()), Value::Null)
+                } else {
+                    (pyfmt::repr(&Value::Array(options.clone())), info.clone())
+                };
+                errors.push(err(
+                    "value_not_in_list",
+                    "Value not in list",
+                    format!("{x}: '{}' not in {list_info}", pyfmt::str_of(&val)),
+                    json!({"input_name": x, "input_config": input_config, "received_value": val}),
+                ));
+                continue;
             }
         }
         // ComfyUI stores converted values back into the prompt.

@@ -41,13 +41,12 @@ pub async fn websocket(
         let conn = shared.hub.register(&sid, tx.clone());
         let status = json!({"type": "status", "data": {"status": state.queue_info(), "sid": sid}});
         let _ = tx.send(Frame::Text(status.to_string()));
-        if let Some(r) = state.running.as_ref() {
-            if r.item.client_id().as_deref() == Some(sid.as_str()) {
-                if let Some(node) = &r.last_node {
-                    let frame = json!({"type": "executing", "data": {"node": node}});
-                    let _ = tx.send(Frame::Text(frame.to_string()));
-                }
-            }
+        if let Some(r) = state.running.as_ref()
+            && r.item.client_id().as_deref() == Some(sid.as_str())
+            && let Some(node) = &r.last_node
+        {
+            let frame = json!({"type": "executing", "data": {"node": node}});
+            let _ = tx.send(Frame::Text(frame.to_string()));
         }
         conn
     };
@@ -71,9 +70,9 @@ pub async fn websocket(
                 msg = stream.recv() => {
                     match msg {
                         Some(Ok(Message::Text(text))) => {
-                            if first_message {
-                                if let Ok(v) = serde_json::from_str::<Value>(&text) {
-                                    if v.get("type").and_then(Value::as_str) == Some("feature_flags") {
+                            if first_message
+                                && let Ok(v) = serde_json::from_str::<Value>(&text)
+                                    && v.get("type").and_then(Value::as_str) == Some("feature_flags") {
                                         let flags = v.get("data").cloned().unwrap_or(json!({}));
                                         shared.hub.set_client_flags(&sid, conn, &flags);
                                         let reply = json!({"type": "feature_flags", "data": server_features(&shared)});
@@ -81,8 +80,6 @@ pub async fn websocket(
                                             break;
                                         }
                                     }
-                                }
-                            }
                             first_message = false;
                         }
                         Some(Ok(Message::Ping(p))) => {

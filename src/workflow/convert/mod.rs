@@ -25,6 +25,10 @@ pub(crate) use widgets::widget_kind as widget_spec_kind;
 /// How deep subgraph instances may nest before the workflow is treated as circular.
 pub(crate) const MAX_NESTING: usize = 32;
 
+/// Most nodes one conversion may emit: definitions that nest several instances of each other
+/// multiply, and a hostile file must not exhaust memory.
+pub(crate) const MAX_NODES: usize = 100_000;
+
 /// Frontend-only node types that never reach the prompt.
 pub(crate) fn is_virtual(class: &str) -> bool {
     matches!(class, "Reroute" | "PrimitiveNode" | "Note" | "MarkdownNote")
@@ -176,6 +180,11 @@ impl<'a> Converter<'a> {
         let Some(frame) = frames.last() else {
             return Ok(());
         };
+        if self.out.len() >= MAX_NODES {
+            return Err(WorkflowError::Malformed(format!(
+                "the flattened workflow has more than {MAX_NODES} nodes"
+            )));
+        }
         let full_id = format!("{}{}", frame.prefix, node.id);
         let def =
             self.object_info
@@ -199,6 +208,16 @@ impl<'a> Converter<'a> {
             for w in &mut widget_values {
                 if let Some(v) = resolve::proxied_value(instance, &node.id, &w.name) {
                     w.value = v;
+                }
+            }
+        }
+        // Legacy load fix-up of the frontend: `sample_euler` → `euler`.
+        if matches!(node.class.as_str(), "KSampler" | "KSamplerAdvanced") {
+            for w in &mut widget_values {
+                if w.name == "sampler_name"
+                    && let Some(stripped) = w.value.as_str().and_then(|s| s.strip_prefix("sample_"))
+                {
+                    w.value = Value::String(stripped.to_owned());
                 }
             }
         }

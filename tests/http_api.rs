@@ -1,0 +1,493 @@
+//! The HTTP API end to end: a real fleet (fake-comfyui child processes) behind a real API
+//! server on 127.0.0.1:0, driven over real sockets, server-sent events included.
+
+use std::path::Path;
+use std::time::Duration;
+
+use comfy_fleet::config::Config;
+use comfy_fleet::fleet::Fleet;
+use comfy_fleet::http::{self, ApiServer, ApiState, auth::TokenMap};
+use serde_json::{Value, json};
+
+/// Safety net only: every wait below ends on a real signal long before this.
+const SAFETY: Duration = Duration::from_secs(60);
+
+struct Api {
+    fleet: Option<Fleet>,
+    server: ApiServer,
+    base: String,
+    client: awc::Client,
+    _dir: tempfile::TempDir,
+}
+
+fn config(dir: &Path, fake_args: &[&str], edit: impl FnOnce(&mut Config)) -> Config {
+    let mut c = Config::default();
+    c.comfyui.state_dir = dir.join("state");
+    let mut command = vec![
+        env!("CARGO_BIN_EXE_fake-comfyui").to_string(),
+        "--fake-step-time".into(),
+        "0ms".into(),
+    ];
+    command.extend(fake_args.iter().map(|s| s.to_string()));
+    c.comfyui.command = command;
+    c.workflows.dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
+    c.http.listen = "127.0.0.1:0".parse().unwrap();
+    c.logging.metrics_interval = Duration::ZERO;
+    c.gpus.discovery = comfy_fleet::config::DiscoveryMode::Declared;
+    c.gpus.cpu_instances = 1;
+    c.lifecycle.stop_grace = Duration::from_secs(5);
+    c.lifecycle.drain_timeout = Duration::from_secs(5);
+    edit(&mut c);
+    c
+}
+
+async fn start(fake_args: &[&str], edit: impl FnOnce(&mut Config)) -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), fake_args, edit);
+    let tokens = TokenMap::new(
+        config.http.tokens.clone(),
+        config.http.anonymous_user.clone(),
+    );
+    let fleet = Fleet::boot(config).await.unwrap();
+    let ready = fleet
+        .phases
+        .wait_until(|b| !b.is_empty() && b.values().all(|v| v.phase.accepts_jobs()));
+    tokio::time::timeout(SAFETY, ready)
+        .await
+        .expect("instances ready");
+    let state = ApiState {
+        fleet: fleet.handle.clone(),
+        phases: fleet.phases.clone(),
+        tokens,
+        gpu_source: fleet.gpu_source,
+    };
+    let server = http::start(state, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let base = format!("http://{}", server.addr);
+    let client = awc::Client::builder().timeout(SAFETY).finish();
+    Api {
+        fleet: Some(fleet),
+        server,
+        base,
+        client,
+        _dir: dir,
+    }
+}
+
+impl Api {
+    async fn stop(mut self) {
+        if let Some(fleet) = self.fleet.take() {
+            fleet.shutdown(Duration::from_secs(5)).await;
+        }
+        self.server.handle.stop(false).await;
+    }
+
+    async fn post(
+        &self,
+        body: Value,
+        token: Option<&str>,
+    ) -> (u16, Value, awc::http::header::HeaderMap) {
+        let mut req = self.client.post(format!("{}/v1/jobs", self.base));
+        if let Some(t) = token {
+            req = req.insert_header(("authorization", format!("Bearer {t}")));
+        }
+        let mut resp = req.send_json(&body).await.unwrap();
+        let headers = resp.headers().clone();
+        let body: Value = resp.json().await.unwrap();
+        (resp.status().as_u16(), body, headers)
+    }
+
+    async fn get_json(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.client.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.insert_header(("authorization", format!("Bearer {t}")));
+        }
+        let mut resp = req.send().await.unwrap();
+        let body = resp.body().limit(64 << 20).await.unwrap();
+        (
+            resp.status().as_u16(),
+            serde_json::from_slice(&body).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn delete(&self, id: &str) -> (u16, Value) {
+        let mut resp = self
+            .client
+            .delete(format!("{}/v1/jobs/{id}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (
+            resp.status().as_u16(),
+            resp.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    /// The whole SSE stream of a job (it closes after the final event).
+    async fn events(&self, id: &str) -> String {
+        let mut resp = self
+            .client
+            .get(format!("{}/v1/jobs/{id}/events", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        assert_eq!(
+            resp.headers().get("content-type").unwrap(),
+            "text/event-stream"
+        );
+        let body = resp.body().limit(64 << 20).await.unwrap();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+}
+
+fn event_names(sse: &str) -> Vec<&str> {
+    sse.lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect()
+}
+
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    (w, h)
+}
+
+#[actix_rt::test]
+async fn a_demo_job_streams_its_progress_and_yields_a_png_of_the_asked_size() {
+    let api = start(&["--fake-node-time", "20ms"], |_| {}).await;
+    let (status, body, headers) = api
+        .post(
+            json!({"template": "demo", "params": {"width": 96, "height": 64}}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        headers.get("location").unwrap().to_str().unwrap(),
+        format!("/v1/jobs/{id}")
+    );
+    assert!(body["position"].is_u64() && body["seed"].is_u64(), "{body}");
+
+    let sse = api.events(&id).await;
+    let names = event_names(&sse);
+    assert_eq!(names.first(), Some(&"queued"), "{sse}");
+    assert!(
+        names.contains(&"started") && names.contains(&"executing"),
+        "{sse}"
+    );
+    assert_eq!(names.last(), Some(&"done"), "{sse}");
+
+    let (status, job) = api.get_json(&format!("/v1/jobs/{id}"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["template"], "demo");
+    let url = job["outputs"][0]["url"].as_str().unwrap().to_string();
+    let mut resp = api
+        .client
+        .get(format!("{}{url}", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers().get("content-type").unwrap(), "image/png");
+    let png = resp.body().limit(64 << 20).await.unwrap();
+    assert_eq!(png_size(&png), (96, 64));
+
+    // A late subscriber still gets the whole story, ending with `done`.
+    let again = api.events(&id).await;
+    assert_eq!(event_names(&again).last(), Some(&"done"));
+    let (status, missing) = api
+        .get_json(&format!("/v1/jobs/{id}/outputs/7"), None)
+        .await;
+    assert_eq!(status, 404);
+    assert!(
+        missing["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("index 7"),
+        "{missing}"
+    );
+    api.stop().await;
+}
+
+#[actix_rt::test]
+async fn cancel_removes_a_queued_job_and_interrupts_a_running_one() {
+    // One slot: the first job runs (slowly), the second waits.
+    let api = start(&["--fake-node-time", "400ms"], |c| {
+        c.scheduler.pipeline_depth = 1
+    })
+    .await;
+    let (_, first, _) = api.post(json!({"template": "demo"}), None).await;
+    let (_, second, _) = api.post(json!({"template": "demo"}), None).await;
+    let (first, second) = (
+        first["id"].as_str().unwrap().to_string(),
+        second["id"].as_str().unwrap().to_string(),
+    );
+    let (_, queued) = api.get_json(&format!("/v1/jobs/{second}"), None).await;
+    assert_eq!(queued["state"], "queued", "{queued}");
+
+    let (status, body) = api.delete(&second).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["state"], "cancelled");
+    assert_eq!(
+        event_names(&api.events(&second).await).last(),
+        Some(&"cancelled")
+    );
+
+    let (status, body) = api.delete(&first).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        event_names(&api.events(&first).await).last(),
+        Some(&"cancelled")
+    );
+    let (_, job) = api.get_json(&format!("/v1/jobs/{first}"), None).await;
+    assert_eq!(job["state"], "cancelled");
+
+    let (status, body) = api.delete(&first).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already finished"),
+        "{body}"
+    );
+    api.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_full_queue_is_a_clear_503() {
+    let api = start(&["--fake-node-time", "500ms"], |c| {
+        c.scheduler.pipeline_depth = 1;
+        c.scheduler.queue_capacity = 1;
+        c.limits.user_concurrent = 10;
+    })
+    .await;
+    let (s1, _, _) = api.post(json!({"template": "demo"}), None).await;
+    let (s2, _, _) = api.post(json!({"template": "demo"}), None).await;
+    let (s3, body, _) = api.post(json!({"template": "demo"}), None).await;
+    assert_eq!((s1, s2, s3), (201, 201, 503), "{body}");
+    assert_eq!(body["error"]["code"], "queue_full");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("queue is full"),
+        "{body}"
+    );
+    api.stop().await;
+}
+
+#[actix_rt::test]
+async fn the_rate_limit_refuses_with_retry_after() {
+    let api = start(&["--fake-node-time", "0ms"], |c| {
+        c.limits.user_jobs = 2;
+        c.limits.user_window = Duration::from_secs(3600);
+    })
+    .await;
+    for _ in 0..2 {
+        let (status, body, _) = api.post(json!({"template": "demo"}), None).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body, headers) = api.post(json!({"template": "demo"}), None).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    let retry: u64 = headers
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 0 && retry <= 3600, "{retry}");
+    assert_eq!(body["error"]["retry_after_seconds"], json!(retry));
+    api.stop().await;
+}
+
+#[actix_rt::test]
+async fn tokens_name_users_and_users_see_only_their_jobs() {
+    let api = start(&["--fake-node-time", "0ms"], |c| {
+        c.http.tokens = [
+            ("tok-a".to_string(), "alice".to_string()),
+            ("tok-b".into(), "bob".into()),
+        ]
+        .into();
+    })
+    .await;
+    let (status, body, _) = api.post(json!({"template": "demo"}), None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Bearer"),
+        "{body}"
+    );
+    let (status, body, _) = api.post(json!({"template": "demo"}), Some("wrong")).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body, _) = api.post(json!({"template": "demo"}), Some("tok-a")).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap();
+    let (status, job) = api.get_json(&format!("/v1/jobs/{id}"), Some("tok-a")).await;
+    assert_eq!((status, job["user"].as_str()), (200, Some("alice")));
+    let (status, _) = api.get_json(&format!("/v1/jobs/{id}"), Some("tok-b")).await;
+    assert_eq!(status, 404);
+    api.stop().await;
+}
+
+#[actix_rt::test]
+async fn bad_requests_say_what_is_wrong() {
+    let api = start(&["--fake-node-time", "0ms"], |_| {}).await;
+    let (status, body, _) = api.post(json!({"template": "nosuch"}), None).await;
+    assert_eq!(status, 400, "{body}");
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("nosuch") && msg.contains("demo"), "{msg}");
+
+    let (status, body, _) = api
+        .post(json!({"template": "demo", "params": {"width": -5}}), None)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("width"),
+        "{body}"
+    );
+
+    let (status, body, _) = api
+        .post(json!({"template": "demo", "params": {"colour": 1}}), None)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("colour"),
+        "{body}"
+    );
+
+    let (status, body, _) = api
+        .post(json!({"template": "demo", "workflow": {}}), None)
+        .await;
+    assert_eq!(status, 400, "{body}");
+
+    let (status, body, _) = api.post(json!({"workflow": {"nodes": 3}}), None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_workflow")),
+        "{body}"
+    );
+
+    let mut resp = api
+        .client
+        .post(format!("{}/v1/jobs", api.base))
+        .insert_header(("content-type", "application/json"))
+        .send_body("{not json")
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_json");
+
+    // A text file sent as an image is refused before anything reaches ComfyUI.
+    let boundary = "XyZ";
+    let form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"request\"\r\n\r\n{}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"cat.png\"\r\n\
+         Content-Type: image/png\r\n\r\nthis is text, not a picture\r\n--{boundary}--\r\n",
+        json!({"template": "demo"})
+    );
+    let mut resp = api
+        .client
+        .post(format!("{}/v1/jobs", api.base))
+        .insert_header((
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        ))
+        .send_body(form)
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_image");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cat.png"),
+        "{body}"
+    );
+
+    let (status, body) = api.get_json("/v1/jobs/not-a-uuid", None).await;
+    assert_eq!(status, 404, "{body}");
+    api.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_ui_format_workflow_is_converted_and_runs() {
+    let api = start(&["--fake-node-time", "0ms"], |_| {}).await;
+    // What ComfyUI's "Save" writes: nodes with positional widget values, and links.
+    let workflow = json!({
+        "last_node_id": 3, "last_link_id": 2, "version": 0.4,
+        "nodes": [
+            {"id": 1, "type": "EmptyImage", "mode": 0, "inputs": [],
+             "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [1]}], "widgets_values": [40, 24, 1, 0]},
+            {"id": 2, "type": "ImageInvert", "mode": 0, "inputs": [{"name": "image", "type": "IMAGE", "link": 1}],
+             "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [2]}], "widgets_values": []},
+            {"id": 3, "type": "SaveImage", "mode": 0, "inputs": [{"name": "images", "type": "IMAGE", "link": 2}],
+             "outputs": [], "widgets_values": ["ui_test"]}
+        ],
+        "links": [[1, 1, 0, 2, 0, "IMAGE"], [2, 2, 0, 3, 0, "IMAGE"]]
+    });
+    let (status, body, _) = api.post(json!({"workflow": workflow}), None).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    assert_eq!(event_names(&api.events(&id).await).last(), Some(&"done"));
+    let mut resp = api
+        .client
+        .get(format!("{}/v1/jobs/{id}/outputs/0", api.base))
+        .send()
+        .await
+        .unwrap();
+    let png = resp.body().limit(64 << 20).await.unwrap();
+    assert_eq!(png_size(&png), (40, 24));
+    api.stop().await;
+}
+
+#[actix_rt::test]
+async fn status_metrics_and_health_describe_the_fleet() {
+    let api = start(&["--fake-node-time", "0ms"], |_| {}).await;
+    let (status, body) = api.get_json("/v1/status", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["demo_backend"], true);
+    assert_eq!(body["instances"][0]["phase"], "ready", "{body}");
+    assert!(
+        body["instances"][0]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:"),
+        "{body}"
+    );
+    assert_eq!(body["queue"]["capacity"], 1000);
+    let (status, _) = api.get_json("/healthz", None).await;
+    assert_eq!(status, 200);
+    let (status, body) = api.get_json("/readyz", None).await;
+    assert_eq!((status, body["ready_instances"].as_u64()), (200, Some(1)));
+    let mut resp = api
+        .client
+        .get(format!("{}/metrics", api.base))
+        .send()
+        .await
+        .unwrap();
+    let text = String::from_utf8(resp.body().await.unwrap().to_vec()).unwrap();
+    assert!(
+        text.contains("# TYPE comfy_fleet_queue_depth gauge"),
+        "{text}"
+    );
+    assert!(
+        text.contains("comfy_fleet_instance_phase{instance=\"cpu0\",phase=\"ready\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("comfy_fleet_demo_backend 1"), "{text}");
+    api.stop().await;
+}

@@ -1,0 +1,301 @@
+//! Test support: runs the real `fake-comfyui` binary as a child process on a free loopback port,
+//! in its own temporary working directory (so input/, output/, temp/, user/ are private), waits
+//! until it prints ComfyUI's readiness line, keeps its log, and kills it on drop.
+//!
+//! ```ignore
+//! #[path = "support/fake_process.rs"]
+//! mod fake_process;
+//! let fake = fake_process::FakeComfy::builder().arg("--cpu").env("FAKE_COMFYUI_NODE_TIME", "50ms").spawn();
+//! let url = fake.url("/system_stats");
+//! ```
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Path of the binary under test.
+pub const FAKE_BIN: &str = env!("CARGO_BIN_EXE_fake-comfyui");
+
+/// The line ComfyUI (and the fake) prints once it listens.
+pub const READY_MARKER: &str = "To see the GUI go to: http://";
+
+/// Safety net for start-up (the fake normally starts in milliseconds).
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Environment variables of the fake that a test run must not inherit by accident.
+const FAKE_ENV: &[&str] = &[
+    "FAKE_COMFYUI_FAIL_NODE",
+    "FAKE_COMFYUI_OOM",
+    "FAKE_COMFYUI_CRASH_AFTER_NODES",
+    "FAKE_COMFYUI_HANG_AFTER_NODES",
+    "FAKE_COMFYUI_START_DELAY",
+    "FAKE_COMFYUI_REFUSE_PORT",
+    "FAKE_COMFYUI_NODE_TIME",
+    "FAKE_COMFYUI_STEP_TIME",
+];
+
+/// A port that was free a moment ago (bind 127.0.0.1:0, read it, release it).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// What the child printed, and how many of its two output pipes have closed.
+#[derive(Default)]
+struct LogState {
+    lines: Vec<String>,
+    closed: usize,
+}
+
+/// The child's combined stdout+stderr lines, with a signal for new ones.
+#[derive(Default)]
+struct LogBuffer {
+    state: Mutex<LogState>,
+    changed: Condvar,
+}
+
+/// Configures a fake before starting it.
+pub struct FakeComfyBuilder {
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    port: Option<u16>,
+    dir: Option<PathBuf>,
+}
+
+impl FakeComfyBuilder {
+    /// Adds one command-line argument.
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    /// Adds several arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable for the child.
+    pub fn env(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        self.envs.push((k.into(), v.into()));
+        self
+    }
+
+    /// Uses this port instead of a free one.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// Uses this working directory instead of a fresh temporary one.
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Starts the process without waiting for readiness (for start-up failure tests).
+    pub fn spawn_unready(self) -> FakeComfy {
+        let (tmp, dir) = match self.dir {
+            Some(d) => (None, d),
+            None => {
+                let t = tempfile::tempdir().expect("tempdir");
+                let d = t.path().to_path_buf();
+                (Some(t), d)
+            }
+        };
+        let port = self.port.unwrap_or_else(free_port);
+        let mut cmd = Command::new(FAKE_BIN);
+        cmd.current_dir(&dir)
+            .arg("--listen")
+            .arg("127.0.0.1")
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--disable-auto-launch")
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for k in FAKE_ENV {
+            cmd.env_remove(k);
+        }
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn fake-comfyui");
+        let log = Arc::new(LogBuffer::default());
+        if let Some(out) = child.stdout.take() {
+            pump(out, Arc::clone(&log));
+        }
+        if let Some(err) = child.stderr.take() {
+            pump(err, Arc::clone(&log));
+        }
+        FakeComfy {
+            child,
+            port,
+            dir,
+            _tmp: tmp,
+            log,
+        }
+    }
+
+    /// Starts the process and waits for its readiness line (panics with the log on failure).
+    pub fn spawn(self) -> FakeComfy {
+        let mut fake = self.spawn_unready();
+        if !fake.wait_for_log(READY_MARKER, START_TIMEOUT) {
+            let status = fake.child.try_wait().ok().flatten();
+            panic!(
+                "fake-comfyui did not become ready (exit: {status:?}); log:\n{}",
+                fake.logs()
+            );
+        }
+        fake
+    }
+}
+
+fn pump<R: std::io::Read + Send + 'static>(reader: R, log: Arc<LogBuffer>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            log.state.lock().expect("log lock").lines.push(line);
+            log.changed.notify_all();
+        }
+        log.state.lock().expect("log lock").closed += 1;
+        log.changed.notify_all();
+    });
+}
+
+/// A running fake ComfyUI child process.
+pub struct FakeComfy {
+    child: Child,
+    /// The port it listens on (127.0.0.1).
+    pub port: u16,
+    dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    log: Arc<LogBuffer>,
+}
+
+impl FakeComfy {
+    /// A builder (defaults: free port, fresh temporary working directory).
+    pub fn builder() -> FakeComfyBuilder {
+        FakeComfyBuilder {
+            args: Vec::new(),
+            envs: Vec::new(),
+            port: None,
+            dir: None,
+        }
+    }
+
+    /// Starts a default fake and waits until it is ready.
+    pub fn start() -> FakeComfy {
+        Self::builder().spawn()
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `ws://127.0.0.1:PORT/ws?clientId={client_id}`.
+    pub fn ws_url(&self, client_id: &str) -> String {
+        format!("ws://127.0.0.1:{}/ws?clientId={client_id}", self.port)
+    }
+
+    /// The working directory (holds input/, output/, temp/temp…, user/).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The input folder.
+    pub fn input_dir(&self) -> PathBuf {
+        self.dir.join("input")
+    }
+
+    /// The output folder.
+    pub fn output_dir(&self) -> PathBuf {
+        self.dir.join("output")
+    }
+
+    /// The temp folder (default `--temp-directory` layout: `./temp`).
+    pub fn temp_dir(&self) -> PathBuf {
+        self.dir.join("temp")
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the child printed so far.
+    pub fn logs(&self) -> String {
+        self.log.state.lock().expect("log lock").lines.join("\n")
+    }
+
+    /// Waits until a log line contains `needle` (false on timeout or when the output closed).
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.log.state.lock().expect("log lock");
+        loop {
+            if state.lines.iter().any(|l| l.contains(needle)) {
+                return true;
+            }
+            if state.closed >= 2 {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            state = self
+                .log
+                .changed
+                .wait_timeout(state, deadline - now)
+                .expect("log lock")
+                .0;
+        }
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // let the log pumps drain what the process printed before exiting
+                let mut state = self.log.state.lock().expect("log lock");
+                while state.closed < 2 && Instant::now() < deadline {
+                    state = self
+                        .log
+                        .changed
+                        .wait_timeout(state, deadline - Instant::now())
+                        .expect("log lock")
+                        .0;
+                }
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            // polling the child's exit state; no readiness is inferred from time
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Kills the process (idempotent).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for FakeComfy {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
