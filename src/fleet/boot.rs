@@ -30,9 +30,10 @@ use crate::fleet::catalog::Catalog;
 use crate::fleet::events::JobEventHub;
 use crate::fleet::metrics::{GpuView, MetricsReporter};
 use crate::fleet::plan::{InstancePlan, PlanKind, plan_instances};
+use crate::fleet::recorded_uploads::RecordedUploads;
 use crate::fleet::watch::{InstanceWatch, PhaseBoard};
 use crate::gpu::{GpuSource, discover};
-use crate::launch::{ProcessLauncher, sweep_stale};
+use crate::launch::{InstanceFolders, ProcessLauncher, sweep_stale};
 use crate::workflow::{TemplateSet, WorkflowError};
 
 /// Why the fleet could not start.
@@ -119,7 +120,12 @@ impl Fleet {
             vec![scheduler.clone().recipient(), reporter.recipient()],
         );
         let phases = PhaseBoard::default();
-        let watch = InstanceWatch::new(scheduler.clone().recipient(), phases.clone()).start();
+        let watch = InstanceWatch::new(
+            scheduler.clone().recipient(),
+            scheduler.clone().recipient(),
+            phases.clone(),
+        )
+        .start();
 
         let plans = plan_instances(&config, &discovery.gpus);
         for plan in &plans {
@@ -146,23 +152,29 @@ impl Fleet {
         let (command, working_dir) = config.comfyui.launch_command();
         let mut instances = Vec::new();
         for plan in plans {
+            let mut folders = None;
             let mode = match &plan.kind {
                 PlanKind::Managed { gpu, port } => InstanceMode::Managed {
-                    spec: LaunchSpec {
-                        instance: plan.id.clone(),
-                        command: command.clone(),
-                        working_dir: working_dir.clone(),
-                        extra_args: config.comfyui.extra_args.clone(),
-                        env: config
-                            .comfyui
-                            .env
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect(),
-                        gpu: gpu.clone(),
-                        listen: config.comfyui.listen.to_string(),
-                        port: *port,
-                        state_dir: state_root.join(&plan.id.0),
+                    spec: {
+                        let state_dir = state_root.join(&plan.id.0);
+                        folders =
+                            Some(InstanceFolders::new(&state_dir).map_err(|e| state_err(&e))?);
+                        LaunchSpec {
+                            instance: plan.id.clone(),
+                            command: command.clone(),
+                            working_dir: working_dir.clone(),
+                            extra_args: config.comfyui.extra_args.clone(),
+                            env: config
+                                .comfyui
+                                .env
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect(),
+                            gpu: gpu.clone(),
+                            listen: config.comfyui.listen.to_string(),
+                            port: *port,
+                            state_dir,
+                        }
                     },
                     launcher: Rc::clone(&launcher),
                 },
@@ -173,10 +185,11 @@ impl Fleet {
                 gpu: plan.gpu().cloned(),
                 mode,
                 config: instance_config.clone(),
-                backend_factory: backend_factory(),
+                backend_factory: backend_factory(folders),
                 updates: watch.clone().recipient(),
                 progress: scheduler.clone().recipient(),
-                finished: scheduler.clone().recipient(),
+                // Through the watch, so reports stay in order with the phase updates.
+                finished: watch.clone().recipient(),
             })
             .map_err(|e| BootError::Setting(e.to_string()))?
             .start();
@@ -235,9 +248,10 @@ impl Fleet {
     }
 }
 
-/// Creates the connector for an instance's URL.
-fn backend_factory() -> BackendFactory {
-    Box::new(|url: &str| -> Rc<dyn Backend> {
+/// Creates the connector for an instance's URL; a managed instance's (`folders` given) records
+/// the job inputs it uploads as ephemeral files.
+fn backend_factory(folders: Option<InstanceFolders>) -> BackendFactory {
+    Box::new(move |url: &str| -> Rc<dyn Backend> {
         let client = match ComfyClient::new(url, ClientConfig::default()) {
             Ok(client) => client,
             Err(e) => {
@@ -250,7 +264,11 @@ fn backend_factory() -> BackendFactory {
                 }
             }
         };
-        Rc::new(ComfyBackend::new(client, RunOptions::default()))
+        let backend: Rc<dyn Backend> = Rc::new(ComfyBackend::new(client, RunOptions::default()));
+        match &folders {
+            Some(folders) => Rc::new(RecordedUploads::new(backend, folders.clone())),
+            None => backend,
+        }
     })
 }
 
@@ -299,7 +317,8 @@ pub fn instance_config(config: &Config) -> InstanceConfig {
             jitter: l.restart_jitter,
         },
         restart_intensity: RestartIntensity {
-            max_restarts: l.crash_loop_max_crashes,
+            // `crash_loop_max_crashes` crashes quarantine: the ones before it were restarted.
+            max_restarts: l.crash_loop_max_crashes.saturating_sub(1),
             period: l.crash_loop_window,
             cooldown: l.quarantine_cooldown,
         },

@@ -7,6 +7,7 @@ pub mod images;
 pub mod metrics;
 pub mod outputs;
 pub mod plan;
+pub mod recorded_uploads;
 pub mod submit;
 pub mod watch;
 

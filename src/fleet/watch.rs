@@ -1,13 +1,17 @@
 //! Instance phases as the rest of the program sees them: every `InstanceUpdate` passes through
 //! [`InstanceWatch`] on its way to the scheduler, is logged, and lands on the [`PhaseBoard`],
 //! which anyone can read or wait on (readiness of `serve`, `run` and `/readyz`).
+//!
+//! Instances also send their `JobFinished` reports through the watch, so the scheduler receives
+//! them in the order the instance sent them relative to its phase updates: an instance that
+//! crashed under a job is known to be down before that job's retry is placed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix::{Actor, Context, Handler, Recipient};
 use comfy_fleet_actors::InstanceId;
-use comfy_fleet_actors::messages::{InstancePhase, InstanceUpdate};
+use comfy_fleet_actors::messages::{InstancePhase, InstanceUpdate, JobFinished};
 use tokio::sync::watch;
 
 /// One instance's last reported phase.
@@ -64,15 +68,25 @@ impl PhaseBoard {
     }
 }
 
-/// Forwards instance updates to the scheduler after recording them.
+/// Forwards instance updates to the scheduler after recording them, and job reports in order
+/// with them.
 pub struct InstanceWatch {
     scheduler: Recipient<InstanceUpdate>,
+    finished: Recipient<JobFinished>,
     board: PhaseBoard,
 }
 
 impl InstanceWatch {
-    pub fn new(scheduler: Recipient<InstanceUpdate>, board: PhaseBoard) -> Self {
-        Self { scheduler, board }
+    pub fn new(
+        scheduler: Recipient<InstanceUpdate>,
+        finished: Recipient<JobFinished>,
+        board: PhaseBoard,
+    ) -> Self {
+        Self {
+            scheduler,
+            finished,
+            board,
+        }
     }
 }
 
@@ -86,5 +100,13 @@ impl Handler<InstanceUpdate> for InstanceWatch {
     fn handle(&mut self, update: InstanceUpdate, _: &mut Context<Self>) {
         self.board.update(&update);
         self.scheduler.do_send(update);
+    }
+}
+
+impl Handler<JobFinished> for InstanceWatch {
+    type Result = ();
+
+    fn handle(&mut self, report: JobFinished, _: &mut Context<Self>) {
+        self.finished.do_send(report);
     }
 }

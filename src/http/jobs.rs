@@ -8,7 +8,7 @@ use actix_multipart::Multipart;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
-use comfy_fleet_actors::messages::{Cancel, CancelError};
+use comfy_fleet_actors::messages::{Cancel, CancelError, SubmitError};
 use comfy_fleet_actors::scheduling::JobRecord;
 use comfy_fleet_actors::{JobEvent, JobId, JobState};
 use futures_util::{StreamExt, TryStreamExt};
@@ -100,6 +100,9 @@ impl From<SubmitFailure> for ApiError {
             SubmitFailure::Workflow(w) => ApiError::bad_request("invalid_workflow", w.to_string()),
             SubmitFailure::Image(i) => ApiError::bad_request("invalid_image", i.to_string()),
             SubmitFailure::Invalid(m) => ApiError::bad_request("bad_request", m),
+            SubmitFailure::Queue(q @ SubmitError::ShuttingDown) => {
+                ApiError::Unavailable(q.to_string())
+            }
             SubmitFailure::Queue(q) => ApiError::QueueFull(q.to_string()),
             SubmitFailure::NotReady(m) => ApiError::Unavailable(format!(
                 "no ComfyUI instance is ready yet ({m}); try again shortly"

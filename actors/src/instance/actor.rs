@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use actix::clock::{sleep, timeout};
 use actix::prelude::*;
+use futures_util::future::LocalBoxFuture;
 use uuid::Uuid;
 
 use crate::ids::{GpuId, InstanceId, JobId};
@@ -87,6 +88,10 @@ pub struct Instance {
     stopper: Option<Rc<dyn ProcessStopper>>,
     probe: Option<SpawnHandle>,
     stopped: StopLatch,
+    /// Stops under way (signals, then the launcher's clean-up of files and records).
+    stops_pending: usize,
+    /// The lifecycle has finished its shutdown; `stopped` opens once no stop is pending.
+    shutdown_complete: bool,
     events: VecDeque<Event>,
     applying: bool,
 }
@@ -130,6 +135,8 @@ impl Instance {
             stopper: None,
             probe: None,
             stopped: StopLatch::default(),
+            stops_pending: 0,
+            shutdown_complete: false,
             events: VecDeque::new(),
             applying: false,
         })
@@ -158,7 +165,11 @@ impl Instance {
         }
         self.applying = true;
         while let Some(event) = self.events.pop_front() {
-            for effect in self.lifecycle.handle(event, Instant::now()) {
+            let mut effects = self.lifecycle.handle(event, Instant::now());
+            // Phase reports first: the scheduler must know the instance is down before it
+            // hears of the jobs aborted by the same step, or it places their retries here.
+            effects.sort_by_key(|e| !matches!(e, Effect::Report { .. }));
+            for effect in effects {
                 self.perform(effect, ctx);
             }
         }
@@ -176,8 +187,8 @@ impl Instance {
             }
             Effect::Ping { epoch } => self.ping(epoch, ctx),
             Effect::StopProcess { grace } => {
-                if let Some(stopper) = &self.stopper {
-                    ctx.spawn(stopper.stop(grace).into_actor(self));
+                if let Some(stopper) = self.stopper.clone() {
+                    self.spawn_stop(stopper.stop(grace), ctx);
                 }
             }
             Effect::AbortJobs { reason, interrupt } => self.abort_jobs(&reason, interrupt, ctx),
@@ -198,7 +209,26 @@ impl Instance {
                     detail,
                 });
             }
-            Effect::ShutdownComplete => self.stopped.open(),
+            Effect::ShutdownComplete => {
+                self.shutdown_complete = true;
+                self.open_when_stopped();
+            }
+        }
+    }
+
+    /// Runs a stop; a shutdown is confirmed only once it has finished, so the launcher's
+    /// clean-up (ephemeral files, the on-disk record) is done before the program exits.
+    fn spawn_stop(&mut self, stop: LocalBoxFuture<'static, ()>, ctx: &mut Context<Self>) {
+        self.stops_pending += 1;
+        ctx.spawn(stop.into_actor(self).map(|(), act, _| {
+            act.stops_pending -= 1;
+            act.open_when_stopped();
+        }));
+    }
+
+    fn open_when_stopped(&self) {
+        if self.shutdown_complete && self.stops_pending == 0 {
+            self.stopped.open();
         }
     }
 
@@ -244,7 +274,7 @@ impl Instance {
                 instance = %self.id, gpu = %self.gpu_name(), pid, %url,
                 "a launch completed after its start was given up; stopping that process"
             );
-            ctx.spawn(stopper.stop(self.config.stop_grace).into_actor(self));
+            self.spawn_stop(stopper.stop(self.config.stop_grace), ctx);
             ctx.spawn(
                 async move {
                     exited.await;

@@ -1,0 +1,261 @@
+//! Stopping `comfy-fleet serve`: SIGTERM drains running jobs, refuses new ones and leaves no
+//! process behind; SIGKILL leaves no fake-comfyui running (parent-death signal), and the next
+//! start on the same state folder deletes the job uploads the killed run left.
+
+#[path = "support/fleet_process.rs"]
+mod fleet_process;
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use fleet_process::*;
+use nix::sys::signal::Signal;
+use serde_json::json;
+
+/// Writes a model-free template that takes one image: load it, blur it, save it.
+fn image_template(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("blur.json"),
+        json!({
+            "1": {"class_type": "LoadImage", "inputs": {"image": "input.png"}, "_meta": {"title": "Input Image"}},
+            "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": 1, "sigma": 1.0}, "_meta": {"title": "Blur"}},
+            "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "blur"}, "_meta": {"title": "Save"}}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("blur.toml"),
+        r#"description = "Blur one image (no model needed)"
+workflow = "blur.json"
+
+[[param]]
+name = "image"
+title = "Input Image"
+input = "image"
+type = "IMAGE"
+description = "The image to blur"
+"#,
+    )
+    .unwrap();
+}
+
+fn png_bytes() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(16, 16, |x, y| {
+        image::Rgb([(x * 16) as u8, (y * 16) as u8, 90])
+    });
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// Submits the blur template with an image through a multipart POST; returns the job id.
+fn submit_image_job(fleet: &FleetProcess) -> String {
+    let request = json!({"template": "blur"}).to_string();
+    let png = png_bytes();
+    let answer = fleet.post_multipart(
+        "/v1/jobs",
+        &[
+            ("request", None, "application/json", request.as_bytes()),
+            ("image", Some("photo.png"), "image/png", &png),
+        ],
+    );
+    assert_eq!(answer.status, 201, "{}", answer.text());
+    answer.json()["id"].as_str().unwrap().to_string()
+}
+
+/// The files under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn sigterm_stops_the_fleet_with_exit_0_and_leaves_no_process() {
+    let root = tempfile::tempdir().unwrap();
+    let mut fleet = FleetProcess::start(&FleetSpec::new(2, &[]), root.path());
+    fleet.wait_status("2 ready instances", |s| count_phase(s, "ready") == 2);
+    let state = fleet.state_dir.display().to_string();
+    eprintln!("[ps before stop]\n{}", ps_lines(&state));
+    assert_eq!(fleet.processes().len(), 2, "{:#?}", fleet.processes());
+
+    fleet.signal(Signal::SIGTERM);
+    let exit = fleet.wait_exit();
+    assert_eq!(
+        exit.code(),
+        Some(0),
+        "{exit:?}; log:\n{}",
+        fleet.log.tail(40)
+    );
+    let after = ps_lines(&state);
+    eprintln!("[ps after stop]\n{after}");
+    // Already gone when comfy-fleet has exited: the stop waits for every process.
+    assert!(fleet.processes().is_empty(), "{:#?}", fleet.processes());
+    fleet.log.wait_for("the stop confirmation", |l| {
+        l.contains("fleet stopped: every instance has exited")
+    });
+    for k in 0..2 {
+        fleet.log.wait_for("the stop of each instance", |l| {
+            l.contains("stopped (exit code 0)") && l.contains(&format!("instance=gpu{k}"))
+        });
+    }
+    assert!(
+        files_under(&fleet.state_dir.join("instances")).is_empty(),
+        "the records of a clean stop are removed"
+    );
+}
+
+#[test]
+fn sigkill_leaves_no_fake_running_and_the_next_start_deletes_the_uploads_it_left() {
+    let root = tempfile::tempdir().unwrap();
+    let workflows = root.path().join("workflows");
+    image_template(&workflows);
+    let spec = FleetSpec::new(1, &[]).workflows(&workflows);
+    let mut fleet = FleetProcess::start(&spec, root.path());
+    fleet.wait_status("gpu0 ready", |s| count_phase(s, "ready") == 1);
+    let fake = fleet.instance_process("gpu0").unwrap();
+
+    let job = submit_image_job(&fleet);
+    let done = fleet.wait_finished(&job);
+    assert_eq!(done["state"], "done", "{done:#}");
+    let uploads_dir = fleet.state_dir.join("gpu0/input/fleet");
+    let uploads = files_under(&uploads_dir);
+    assert_eq!(
+        uploads.len(),
+        1,
+        "the job's image was uploaded: {uploads:?}"
+    );
+    let upload = uploads[0].clone();
+    assert!(
+        upload
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with(&job[..8]),
+        "{upload:?}"
+    );
+    let manifest =
+        std::fs::read_to_string(fleet.state_dir.join("gpu0/ephemeral-files.jsonl")).unwrap();
+    assert!(
+        manifest.contains(upload.to_str().unwrap()),
+        "the upload is recorded as ephemeral: {manifest}"
+    );
+
+    fleet.signal(Signal::SIGKILL);
+    let exit = fleet.wait_exit();
+    assert_eq!(exit.code(), None, "killed by a signal: {exit:?}");
+    // The parent-death signal takes the fake down with comfy-fleet.
+    wait_no_processes(&fleet.state_dir);
+    assert!(cmdline(fake.pid).is_empty(), "fake {} survives", fake.pid);
+    assert!(upload.exists(), "nobody cleaned up after a SIGKILL");
+    drop(fleet);
+
+    // The next start on the same state folder deletes what the killed run left.
+    let mut fleet = FleetProcess::start(&spec, root.path());
+    let sweep = fleet
+        .log
+        .wait_for("the start-up sweep", |l| l.contains("start-up sweep done"));
+    assert!(sweep.contains("ephemeral_removed=1"), "{sweep}");
+    assert!(sweep.contains("records_removed=1"), "{sweep}");
+    assert!(!upload.exists(), "{upload:?} survived the start-up sweep");
+    fleet.wait_status("gpu0 ready", |s| count_phase(s, "ready") == 1);
+
+    // A clean stop deletes the uploads of its own run.
+    let job = submit_image_job(&fleet);
+    assert_eq!(fleet.wait_finished(&job)["state"], "done");
+    let uploads = files_under(&uploads_dir);
+    assert_eq!(uploads.len(), 1, "{uploads:?}");
+    fleet.signal(Signal::SIGTERM);
+    assert_eq!(fleet.wait_exit().code(), Some(0));
+    assert!(
+        !uploads[0].exists(),
+        "{:?} survived a clean stop",
+        uploads[0]
+    );
+    assert!(fleet.processes().is_empty(), "{:#?}", fleet.processes());
+}
+
+#[test]
+fn sigterm_drains_a_running_job_and_refuses_new_ones_before_exiting() {
+    let root = tempfile::tempdir().unwrap();
+    // Four nodes of 1 s: the job is still running when the signal arrives.
+    let spec = FleetSpec::new(1, &["--fake-node-time", "1s"]);
+    let mut fleet = FleetProcess::start(&spec, root.path());
+    fleet.wait_status("gpu0 ready", |s| count_phase(s, "ready") == 1);
+
+    let job = fleet.submit(&json!({"template": "demo", "params": {"width": 64}}));
+    // Follow the job's events as a client would, from before the signal to the job's end.
+    let addr = fleet.addr;
+    let events_path = format!("/v1/jobs/{job}/events");
+    let follower = std::thread::spawn(move || http(addr, "GET", &events_path, None));
+    fleet.log.wait_for(
+        "the prompt reaching ComfyUI",
+        has_all(&["instance=gpu0", "got prompt"]),
+    );
+
+    fleet.signal(Signal::SIGTERM);
+    fleet
+        .log
+        .wait_for("the drain", |l| l.contains("stopping: no new jobs"));
+    fleet.wait_status("the drain in status", |s| s["shutting_down"] == true);
+    let refused = fleet.post_json(
+        "/v1/jobs",
+        &json!({"template": "demo", "params": {"width": 64}}),
+    );
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    let error = refused.json();
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("shutting down and takes no new jobs"),
+        "{error:#}"
+    );
+
+    let events = follower.join().unwrap();
+    assert_eq!(events.status, 200);
+    let events = events.text();
+    assert!(
+        events.contains("event: done"),
+        "the running job finished: {events}"
+    );
+    assert!(!events.contains("event: failed"), "{events}");
+    let exit = fleet.wait_exit();
+    assert_eq!(
+        exit.code(),
+        Some(0),
+        "{exit:?}; log:\n{}",
+        fleet.log.tail(40)
+    );
+    assert!(fleet.processes().is_empty(), "{:#?}", fleet.processes());
+    // The job ended before the instance was stopped.
+    let lines = fleet.log.lines();
+    let done_at = lines
+        .iter()
+        .position(|l| l.contains("job ended") && l.contains(&job) && l.contains("\"done\""))
+        .unwrap_or_else(|| panic!("no `job ended` line; log:\n{}", fleet.log.tail(60)));
+    let stop_at = lines
+        .iter()
+        .position(|l| {
+            l.contains("SIGTERM sent to the process group") && l.contains("instance=gpu0")
+        })
+        .unwrap();
+    assert!(
+        done_at < stop_at,
+        "the instance was stopped before the job ended"
+    );
+}
