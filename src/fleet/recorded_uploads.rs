@@ -7,7 +7,6 @@
 
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::Arc;
 
 use comfy_fleet_actors::job::JobOutput;
 use comfy_fleet_actors::ports::{
@@ -62,7 +61,7 @@ impl Backend for RecordedUploads {
         self.inner.ping()
     }
 
-    fn object_info(&self) -> LocalBoxFuture<'_, Result<Arc<serde_json::Value>, BackendError>> {
+    fn object_info(&self) -> LocalBoxFuture<'_, Result<usize, BackendError>> {
         self.inner.object_info()
     }
 
