@@ -141,7 +141,13 @@ trait Placement {
     /// Job `job` arrived; returns the (gpu, job, attempt) dispatches.
     fn arrive(&mut self, job: JobId, a: &Arrival, now: f64) -> Vec<(usize, JobId, u32)>;
     /// `gpu` finished `job`; returns the dispatches that follow.
-    fn finished(&mut self, gpu: usize, job: JobId, attempt: u32, now: f64) -> Vec<(usize, JobId, u32)>;
+    fn finished(
+        &mut self,
+        gpu: usize,
+        job: JobId,
+        attempt: u32,
+        now: f64,
+    ) -> Vec<(usize, JobId, u32)>;
 }
 
 struct Affinity {
@@ -207,7 +213,13 @@ impl Placement for Affinity {
         self.dispatches(actions)
     }
 
-    fn finished(&mut self, gpu: usize, job: JobId, attempt: u32, now: f64) -> Vec<(usize, JobId, u32)> {
+    fn finished(
+        &mut self,
+        gpu: usize,
+        job: JobId,
+        attempt: u32,
+        now: f64,
+    ) -> Vec<(usize, JobId, u32)> {
         let id = self.ids[gpu].clone();
         let actions =
             self.policy

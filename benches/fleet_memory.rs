@@ -23,9 +23,10 @@ const PIPELINE_DEPTH: usize = 2;
 
 fn arg(name: &str) -> Option<usize> {
     let args: Vec<String> = std::env::args().collect();
-    args.windows(2)
-        .find(|w| w[0] == name)
-        .map(|w| w[1].parse().unwrap_or_else(|_| panic!("{name} takes a number")))
+    args.windows(2).find(|w| w[0] == name).map(|w| {
+        w[1].parse()
+            .unwrap_or_else(|_| panic!("{name} takes a number"))
+    })
 }
 
 fn mb(kb: u64) -> String {
@@ -81,8 +82,16 @@ fn main() {
             submit_time.as_secs_f64(),
             submit_time.as_secs_f64() * 1e6 / total as f64
         );
-        println!("\n  {:<38} {:>12} {:>12}", "this process (the fleet)", "VmRSS", "VmHWM");
-        println!("  {:<38} {:>12} {:>12}", "before boot", mb(before.0), mb(before.1));
+        println!(
+            "\n  {:<38} {:>12} {:>12}",
+            "this process (the fleet)", "VmRSS", "VmHWM"
+        );
+        println!(
+            "  {:<38} {:>12} {:>12}",
+            "before boot",
+            mb(before.0),
+            mb(before.1)
+        );
         println!(
             "  {:<38} {:>12} {:>12}",
             format!("booted, {instances} instances ready"),

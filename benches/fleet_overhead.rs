@@ -107,13 +107,24 @@ fn main() {
             }
         }
         let (d50, d95) = (percentile(&direct, 50.0), percentile(&direct, 95.0));
-        let (f50, f95) = (percentile(&through_fleet, 50.0), percentile(&through_fleet, 95.0));
-        let added = |f: Duration, d: Duration| {
-            (f.as_secs_f64() - d.as_secs_f64()) * 1000.0
-        };
+        let (f50, f95) = (
+            percentile(&through_fleet, 50.0),
+            percentile(&through_fleet, 95.0),
+        );
+        let added = |f: Duration, d: Duration| (f.as_secs_f64() - d.as_secs_f64()) * 1000.0;
         println!("\nlatency, submit to done, {jobs} sequential jobs each:");
-        println!("  {:<34} p50 {:>12}  p95 {:>12}", "direct ComfyClient::run_prompt", ms(d50), ms(d95));
-        println!("  {:<34} p50 {:>12}  p95 {:>12}", "fleet (in-process submit + hub)", ms(f50), ms(f95));
+        println!(
+            "  {:<34} p50 {:>12}  p95 {:>12}",
+            "direct ComfyClient::run_prompt",
+            ms(d50),
+            ms(d95)
+        );
+        println!(
+            "  {:<34} p50 {:>12}  p95 {:>12}",
+            "fleet (in-process submit + hub)",
+            ms(f50),
+            ms(f95)
+        );
         println!(
             "  {:<34} p50 {:>9.3} ms  p95 {:>9.3} ms   (target: p50 < 1 ms)",
             "added by the fleet",
