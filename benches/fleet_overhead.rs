@@ -63,13 +63,38 @@ async fn direct_throughput(client: &ComfyClient, jobs: usize, in_flight: usize, 
     jobs as f64 / started.elapsed().as_secs_f64()
 }
 
-async fn fleet_throughput(fleet: &comfy_fleet::fleet::FleetHandle, jobs: usize, seed0: u64) -> f64 {
+/// Jobs per second with every job submitted at once, and the `Queued` (position) events the
+/// jobs' subscribers received in all.
+async fn fleet_throughput(
+    fleet: &comfy_fleet::fleet::FleetHandle,
+    jobs: usize,
+    seed0: u64,
+) -> (f64, usize) {
     let started = Instant::now();
     let mut ids = Vec::with_capacity(jobs);
     for i in 0..jobs {
         ids.push(submit_job(fleet, seed0 + i as u64).await);
     }
-    join_all(ids.into_iter().map(|job| wait_done(fleet, job))).await;
+    let queued: usize = join_all(ids.into_iter().map(|job| wait_done(fleet, job)))
+        .await
+        .into_iter()
+        .sum();
+    (jobs as f64 / started.elapsed().as_secs_f64(), queued)
+}
+
+/// Jobs per second with at most `window` jobs submitted and not yet done (a short queue).
+async fn fleet_window_throughput(
+    fleet: &comfy_fleet::fleet::FleetHandle,
+    jobs: usize,
+    window: usize,
+    seed0: u64,
+) -> f64 {
+    let started = Instant::now();
+    futures_util::stream::iter(0..jobs)
+        .map(|i| run_job(fleet, seed0 + i as u64))
+        .buffer_unordered(window)
+        .collect::<Vec<_>>()
+        .await;
     jobs as f64 / started.elapsed().as_secs_f64()
 }
 
@@ -135,15 +160,28 @@ fn main() {
         let seed0 = next_seed() + 10 * jobs as u64;
         let direct2 = direct_throughput(&client, jobs, 2, seed0).await;
         let direct8 = direct_throughput(&client, jobs, 8, seed0 + jobs as u64).await;
-        let fleet_all = fleet_throughput(&handle, jobs, seed0 + 2 * jobs as u64).await;
-        println!("\nthroughput, {jobs} jobs:");
-        println!("  {:<34} {:>8.1} jobs/s", "direct, 2 in flight", direct2);
-        println!("  {:<34} {:>8.1} jobs/s", "direct, 8 in flight", direct8);
+        let fleet4 = fleet_window_throughput(&handle, jobs, 4, seed0 + 2 * jobs as u64).await;
+        let (fleet_all, queued_events) =
+            fleet_throughput(&handle, jobs, seed0 + 3 * jobs as u64).await;
+        println!("\nthroughput, {jobs} jobs (the fleet keeps pipeline_depth = 2 on the instance):");
+        println!("  {:<38} {:>8.1} jobs/s", "direct, 2 in flight", direct2);
+        println!("  {:<38} {:>8.1} jobs/s", "direct, 8 in flight", direct8);
         println!(
-            "  {:<34} {:>8.1} jobs/s  ({:.1} % of direct with 2 in flight)",
+            "  {:<38} {:>8.1} jobs/s  ({:.1} % of direct with 2 in flight)",
+            "fleet, 4 submitted at a time",
+            fleet4,
+            100.0 * fleet4 / direct2
+        );
+        println!(
+            "  {:<38} {:>8.1} jobs/s  ({:.1} % of direct with 2 in flight)",
             format!("fleet, all {jobs} submitted at once"),
             fleet_all,
             100.0 * fleet_all / direct2
+        );
+        println!(
+            "  position events (Queued) delivered for those {jobs} jobs: {queued_events} \
+             ({:.1} per job)",
+            queued_events as f64 / jobs as f64
         );
         fleet.shutdown(Duration::from_secs(5)).await;
     });

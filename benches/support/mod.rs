@@ -134,8 +134,9 @@ pub async fn submit_job(fleet: &FleetHandle, seed: u64) -> JobId {
         .job
 }
 
-/// Waits for the job's final event on the event hub; panics unless it is `Done`.
-pub async fn wait_done(fleet: &FleetHandle, job: JobId) {
+/// Waits for the job's final event on the event hub; panics unless it is `Done`. Returns how
+/// many `Queued` (position) events the job's subscriber saw, past and live.
+pub async fn wait_done(fleet: &FleetHandle, job: JobId) -> usize {
     let subscription = fleet
         .events
         .send(Subscribe(job))
@@ -147,12 +148,15 @@ pub async fn wait_done(fleet: &FleetHandle, job: JobId) {
         e if e.is_final() => panic!("bench job ended badly: {e:?}"),
         _ => false,
     };
+    let is_queued = |event: &JobEvent| matches!(event, JobEvent::Queued { .. });
+    let mut queued = subscription.past.iter().filter(|e| is_queued(e)).count();
     if subscription.past.iter().any(check) {
-        return;
+        return queued;
     }
     let mut live = subscription.live;
     let finished = actix_rt::time::timeout(GUARD, async {
         while let Some(event) = live.recv().await {
+            queued += usize::from(is_queued(&event));
             if check(&event) {
                 return true;
             }
@@ -162,6 +166,7 @@ pub async fn wait_done(fleet: &FleetHandle, job: JobId) {
     .await
     .expect("the job finishes within the guard");
     assert!(finished, "the event stream closed without a Done event");
+    queued
 }
 
 /// Submit, then wait for Done; the time between the two.

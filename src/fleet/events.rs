@@ -62,6 +62,16 @@ impl EventLog {
         let is_final = event.is_final();
         match event {
             JobEvent::Preview { .. } => log.last_preview = Some(event),
+            // A run of position updates keeps only the latest: a late subscriber needs where
+            // the job is now, and a job deep in a long queue would otherwise keep one event per
+            // job ahead of it.
+            JobEvent::Queued { .. }
+                if matches!(log.events.last(), Some(JobEvent::Queued { .. })) =>
+            {
+                if let Some(last) = log.events.last_mut() {
+                    *last = event;
+                }
+            }
             other => log.events.push(other),
         }
         if is_final {
@@ -203,8 +213,43 @@ mod tests {
         // Nothing is recorded after the end.
         log.record(queued(job, 9));
         let after = log.subscribe(job).unwrap();
-        assert_eq!(after.past.len(), 3);
-        assert!(after.past[2].is_final());
+        assert_eq!(after.past.len(), 2, "{:?}", after.past);
+        assert_eq!(after.past[0], queued(job, 2));
+        assert!(after.past[1].is_final());
+    }
+
+    #[test]
+    fn a_run_of_position_updates_is_kept_as_its_latest_only() {
+        let mut log = EventLog::new(10);
+        let job = JobId::new();
+        for position in (0..1000).rev() {
+            log.record(queued(job, position));
+        }
+        let mut live = log.subscribe(job).unwrap();
+        assert_eq!(live.past, vec![queued(job, 0)]);
+        let started = JobEvent::Started {
+            job,
+            instance: comfy_fleet_actors::InstanceId::new("gpu0"),
+            attempt: 1,
+        };
+        let retrying = JobEvent::Retrying {
+            job,
+            attempt: 2,
+            reason: "instance gpu0 crashed".into(),
+        };
+        log.record(started.clone());
+        log.record(retrying.clone());
+        log.record(queued(job, 1));
+        log.record(queued(job, 0));
+        // Live subscribers still get every update.
+        let seen: Vec<JobEvent> = std::iter::from_fn(|| live.live.try_recv().ok()).collect();
+        assert_eq!(seen.len(), 4);
+        // The history keeps the order of what happened, one position per waiting spell.
+        let late = log.subscribe(job).unwrap();
+        assert_eq!(
+            late.past,
+            vec![queued(job, 0), started, retrying, queued(job, 0)]
+        );
     }
 
     #[test]
