@@ -182,6 +182,9 @@ async fn serve(shared: Arc<Shared>, config: FakeConfig) -> std::io::Result<()> {
             .default_service(web::to(|| async { http_support::not_found() }))
     })
     .workers(2)
+    // Like ComfyUI's server (asyncio sets TCP_NODELAY on every TCP transport): small frames go
+    // out at once instead of waiting for the peer's delayed ACK (Nagle), ~40 ms per exchange.
+    .tcp_nodelay(true)
     .shutdown_timeout(1);
     for ip in &config.listen {
         server = match server.bind(SocketAddr::new(*ip, config.port)) {

@@ -1,0 +1,422 @@
+//! Model affinity: how many checkpoint loads the scheduler's placement causes on a mixed-model
+//! workload, against round-robin placement.
+//!
+//! A discrete-event simulation at the policy level, in simulated time: 4 instances, jobs over
+//! 6 checkpoints (popularity 30/25/20/12/8/5 %), 8 users, each job runs for 1 s. Each simulated
+//! GPU holds `K` checkpoints in VRAM (least recently used evicted) and runs the jobs handed to
+//! it in order, one at a time; a **load** is counted whenever a job starts on a GPU whose VRAM
+//! lacks its checkpoint.
+//!
+//! - **affinity**: the real [`SchedulerPolicy`] places jobs (fair queue, pipeline depth 2,
+//!   placement by idleness, then loaded models, then load), with
+//!   `loaded_models_per_instance` = K so its idea of what is loaded matches the GPU's.
+//! - **round-robin**: the same FIFO of jobs and the same pipeline depth, each job to the next
+//!   instance in turn that has a free slot.
+//!
+//! Arrivals are Poisson at 50 %, 80 % and 95 % of the pool's capacity, plus a backlog (every
+//! job queued at once). Same seeded workload for both placements.
+//!
+//! Run: `cargo bench --bench fleet_affinity`
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant, SystemTime};
+
+use comfy_fleet_actors::messages::{InstancePhase, JobSpec};
+use comfy_fleet_actors::ports::RunResult;
+use comfy_fleet_actors::scheduling::{SchedulerAction, SchedulerConfig, SchedulerPolicy};
+use comfy_fleet_actors::{InstanceId, JobId, UserId};
+use serde_json::json;
+
+const INSTANCES: usize = 4;
+const JOBS: usize = 4000;
+const USERS: usize = 8;
+const JOB_SECONDS: f64 = 1.0;
+const PIPELINE_DEPTH: usize = 2;
+const CHECKPOINTS: [(&str, u32); 6] = [
+    ("sdxl-base.safetensors", 30),
+    ("flux1-dev.safetensors", 25),
+    ("juggernaut-xl.safetensors", 20),
+    ("sd15.safetensors", 12),
+    ("qwen-image.safetensors", 8),
+    ("pony-xl.safetensors", 5),
+];
+
+/// A small seeded generator (splitmix64), so the workload is the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[derive(Clone)]
+struct Arrival {
+    at: f64,
+    user: usize,
+    model: usize,
+}
+
+fn workload(load: Option<f64>, seed: u64) -> Vec<Arrival> {
+    let mut rng = Rng(seed);
+    let total: u32 = CHECKPOINTS.iter().map(|c| c.1).sum();
+    let rate = load.map(|rho| rho * INSTANCES as f64 / JOB_SECONDS);
+    let mut at = 0.0;
+    (0..JOBS)
+        .map(|_| {
+            if let Some(rate) = rate {
+                at += -(1.0 - rng.unit()).ln() / rate;
+            }
+            let mut pick = (rng.unit() * total as f64) as u32;
+            let model = CHECKPOINTS
+                .iter()
+                .position(|c| {
+                    if pick < c.1 {
+                        true
+                    } else {
+                        pick -= c.1;
+                        false
+                    }
+                })
+                .unwrap_or(0);
+            Arrival {
+                at,
+                user: (rng.next_u64() % USERS as u64) as usize,
+                model,
+            }
+        })
+        .collect()
+}
+
+/// One simulated GPU: jobs handed to it, the one running, and its VRAM.
+struct Gpu {
+    waiting: VecDeque<(JobId, u32, usize)>,
+    running: Option<(JobId, u32, usize, f64)>,
+    vram: VecDeque<usize>,
+    vram_capacity: usize,
+    loads: usize,
+}
+
+impl Gpu {
+    fn new(vram_capacity: usize) -> Self {
+        Self {
+            waiting: VecDeque::new(),
+            running: None,
+            vram: VecDeque::new(),
+            vram_capacity,
+            loads: 0,
+        }
+    }
+
+    /// Starts the next job if idle; counts a load when its checkpoint is not in VRAM.
+    fn start_next(&mut self, now: f64) {
+        if self.running.is_some() {
+            return;
+        }
+        let Some((job, attempt, model)) = self.waiting.pop_front() else {
+            return;
+        };
+        if let Some(at) = self.vram.iter().position(|&m| m == model) {
+            self.vram.remove(at);
+        } else {
+            self.loads += 1;
+            self.vram.truncate(self.vram_capacity.saturating_sub(1));
+        }
+        self.vram.push_front(model);
+        self.running = Some((job, attempt, model, now + JOB_SECONDS));
+    }
+}
+
+/// Where the jobs go.
+trait Placement {
+    /// Job `job` arrived; returns the (gpu, job, attempt) dispatches.
+    fn arrive(&mut self, job: JobId, a: &Arrival, now: f64) -> Vec<(usize, JobId, u32)>;
+    /// `gpu` finished `job`; returns the dispatches that follow.
+    fn finished(
+        &mut self,
+        gpu: usize,
+        job: JobId,
+        attempt: u32,
+        now: f64,
+    ) -> Vec<(usize, JobId, u32)>;
+}
+
+struct Affinity {
+    policy: SchedulerPolicy,
+    base: Instant,
+    ids: Vec<InstanceId>,
+}
+
+impl Affinity {
+    fn new(models_remembered: usize) -> Self {
+        let base = Instant::now();
+        let config = SchedulerConfig {
+            queue_capacity: JOBS * 2,
+            pipeline_depth: PIPELINE_DEPTH,
+            loaded_models_per_instance: models_remembered,
+            ..SchedulerConfig::default()
+        };
+        let mut policy = SchedulerPolicy::new(config, base, SystemTime::now());
+        let ids: Vec<InstanceId> = (0..INSTANCES)
+            .map(|i| InstanceId::new(format!("gpu{i}")))
+            .collect();
+        for id in &ids {
+            policy.register_instance(id.clone(), None, base);
+            policy.instance_update(id, InstancePhase::Ready, None, None, base);
+        }
+        Self { policy, base, ids }
+    }
+
+    fn at(&self, now: f64) -> Instant {
+        self.base + Duration::from_secs_f64(now)
+    }
+
+    fn dispatches(&self, actions: Vec<SchedulerAction>) -> Vec<(usize, JobId, u32)> {
+        actions
+            .into_iter()
+            .filter_map(|a| match a {
+                SchedulerAction::Dispatch { instance, run } => {
+                    let gpu = self.ids.iter().position(|i| *i == instance)?;
+                    Some((gpu, run.job, run.attempt))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl Placement for Affinity {
+    fn arrive(&mut self, job: JobId, a: &Arrival, now: f64) -> Vec<(usize, JobId, u32)> {
+        let spec = JobSpec {
+            id: job,
+            user: UserId::new(format!("user{}", a.user)),
+            priority: 0,
+            template: "generate".into(),
+            prompt: json!({}),
+            extra_data: json!({}),
+            inputs: Vec::new(),
+            models: vec![CHECKPOINTS[a.model].0.to_string()],
+        };
+        let (_, actions) = self
+            .policy
+            .submit(spec, self.at(now))
+            .expect("the simulated queue has room");
+        self.dispatches(actions)
+    }
+
+    fn finished(
+        &mut self,
+        gpu: usize,
+        job: JobId,
+        attempt: u32,
+        now: f64,
+    ) -> Vec<(usize, JobId, u32)> {
+        let id = self.ids[gpu].clone();
+        let actions =
+            self.policy
+                .job_finished(&id, job, attempt, Ok(RunResult::default()), self.at(now));
+        self.dispatches(actions)
+    }
+}
+
+/// The bench's own placements over a plain FIFO: the round-robin baseline, and two what-ifs
+/// (not what the fleet does) that show which rule the affinity target needs.
+#[derive(Clone, Copy)]
+enum Rule {
+    /// Each job to the next instance in turn that has a free slot.
+    RoundRobin,
+    /// Like the policy but with loaded models ranked before idleness: a job waits for the busy
+    /// instance that has its checkpoint rather than go to an idle one without it.
+    AffinityFirst,
+    /// A free slot takes the first of the next `window` queued jobs whose checkpoint that
+    /// instance has, else the head of the queue.
+    LookAhead(usize),
+}
+
+struct SimpleQueue {
+    rule: Rule,
+    queue: VecDeque<(JobId, usize)>,
+    held: [usize; INSTANCES],
+    /// Checkpoints last handed to each instance (most recent first), bounded like its VRAM.
+    given: Vec<VecDeque<usize>>,
+    remembered: usize,
+    next: usize,
+}
+
+impl SimpleQueue {
+    fn new(rule: Rule, remembered: usize) -> Self {
+        Self {
+            rule,
+            queue: VecDeque::new(),
+            held: [0; INSTANCES],
+            given: vec![VecDeque::new(); INSTANCES],
+            remembered,
+            next: 0,
+        }
+    }
+
+    fn has(&self, gpu: usize, model: usize) -> bool {
+        self.given[gpu].contains(&model)
+    }
+
+    /// (queue index, gpu) of the next dispatch, if any.
+    fn pick(&self) -> Option<(usize, usize)> {
+        let free = |g: usize| self.held[g] < PIPELINE_DEPTH;
+        let (_, head_model) = *self.queue.front()?;
+        match self.rule {
+            Rule::RoundRobin => (0..INSTANCES)
+                .map(|k| (self.next + k) % INSTANCES)
+                .find(|&g| free(g))
+                .map(|g| (0, g)),
+            Rule::AffinityFirst => (0..INSTANCES)
+                .filter(|&g| free(g))
+                .min_by_key(|&g| (!self.has(g, head_model), self.held[g], g))
+                .map(|g| (0, g)),
+            Rule::LookAhead(window) => {
+                let mut gpus: Vec<usize> = (0..INSTANCES).filter(|&g| free(g)).collect();
+                gpus.sort_by_key(|&g| (self.held[g], g));
+                for &g in &gpus {
+                    if let Some(i) = self
+                        .queue
+                        .iter()
+                        .take(window)
+                        .position(|&(_, m)| self.has(g, m))
+                    {
+                        return Some((i, g));
+                    }
+                }
+                gpus.first().map(|&g| (0, g))
+            }
+        }
+    }
+
+    fn dispatch(&mut self) -> Vec<(usize, JobId, u32)> {
+        let mut out = Vec::new();
+        while let Some((index, gpu)) = self.pick() {
+            let (job, model) = self.queue.remove(index).expect("picked from the queue");
+            self.held[gpu] += 1;
+            self.next = (gpu + 1) % INSTANCES;
+            let given = &mut self.given[gpu];
+            given.retain(|&m| m != model);
+            given.push_front(model);
+            given.truncate(self.remembered);
+            out.push((gpu, job, 1));
+        }
+        out
+    }
+}
+
+impl Placement for SimpleQueue {
+    fn arrive(&mut self, job: JobId, a: &Arrival, _: f64) -> Vec<(usize, JobId, u32)> {
+        self.queue.push_back((job, a.model));
+        self.dispatch()
+    }
+
+    fn finished(&mut self, gpu: usize, _: JobId, _: u32, _: f64) -> Vec<(usize, JobId, u32)> {
+        self.held[gpu] -= 1;
+        self.dispatch()
+    }
+}
+
+/// Runs the workload through a placement; returns (loads, makespan in simulated seconds).
+fn simulate(arrivals: &[Arrival], placement: &mut dyn Placement, vram: usize) -> (usize, f64) {
+    let mut gpus: Vec<Gpu> = (0..INSTANCES).map(|_| Gpu::new(vram)).collect();
+    let mut model_of: HashMap<JobId, usize> = HashMap::new();
+    let mut next_arrival = 0;
+    let mut now = 0.0;
+    let mut done = 0;
+    while done < arrivals.len() {
+        let next_end = gpus
+            .iter()
+            .enumerate()
+            .filter_map(|(g, gpu)| gpu.running.map(|r| (r.3, g)))
+            .min_by(|a, b| a.0.total_cmp(&b.0));
+        let arrival = arrivals.get(next_arrival);
+        let dispatched = match (arrival, next_end) {
+            (Some(a), end) if end.is_none_or(|(e, _)| a.at <= e) => {
+                now = a.at;
+                next_arrival += 1;
+                let job = JobId::new();
+                model_of.insert(job, a.model);
+                placement.arrive(job, a, now)
+            }
+            (_, Some((end, g))) => {
+                now = end;
+                let (job, attempt, _, _) = gpus[g].running.take().expect("running");
+                done += 1;
+                placement.finished(g, job, attempt, now)
+            }
+            _ => unreachable!("jobs remain but nothing is running or arriving"),
+        };
+        for (gpu, job, attempt) in dispatched {
+            gpus[gpu].waiting.push_back((job, attempt, model_of[&job]));
+        }
+        for gpu in &mut gpus {
+            gpu.start_next(now);
+        }
+    }
+    (gpus.iter().map(|g| g.loads).sum(), now)
+}
+
+fn main() {
+    println!(
+        "fleet_affinity: {INSTANCES} instances, {JOBS} jobs over {} checkpoints, {JOB_SECONDS} s each, \
+         pipeline depth {PIPELINE_DEPTH} (simulated time)",
+        CHECKPOINTS.len()
+    );
+    let loads = [Some(0.5), Some(0.8), Some(0.95), None];
+    // (VRAM checkpoints per GPU, models the scheduler remembers per instance)
+    let setups = [(1, 1), (2, 2), (2, 8)];
+    println!(
+        "\n  {:>6}  {:>10}  {:>8}  {:>11}  {:>9}  {:>7}  {:>15}  {:>10}  {:>16}",
+        "VRAM K",
+        "remembered",
+        "load",
+        "round-robin",
+        "affinity",
+        "ratio",
+        "what-if: first",
+        "lookahead8",
+        "makespan rr/aff"
+    );
+    for (vram, remembered) in setups {
+        for load in loads {
+            let arrivals = workload(load, 42);
+            let run = |rule| simulate(&arrivals, &mut SimpleQueue::new(rule, vram), vram);
+            let (rr_loads, rr_end) = run(Rule::RoundRobin);
+            let (first_loads, _) = run(Rule::AffinityFirst);
+            let (ahead_loads, _) = run(Rule::LookAhead(8));
+            let (aff_loads, aff_end) = simulate(&arrivals, &mut Affinity::new(remembered), vram);
+            let label = match load {
+                Some(rho) => format!("{:.0} %", rho * 100.0),
+                None => "backlog".to_string(),
+            };
+            let ratio = |loads: usize| loads as f64 / rr_loads.max(1) as f64;
+            println!(
+                "  {:>6}  {:>10}  {:>8}  {:>11}  {:>9}  {:>7.3}  {:>8} {:>6.3}  {:>4} {:>5.3}  {:>7.0}/{:<7.0}",
+                vram,
+                remembered,
+                label,
+                rr_loads,
+                aff_loads,
+                ratio(aff_loads),
+                first_loads,
+                ratio(first_loads),
+                ahead_loads,
+                ratio(ahead_loads),
+                rr_end,
+                aff_end
+            );
+        }
+    }
+    println!("\n  target: affinity loads ≤ 1/3 of round-robin (ratio ≤ 0.333)");
+}

@@ -1,0 +1,124 @@
+//! Fleet memory: peak resident memory of the fleet with 16 instances and 10 000 queued jobs.
+//!
+//! The fleet runs in this process (`Fleet::boot`), with 16 `fake-comfyui` instances whose nodes
+//! take an hour, so the first 16 × 2 jobs (pipeline depth 2) sit on the instances and every
+//! later one waits in the scheduler's queue. Jobs go through the real submit path (rate limiter,
+//! template, scheduler, event hub). Reported: this process's VmRSS / VmHWM (from
+//! /proc/self/status) before boot, after boot, and with the queue full, plus the resident memory
+//! of the 16 fake ComfyUI processes for scale.
+//!
+//! Run: `cargo bench --bench fleet_memory [-- --queued 10000 --instances 16]`
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use comfy_fleet::fleet::FleetHandle;
+use comfy_fleet_actors::messages::GetSchedulerSnapshot;
+
+use support::*;
+
+const PIPELINE_DEPTH: usize = 2;
+
+fn arg(name: &str) -> Option<usize> {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2).find(|w| w[0] == name).map(|w| {
+        w[1].parse()
+            .unwrap_or_else(|_| panic!("{name} takes a number"))
+    })
+}
+
+fn mb(kb: u64) -> String {
+    format!("{:.1} MB", kb as f64 / 1024.0)
+}
+
+fn self_kb(key: &str) -> u64 {
+    proc_status_kb("self", key).expect("/proc/self/status is readable")
+}
+
+async fn queue_depth(handle: &FleetHandle) -> usize {
+    handle
+        .scheduler
+        .send(GetSchedulerSnapshot)
+        .await
+        .expect("the scheduler answers")
+        .queue_depth
+}
+
+fn main() {
+    let queued = arg("--queued").unwrap_or(10_000);
+    let instances = arg("--instances").unwrap_or(16);
+    let state = tempfile::tempdir().expect("a temporary state folder");
+    let system = actix_rt::System::new();
+    system.block_on(async move {
+        let before = (self_kb("VmRSS:"), self_kb("VmHWM:"));
+        let config = fleet_config(
+            state.path(),
+            instances as u32,
+            Duration::from_secs(3600),
+            queued + 1000,
+        );
+        let fleet = boot_ready(config).await;
+        let handle = fleet.handle.clone();
+        let booted = (self_kb("VmRSS:"), self_kb("VmHWM:"));
+
+        let total = queued + instances * PIPELINE_DEPTH;
+        let started = Instant::now();
+        for seed in 0..total as u64 {
+            submit_job(&handle, 7_000_000 + seed).await;
+        }
+        let submit_time = started.elapsed();
+        let depth = queue_depth(&handle).await;
+        let full = (self_kb("VmRSS:"), self_kb("VmHWM:"));
+        let fakes: Vec<u64> = child_pids()
+            .iter()
+            .filter_map(|pid| proc_status_kb(pid, "VmRSS:"))
+            .collect();
+
+        println!(
+            "fleet_memory: {instances} fake-comfyui instances (1 h nodes), {total} jobs submitted \
+             in {:.2} s ({:.0} µs each), {depth} waiting in the queue",
+            submit_time.as_secs_f64(),
+            submit_time.as_secs_f64() * 1e6 / total as f64
+        );
+        println!(
+            "\n  {:<38} {:>12} {:>12}",
+            "this process (the fleet)", "VmRSS", "VmHWM"
+        );
+        println!(
+            "  {:<38} {:>12} {:>12}",
+            "before boot",
+            mb(before.0),
+            mb(before.1)
+        );
+        println!(
+            "  {:<38} {:>12} {:>12}",
+            format!("booted, {instances} instances ready"),
+            mb(booted.0),
+            mb(booted.1)
+        );
+        println!(
+            "  {:<38} {:>12} {:>12}",
+            format!("{depth} queued + {} running", instances * PIPELINE_DEPTH),
+            mb(full.0),
+            mb(full.1)
+        );
+        println!(
+            "  {:<38} {:>12}",
+            "growth from the queued jobs",
+            format!(
+                "{:.1} KB/job",
+                (full.0 as f64 - booted.0 as f64) / depth.max(1) as f64
+            )
+        );
+        println!(
+            "\n  {} fake-comfyui processes: {} resident in all ({} each on average)",
+            fakes.len(),
+            mb(fakes.iter().sum()),
+            mb(fakes.iter().sum::<u64>() / fakes.len().max(1) as u64)
+        );
+        println!("\n  peak RSS of the fleet (VmHWM): {}", mb(full.1));
+        fleet.shutdown(Duration::from_secs(1)).await;
+    });
+}
