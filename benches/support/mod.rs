@@ -112,6 +112,7 @@ pub fn demo_request(seed: u64) -> JobRequest {
         source: JobSource::Template("demo".into()),
         params,
         images: Vec::new(),
+        uploads: Vec::new(),
         extra_data: Value::Null,
     }
 }
