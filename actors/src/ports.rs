@@ -182,8 +182,8 @@ pub trait Backend {
     fn url(&self) -> &str;
     /// Whether the server answers (`GET /system_stats`).
     fn ping(&self) -> LocalBoxFuture<'_, Result<(), BackendError>>;
-    /// Loads `GET /object_info` (cached after the first success) and returns how many node
-    /// classes the server knows; the instance uses it as a readiness check.
+    /// Loads `GET /object_info` and returns how many node classes the server knows; the
+    /// instance uses it as a readiness check, so adapters need not keep the document.
     fn object_info(&self) -> LocalBoxFuture<'_, Result<usize, BackendError>>;
     /// Uploads an input image; returns the name to put in `LoadImage` (`sub/name.png`).
     fn upload(&self, input: InputFile) -> LocalBoxFuture<'_, Result<String, BackendError>>;

@@ -105,7 +105,14 @@ impl Backend for ComfyBackend {
     }
 
     fn object_info(&self) -> LocalBoxFuture<'_, Result<usize, BackendError>> {
-        async move { Ok(self.client.object_info().await?.len()) }.boxed_local()
+        async move {
+            // The instance only checks that the node definitions load; the fleet's catalog keeps
+            // one shared copy. Keeping one per instance would cost ~16 MB each.
+            let classes = self.client.object_info().await?.len();
+            self.client.forget_object_info();
+            Ok(classes)
+        }
+        .boxed_local()
     }
 
     fn upload(&self, input: InputFile) -> LocalBoxFuture<'_, Result<String, BackendError>> {
