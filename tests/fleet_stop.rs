@@ -259,3 +259,71 @@ fn sigterm_drains_a_running_job_and_refuses_new_ones_before_exiting() {
         "the instance was stopped before the job ended"
     );
 }
+
+#[test]
+fn a_second_sigterm_stops_the_instances_without_waiting_for_running_jobs() {
+    let root = tempfile::tempdir().unwrap();
+    // Nodes of an hour: only the second signal can end this drain early.
+    let spec =
+        FleetSpec::new(1, &["--fake-node-time", "1h"]).set("lifecycle", "drain_timeout", "\"1h\"");
+    let mut fleet = FleetProcess::start(&spec, root.path());
+    fleet.wait_status("gpu0 ready", |s| count_phase(s, "ready") == 1);
+    let job = fleet.submit(&json!({"template": "demo", "params": {"width": 64}}));
+    fleet.log.wait_for(
+        "the prompt reaching ComfyUI",
+        has_all(&["instance=gpu0", "got prompt"]),
+    );
+
+    fleet.signal(Signal::SIGTERM);
+    fleet
+        .log
+        .wait_for("the drain", |l| l.contains("stopping: no new jobs"));
+    fleet.signal(Signal::SIGTERM);
+    fleet
+        .log
+        .wait_for("the second signal", |l| l.contains("second signal"));
+    let exit = fleet.wait_exit();
+    assert_eq!(
+        exit.code(),
+        Some(0),
+        "{exit:?}; log:\n{}",
+        fleet.log.tail(40)
+    );
+    assert!(fleet.processes().is_empty(), "{:#?}", fleet.processes());
+    let ended = fleet
+        .log
+        .matching(|l| l.contains("job ended") && l.contains(&job));
+    assert!(
+        !ended.iter().any(|l| l.contains("\"done\"")),
+        "the hour-long job cannot have finished: {ended:?}"
+    );
+}
+
+#[test]
+fn a_taken_http_address_fails_before_any_instance_starts() {
+    let root = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let spec = FleetSpec::new(2, &[]);
+    let state = root.path().join("state");
+    let config = root.path().join("fleet.toml");
+    std::fs::write(&config, spec.toml(&state)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_comfy-fleet"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--listen", &addr.to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+    assert!(processes_mentioning(&state).is_empty());
+    let records = state.join("instances");
+    assert!(
+        !records.read_dir().is_ok_and(|mut d| d.next().is_some()),
+        "an instance was launched"
+    );
+}

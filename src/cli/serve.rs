@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use crate::cli::CliError;
 use crate::config::Config;
@@ -35,27 +36,43 @@ async fn serve(config: Config) -> Result<ExitCode, CliError> {
     let drain = config.lifecycle.drain_timeout;
     let http_config = config.http.clone();
     let mut signals = Signals::new()?;
-    let fleet = Fleet::boot(config).await?;
-    let api = if http_config.enabled {
-        let state = ApiState {
-            fleet: fleet.handle.clone(),
-            phases: fleet.phases.clone(),
-            tokens: TokenMap::new(
-                http_config.tokens.clone(),
-                http_config.anonymous_user.clone(),
-            ),
-            gpu_source: fleet.gpu_source,
-        };
-        let api = http::start(state, http_config.listen).map_err(|e| {
-            CliError::Usage(format!(
-                "cannot listen on {} (http.listen): {e}",
-                http_config.listen
-            ))
-        })?;
-        tracing::info!(addr = %api.addr, demo_backend = fleet.handle.demo, "HTTP API listening on http://{}", api.addr);
-        Some(api)
+    // Bind first: a taken address fails before any instance is started.
+    let listener = if http_config.enabled {
+        let listener =
+            std::net::TcpListener::bind(http_config.listen).map_err(|source| CliError::Listen {
+                addr: http_config.listen,
+                source,
+            })?;
+        Some(listener)
     } else {
         None
+    };
+    let fleet = Fleet::boot(config).await?;
+    let api = match listener {
+        Some(listener) => {
+            let state = ApiState {
+                fleet: fleet.handle.clone(),
+                phases: fleet.phases.clone(),
+                tokens: TokenMap::new(
+                    http_config.tokens.clone(),
+                    http_config.anonymous_user.clone(),
+                ),
+                gpu_source: fleet.gpu_source,
+            };
+            let api = match http::start_on(state, listener) {
+                Ok(api) => api,
+                Err(source) => {
+                    fleet.stop_instances(Duration::ZERO).await;
+                    return Err(CliError::Listen {
+                        addr: http_config.listen,
+                        source,
+                    });
+                }
+            };
+            tracing::info!(addr = %api.addr, demo_backend = fleet.handle.demo, "HTTP API listening on http://{}", api.addr);
+            Some(api)
+        }
+        None => None,
     };
     let signal = signals.next().await;
     tracing::info!(
@@ -63,7 +80,13 @@ async fn serve(config: Config) -> Result<ExitCode, CliError> {
         "stopping: no new jobs, running ones may finish within {}",
         humantime::format_duration(drain)
     );
-    fleet.shutdown(drain).await;
+    tokio::select! {
+        _ = fleet.shutdown(drain) => {}
+        again = signals.next() => {
+            tracing::warn!(signal = again, "second signal: stopping the instances now, without waiting for running jobs");
+            fleet.stop_instances(Duration::ZERO).await;
+        }
+    }
     if let Some(api) = api {
         api.handle.stop(true).await;
     }

@@ -228,15 +228,22 @@ impl Fleet {
 
     /// Stops everything: the queue drains until `deadline` (running jobs may finish), then every
     /// instance stops its processes. Returns once all of them have exited.
-    pub async fn shutdown(self, deadline: Duration) {
+    pub async fn shutdown(&self, deadline: Duration) {
         tracing::info!(deadline = %humantime::format_duration(deadline), "fleet shutting down");
         if let Err(e) = self.handle.scheduler.send(Shutdown { deadline }).await {
             tracing::warn!("scheduler did not drain: {e}");
         }
-        let grace = self.handle.config.lifecycle.stop_grace;
+        self.stop_instances(self.handle.config.lifecycle.stop_grace)
+            .await;
+    }
+
+    /// Stops every instance: each has `deadline` to finish its jobs (then they are cancelled),
+    /// then its process group gets SIGTERM and, after `lifecycle.stop_grace`, SIGKILL. Returns
+    /// once every process has exited.
+    pub async fn stop_instances(&self, deadline: Duration) {
         let stops = self.instances.iter().map(|(plan, addr)| {
             let id = plan.id.clone();
-            let stop = addr.send(Shutdown { deadline: grace });
+            let stop = addr.send(Shutdown { deadline });
             async move {
                 if let Err(e) = stop.await {
                     tracing::warn!(instance = %id, "instance did not confirm its stop: {e}");

@@ -67,9 +67,16 @@ pub struct ApiServer {
     pub handle: ServerHandle,
 }
 
-/// Binds and starts the API server on the current actix system.
+/// Binds `listen` and starts the API server on the current actix system.
 pub fn start(state: ApiState, listen: SocketAddr) -> std::io::Result<ApiServer> {
+    start_on(state, std::net::TcpListener::bind(listen)?)
+}
+
+/// Starts the API server on an already bound listener (so `serve` can bind before it boots
+/// the instances, and fail early when the address is taken).
+pub fn start_on(state: ApiState, listener: std::net::TcpListener) -> std::io::Result<ApiServer> {
     let max_body = state.fleet.config.http.max_body_mb as usize * 1024 * 1024;
+    let addr = listener.local_addr()?;
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -80,9 +87,8 @@ pub fn start(state: ApiState, listen: SocketAddr) -> std::io::Result<ApiServer> 
     .workers(2)
     .disable_signals()
     .shutdown_timeout(5)
-    .bind(listen)?;
-    let addr = server.addrs().first().copied().unwrap_or(listen);
-    let server = server.run();
+    .listen(listener)?
+    .run();
     let handle = server.handle();
     actix_rt::spawn(server);
     Ok(ApiServer { addr, handle })
