@@ -8,8 +8,12 @@
 //! lacks its checkpoint.
 //!
 //! - **affinity**: the real [`SchedulerPolicy`] places jobs (fair queue, pipeline depth 2,
-//!   placement by idleness, then loaded models, then load), with
-//!   `loaded_models_per_instance` = K so its idea of what is loaded matches the GPU's.
+//!   placement by loaded models, then idleness, then load; a freed slot may take a later job of
+//!   the head's fair-share round whose model it has, `affinity_lookahead` = 8,
+//!   `max_overtakes` = 8), with `loaded_models_per_instance` = K so its idea of what is loaded
+//!   matches the GPU's (one row remembers 8 to show why the default is what a GPU holds).
+//! - **affinity, strict order**: the same policy with `affinity_lookahead` = 0 (every job
+//!   leaves in queue order), for comparison.
 //! - **round-robin**: the same FIFO of jobs and the same pipeline depth, each job to the next
 //!   instance in turn that has a free slot.
 //!
@@ -157,12 +161,13 @@ struct Affinity {
 }
 
 impl Affinity {
-    fn new(models_remembered: usize) -> Self {
+    fn new(models_remembered: usize, lookahead: usize) -> Self {
         let base = Instant::now();
         let config = SchedulerConfig {
             queue_capacity: JOBS * 2,
             pipeline_depth: PIPELINE_DEPTH,
             loaded_models_per_instance: models_remembered,
+            affinity_lookahead: lookahead,
             ..SchedulerConfig::default()
         };
         let mut policy = SchedulerPolicy::new(config, base, SystemTime::now());
@@ -228,96 +233,46 @@ impl Placement for Affinity {
     }
 }
 
-/// The bench's own placements over a plain FIFO: the round-robin baseline, and two what-ifs
-/// (not what the fleet does) that show which rule the affinity target needs.
-#[derive(Clone, Copy)]
-enum Rule {
-    /// Each job to the next instance in turn that has a free slot.
-    RoundRobin,
-    /// Like the policy but with loaded models ranked before idleness: a job waits for the busy
-    /// instance that has its checkpoint rather than go to an idle one without it.
-    AffinityFirst,
-    /// A free slot takes the first of the next `window` queued jobs whose checkpoint that
-    /// instance has, else the head of the queue.
-    LookAhead(usize),
-}
-
-struct SimpleQueue {
-    rule: Rule,
-    queue: VecDeque<(JobId, usize)>,
+/// The round-robin baseline over a plain FIFO: each job to the next instance in turn that has
+/// a free slot.
+struct RoundRobin {
+    queue: VecDeque<JobId>,
     held: [usize; INSTANCES],
-    /// Checkpoints last handed to each instance (most recent first), bounded like its VRAM.
-    given: Vec<VecDeque<usize>>,
-    remembered: usize,
     next: usize,
 }
 
-impl SimpleQueue {
-    fn new(rule: Rule, remembered: usize) -> Self {
+impl RoundRobin {
+    fn new() -> Self {
         Self {
-            rule,
             queue: VecDeque::new(),
             held: [0; INSTANCES],
-            given: vec![VecDeque::new(); INSTANCES],
-            remembered,
             next: 0,
-        }
-    }
-
-    fn has(&self, gpu: usize, model: usize) -> bool {
-        self.given[gpu].contains(&model)
-    }
-
-    /// (queue index, gpu) of the next dispatch, if any.
-    fn pick(&self) -> Option<(usize, usize)> {
-        let free = |g: usize| self.held[g] < PIPELINE_DEPTH;
-        let (_, head_model) = *self.queue.front()?;
-        match self.rule {
-            Rule::RoundRobin => (0..INSTANCES)
-                .map(|k| (self.next + k) % INSTANCES)
-                .find(|&g| free(g))
-                .map(|g| (0, g)),
-            Rule::AffinityFirst => (0..INSTANCES)
-                .filter(|&g| free(g))
-                .min_by_key(|&g| (!self.has(g, head_model), self.held[g], g))
-                .map(|g| (0, g)),
-            Rule::LookAhead(window) => {
-                let mut gpus: Vec<usize> = (0..INSTANCES).filter(|&g| free(g)).collect();
-                gpus.sort_by_key(|&g| (self.held[g], g));
-                for &g in &gpus {
-                    if let Some(i) = self
-                        .queue
-                        .iter()
-                        .take(window)
-                        .position(|&(_, m)| self.has(g, m))
-                    {
-                        return Some((i, g));
-                    }
-                }
-                gpus.first().map(|&g| (0, g))
-            }
         }
     }
 
     fn dispatch(&mut self) -> Vec<(usize, JobId, u32)> {
         let mut out = Vec::new();
-        while let Some((index, gpu)) = self.pick() {
-            let (job, model) = self.queue.remove(index).expect("picked from the queue");
+        while !self.queue.is_empty() {
+            let Some(gpu) = (0..INSTANCES)
+                .map(|k| (self.next + k) % INSTANCES)
+                .find(|&g| self.held[g] < PIPELINE_DEPTH)
+            else {
+                break;
+            };
+            let Some(job) = self.queue.pop_front() else {
+                break;
+            };
             self.held[gpu] += 1;
             self.next = (gpu + 1) % INSTANCES;
-            let given = &mut self.given[gpu];
-            given.retain(|&m| m != model);
-            given.push_front(model);
-            given.truncate(self.remembered);
             out.push((gpu, job, 1));
         }
         out
     }
 }
 
-impl Placement for SimpleQueue {
-    fn arrive(&mut self, job: JobId, a: &Arrival, _: f64) -> Vec<(usize, JobId, u32)> {
-        self.queue.push_back((job, a.model));
+impl Placement for RoundRobin {
+    fn arrive(&mut self, job: JobId, _: &Arrival, _: f64) -> Vec<(usize, JobId, u32)> {
+        self.queue.push_back(job);
         self.dispatch()
     }
 
@@ -377,42 +332,37 @@ fn main() {
     // (VRAM checkpoints per GPU, models the scheduler remembers per instance)
     let setups = [(1, 1), (2, 2), (2, 8)];
     println!(
-        "\n  {:>6}  {:>10}  {:>8}  {:>11}  {:>9}  {:>7}  {:>15}  {:>10}  {:>16}",
+        "\n  {:>6}  {:>10}  {:>8}  {:>11}  {:>14}  {:>18}  {:>17}",
         "VRAM K",
         "remembered",
         "load",
         "round-robin",
-        "affinity",
-        "ratio",
-        "what-if: first",
-        "lookahead8",
-        "makespan rr/aff"
+        "affinity ratio",
+        "strict order ratio",
+        "makespan rr/aff s"
     );
     for (vram, remembered) in setups {
         for load in loads {
             let arrivals = workload(load, 42);
-            let run = |rule| simulate(&arrivals, &mut SimpleQueue::new(rule, vram), vram);
-            let (rr_loads, rr_end) = run(Rule::RoundRobin);
-            let (first_loads, _) = run(Rule::AffinityFirst);
-            let (ahead_loads, _) = run(Rule::LookAhead(8));
-            let (aff_loads, aff_end) = simulate(&arrivals, &mut Affinity::new(remembered), vram);
+            let (rr_loads, rr_end) = simulate(&arrivals, &mut RoundRobin::new(), vram);
+            let (aff_loads, aff_end) =
+                simulate(&arrivals, &mut Affinity::new(remembered, 8), vram);
+            let (strict_loads, _) = simulate(&arrivals, &mut Affinity::new(remembered, 0), vram);
             let label = match load {
                 Some(rho) => format!("{:.0} %", rho * 100.0),
                 None => "backlog".to_string(),
             };
             let ratio = |loads: usize| loads as f64 / rr_loads.max(1) as f64;
             println!(
-                "  {:>6}  {:>10}  {:>8}  {:>11}  {:>9}  {:>7.3}  {:>8} {:>6.3}  {:>4} {:>5.3}  {:>7.0}/{:<7.0}",
+                "  {:>6}  {:>10}  {:>8}  {:>11}  {:>5} {:>8.3}  {:>9} {:>8.3}  {:>8.0}/{:<8.0}",
                 vram,
                 remembered,
                 label,
                 rr_loads,
                 aff_loads,
                 ratio(aff_loads),
-                first_loads,
-                ratio(first_loads),
-                ahead_loads,
-                ratio(ahead_loads),
+                strict_loads,
+                ratio(strict_loads),
                 rr_end,
                 aff_end
             );

@@ -57,6 +57,25 @@ impl LoadedModels {
         !models.is_empty() && models.iter().all(|m| self.holds(m))
     }
 
+    /// The model set that recording a job with `models` would push out, if any.
+    pub fn would_evict(&self, models: &[String]) -> Option<&[String]> {
+        if models.is_empty() || self.sets.len() < self.capacity {
+            return None;
+        }
+        let mut set = models.to_vec();
+        set.sort();
+        set.dedup();
+        if self.sets.contains(&set) {
+            return None;
+        }
+        self.sets.back().map(Vec::as_slice)
+    }
+
+    /// The model sets remembered, most recent first.
+    pub fn sets(&self) -> impl Iterator<Item = &[String]> {
+        self.sets.iter().map(Vec::as_slice)
+    }
+
     /// The process restarted: nothing is loaded any more.
     pub fn clear(&mut self) {
         self.sets.clear();
@@ -101,8 +120,15 @@ mod tests {
         assert!(loaded.has_all(&names(&["sdxl.safetensors"])));
         assert!(!loaded.has_all(&names(&["flux.safetensors"])));
         assert_eq!(loaded.matches(&names(&["flux.safetensors", "lora-b"])), 0);
+        // Full: a new set would push out the oldest (sdxl's), a known one nothing.
+        assert_eq!(
+            loaded.would_evict(&names(&["pony.safetensors"])),
+            Some(names(&["lora-a", "sdxl.safetensors"]).as_slice())
+        );
+        assert_eq!(loaded.would_evict(&names(&["sd15.safetensors"])), None);
         loaded.clear();
         assert_eq!(loaded.matches(&names(&["sdxl.safetensors"])), 0);
+        assert_eq!(loaded.would_evict(&names(&["pony.safetensors"])), None);
     }
 
     #[test]

@@ -37,6 +37,12 @@ pub struct SchedulerConfig {
     /// `queue.rs`), so one user's jobs never pass another user's earlier job. 0 or 1: strict
     /// queue order.
     pub affinity_lookahead: usize,
+    /// When no free instance has a queued job's models but a busy one does, the job waits for
+    /// that instance's next free slot (at most one waiting job per busy instance, and never a
+    /// job that reached `max_overtakes`) instead of loading its models on a free instance; jobs
+    /// behind it in the look-ahead window may go meanwhile. Trades up to about one job's wait
+    /// for a checkpoint load. `false`: a job loads wherever a slot is free.
+    pub affinity_wait: bool,
     /// Most times a queued job may be passed over by the look-ahead; once reached, no later
     /// job may go before it, so every job is dispatched after at most this many overtakes.
     pub max_overtakes: u32,
@@ -70,6 +76,7 @@ impl Default for SchedulerConfig {
             eta_smoothing: 0.2,
             loaded_models_per_instance: 2,
             affinity_lookahead: 8,
+            affinity_wait: true,
             max_overtakes: 8,
             position_updates_first: 10,
             position_update_change: 0.1,

@@ -7,14 +7,17 @@
 //! 2. the most of the job's models already loaded (affinity): a job waits behind one job on the
 //!    instance that has its checkpoint rather than load it again on an idle instance — a load
 //!    costs far more than one job's wait, and the idle instance stays free for a job it suits;
-//! 3. an idle instance before a busy one, among equally affine instances;
-//! 4. the fewest jobs held (least loaded);
-//! 5. the instance id, so ties are broken the same way every time.
+//! 3. for a job that has to load its models: an instance where that pushes out only a model set
+//!    another instance also holds (or nothing), so no model leaves the fleet's VRAM needlessly;
+//! 4. an idle instance before a busy one, among equally affine instances;
+//! 5. the fewest jobs held (least loaded);
+//! 6. the instance id, so ties are broken the same way every time.
 //!
 //! [`PlacementRules::choose_loaded`] is the same choice restricted to instances that have all of
 //! a job's models loaded: the scheduler's look-ahead uses it to let a free slot take a later job
 //! that suits it (see `policy.rs`).
 
+use std::cell::OnceCell;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
 
@@ -62,13 +65,33 @@ impl PlacementRules {
         gpus: &HashMap<GpuId, GpuInfo>,
         needs: JobNeeds<'_>,
     ) -> Option<InstanceId> {
+        // How many accepting instances hold each model set; built only when a candidate would
+        // have to load the job's models.
+        let holders: OnceCell<HashMap<&[String], usize>> = OnceCell::new();
+        let evicts_last_copy = |slot: &InstanceSlot| {
+            let Some(evicted) = slot.loaded.would_evict(needs.models) else {
+                return false;
+            };
+            let holders = holders.get_or_init(|| {
+                let mut holders = HashMap::new();
+                for other in instances.values().filter(|s| s.phase.accepts_jobs()) {
+                    for set in other.loaded.sets() {
+                        *holders.entry(set).or_insert(0) += 1;
+                    }
+                }
+                holders
+            });
+            holders.get(evicted).copied().unwrap_or(0) <= 1
+        };
         instances
             .values()
             .filter(|slot| self.can_take(slot, gpus))
             .min_by_key(|slot| {
+                let matches = slot.loaded.matches(needs.models);
                 (
                     needs.avoid.contains(&slot.id),
-                    Reverse(slot.loaded.matches(needs.models)),
+                    Reverse(matches),
+                    matches < needs.models.len() && evicts_last_copy(slot),
                     slot.load() > 0,
                     slot.load(),
                     &slot.id,

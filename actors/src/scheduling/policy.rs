@@ -601,50 +601,72 @@ impl SchedulerPolicy {
     }
 
     fn dispatch(&mut self, now: Instant) {
-        while let Some(head) = self.queue.peek() {
-            let Some(live) = self.jobs.get(&head) else {
-                // Cannot happen: queued ids are live. Drop it rather than loop.
-                self.queue.pop();
-                continue;
-            };
-            let needs = JobNeeds {
-                models: &live.spec.models,
-                avoid: &live.failed_on,
-            };
-            let Some(instance) = self.rules.choose(&self.instances, &self.gpus, needs) else {
+        while self.rules.any_free(&self.instances, &self.gpus) {
+            let window = self
+                .queue
+                .window(self.config.affinity_lookahead, self.config.max_overtakes);
+            if window.is_empty() {
                 return;
-            };
-            let suits_head = self
-                .instances
-                .get(&instance)
-                .is_some_and(|slot| slot.loaded.has_all(&live.spec.models));
-            let (job, instance) = if suits_head {
-                (head, instance)
-            } else {
-                self.look_ahead().unwrap_or((head, instance))
+            }
+            let Some((job, instance)) = self.pick(&window) else {
+                return;
             };
             self.queue.take(job);
             self.start(job, instance, now);
         }
     }
 
-    /// The first job behind the head, within the look-ahead window, that a free instance has
-    /// all the models of, with that instance.
-    fn look_ahead(&self) -> Option<(JobId, InstanceId)> {
-        let window = self
-            .queue
-            .window(self.config.affinity_lookahead, self.config.max_overtakes);
-        window.into_iter().skip(1).find_map(|job| {
-            let live = self.jobs.get(&job)?;
-            let needs = JobNeeds {
+    /// Which job of the look-ahead `window` goes where now (see the module doc):
+    /// 1. the first job whose models a free instance has loaded, there;
+    /// 2. else the first job that cannot wait for a busy instance with its models (it names
+    ///    none, none has them, each that has them is already awaited by an earlier job of the
+    ///    window, or it reached `max_overtakes`), where placement puts it;
+    /// 3. else nothing: every job in the window waits for its instance's next free slot.
+    fn pick(&self, window: &[(JobId, bool)]) -> Option<(JobId, InstanceId)> {
+        let needs_of = |job: &JobId| {
+            self.jobs.get(job).map(|live| JobNeeds {
                 models: &live.spec.models,
                 avoid: &live.failed_on,
-            };
+            })
+        };
+        let suited = window.iter().find_map(|(job, _)| {
             let instance = self
                 .rules
-                .choose_loaded(&self.instances, &self.gpus, needs)?;
-            Some((job, instance))
-        })
+                .choose_loaded(&self.instances, &self.gpus, needs_of(job)?)?;
+            Some((*job, instance))
+        });
+        if suited.is_some() {
+            return suited;
+        }
+        // Waiting never leaves a GPU idle: only when every instance that could take a job is
+        // already busy with one.
+        let may_wait = self.config.affinity_wait
+            && !self
+                .instances
+                .values()
+                .any(|slot| slot.load() == 0 && self.rules.can_take(slot, &self.gpus));
+        let mut awaited: Vec<&InstanceId> = Vec::new();
+        for (job, at_limit) in window {
+            let Some(needs) = needs_of(job) else {
+                continue;
+            };
+            if may_wait && !at_limit {
+                let busy = self.instances.values().find(|slot| {
+                    slot.phase.accepts_jobs()
+                        && slot.load() >= self.config.pipeline_depth
+                        && slot.loaded.has_all(needs.models)
+                        && !needs.avoid.contains(&slot.id)
+                        && !awaited.contains(&&slot.id)
+                });
+                if let Some(busy) = busy {
+                    awaited.push(&busy.id);
+                    continue;
+                }
+            }
+            let instance = self.rules.choose(&self.instances, &self.gpus, needs)?;
+            return Some((*job, instance));
+        }
+        None
     }
 
     fn start(&mut self, job: JobId, instance: InstanceId, now: Instant) {

@@ -29,6 +29,9 @@ use crate::ids::{JobId, UserId};
 use super::position_updates::PositionUpdates;
 use super::queue_order::{Entry, QueueKey, QueuePositions};
 
+/// How many fair-share rounds beyond the head's the look-ahead may reach.
+const ROUNDS_AHEAD: u64 = 1;
+
 /// One priority class's virtual clock and its users' latest tags.
 #[derive(Debug, Default)]
 struct ClassClock {
@@ -148,21 +151,32 @@ impl FairQueue {
         self.order.read().first().map(|e| e.job)
     }
 
-    /// The jobs the look-ahead may dispatch now, head first: at most `size` jobs of the head's
-    /// priority class and round, ending at the first one already passed over `max_overtakes`
-    /// times (none behind it may go first). Just the head when `size` ≤ 1.
-    pub fn window(&self, size: usize, max_overtakes: u32) -> Vec<JobId> {
+    /// The jobs the look-ahead may dispatch now, head first, each with whether it has reached
+    /// `max_overtakes` (then none behind it may go first, and the window ends there): at most
+    /// `size` jobs of the head's priority class, of the head's fair-share round or the next one,
+    /// and only each user's first job (a user's own jobs keep their order). Just the head when
+    /// `size` ≤ 1.
+    pub fn window(&self, size: usize, max_overtakes: u32) -> Vec<(JobId, bool)> {
         let order = self.order.read();
         let Some(head) = order.first().map(|e| e.key) else {
             return Vec::new();
         };
         let mut window = Vec::new();
-        for entry in order.iter().take(size.max(1)) {
-            if entry.key.priority != head.priority || entry.key.tag != head.tag {
+        let mut users: Vec<&UserId> = Vec::new();
+        for entry in order.iter() {
+            if window.len() >= size.max(1)
+                || entry.key.priority != head.priority
+                || entry.key.tag > head.tag + ROUNDS_AHEAD
+            {
                 break;
             }
-            window.push(entry.job);
-            if entry.overtaken >= max_overtakes {
+            if users.contains(&&entry.user) {
+                continue;
+            }
+            users.push(&entry.user);
+            let at_limit = entry.overtaken >= max_overtakes;
+            window.push((entry.job, at_limit));
+            if at_limit {
                 break;
             }
         }
@@ -358,32 +372,40 @@ mod tests {
         assert_eq!(queue.len(), 2);
     }
 
+    fn jobs_of(window: Vec<(JobId, bool)>) -> Vec<JobId> {
+        window.into_iter().map(|(job, _)| job).collect()
+    }
+
     #[test]
-    fn the_window_holds_only_the_heads_round_of_the_heads_class() {
+    fn the_window_holds_each_users_first_job_of_the_heads_class_and_the_next_round() {
         let mut queue = FairQueue::new(100);
-        // Round 1: a1, b1, c1; round 2: a2, b2; c's urgent job in a higher class.
-        let a = ids(2);
+        // Rounds: a1 b1 c1 | a2 b2 | a3.
+        let a = ids(3);
         let b = ids(2);
         let c1 = JobId::new();
-        for i in 0..2 {
-            queue.push(a[i], user("a"), 0).unwrap();
-            queue.push(b[i], user("b"), 0).unwrap();
-        }
+        queue.push(a[0], user("a"), 0).unwrap();
+        queue.push(b[0], user("b"), 0).unwrap();
         queue.push(c1, user("c"), 0).unwrap();
-        assert_eq!(queue.window(8, 8), [a[0], b[0], c1]);
-        assert_eq!(queue.window(2, 8), [a[0], b[0]]);
-        assert_eq!(queue.window(1, 8), [a[0]]);
-        assert_eq!(queue.window(0, 8), [a[0]]);
+        queue.push(a[1], user("a"), 0).unwrap();
+        queue.push(b[1], user("b"), 0).unwrap();
+        queue.push(a[2], user("a"), 0).unwrap();
+        assert_eq!(jobs_of(queue.window(8, 8)), [a[0], b[0], c1]);
+        assert_eq!(jobs_of(queue.window(2, 8)), [a[0], b[0]]);
+        assert_eq!(jobs_of(queue.window(1, 8)), [a[0]]);
+        assert_eq!(jobs_of(queue.window(0, 8)), [a[0]]);
+        // Once a1 has left, a's next job is a's first one queued, in reach (next round).
+        queue.pop();
+        assert_eq!(jobs_of(queue.window(8, 8)), [b[0], c1, a[1]]);
+        // a2 goes before b1 and c1 (look-ahead): both count an overtake. b2 is b's second job
+        // and a3 is two rounds ahead of b1: neither is in reach.
+        queue.take(a[1]).unwrap();
+        assert_eq!(queue.window(8, 8), [(b[0], false), (c1, false)]);
+        assert_eq!(queue.window(8, 1), [(b[0], true)], "b1 reached the limit");
+        assert_eq!(queue.jobs(), [b[0], c1, b[1], a[2]]);
+        // A higher class is alone in its window.
         let urgent = JobId::new();
         queue.push(urgent, user("c"), 5).unwrap();
-        assert_eq!(queue.window(8, 8), [urgent]);
-        queue.pop();
-        // c1 leaves before a1 and b1: both were passed over once; a's next job is not in reach.
-        let taken = queue.take(c1).unwrap();
-        assert_eq!(taken.user, user("c"));
-        assert_eq!(queue.window(8, 8), [a[0], b[0]]);
-        assert_eq!(queue.window(8, 1), [a[0]], "a1 reached the overtake limit");
-        assert_eq!(queue.jobs(), [a[0], b[0], a[1], b[1]]);
+        assert_eq!(jobs_of(queue.window(8, 8)), [urgent]);
     }
 
     #[test]
@@ -399,7 +421,7 @@ mod tests {
         let mut passed = 0;
         loop {
             let window = queue.window(8, max);
-            let last = *window.last().unwrap();
+            let (last, _) = *window.last().unwrap();
             queue.take(last).unwrap();
             if last == head {
                 break;
