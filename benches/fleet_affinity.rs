@@ -282,10 +282,22 @@ impl Placement for RoundRobin {
     }
 }
 
-/// Runs the workload through a placement; returns (loads, makespan in simulated seconds).
-fn simulate(arrivals: &[Arrival], placement: &mut dyn Placement, vram: usize) -> (usize, f64) {
+/// What one simulated run measured.
+struct Outcome {
+    loads: usize,
+    /// Simulated seconds until the last job finished.
+    makespan: f64,
+    /// Seconds from arrival to done: mean and 95th percentile.
+    latency_mean: f64,
+    latency_p95: f64,
+}
+
+/// Runs the workload through a placement.
+fn simulate(arrivals: &[Arrival], placement: &mut dyn Placement, vram: usize) -> Outcome {
     let mut gpus: Vec<Gpu> = (0..INSTANCES).map(|_| Gpu::new(vram)).collect();
     let mut model_of: HashMap<JobId, usize> = HashMap::new();
+    let mut arrived_at: HashMap<JobId, f64> = HashMap::new();
+    let mut latencies: Vec<f64> = Vec::with_capacity(arrivals.len());
     let mut next_arrival = 0;
     let mut now = 0.0;
     let mut done = 0;
@@ -302,12 +314,14 @@ fn simulate(arrivals: &[Arrival], placement: &mut dyn Placement, vram: usize) ->
                 next_arrival += 1;
                 let job = JobId::new();
                 model_of.insert(job, a.model);
+                arrived_at.insert(job, a.at);
                 placement.arrive(job, a, now)
             }
             (_, Some((end, g))) => {
                 now = end;
                 let (job, attempt, _, _) = gpus[g].running.take().expect("running");
                 done += 1;
+                latencies.push(now - arrived_at[&job]);
                 placement.finished(g, job, attempt, now)
             }
             _ => unreachable!("jobs remain but nothing is running or arriving"),
@@ -319,7 +333,13 @@ fn simulate(arrivals: &[Arrival], placement: &mut dyn Placement, vram: usize) ->
             gpu.start_next(now);
         }
     }
-    (gpus.iter().map(|g| g.loads).sum(), now)
+    latencies.sort_by(f64::total_cmp);
+    Outcome {
+        loads: gpus.iter().map(|g| g.loads).sum(),
+        makespan: now,
+        latency_mean: latencies.iter().sum::<f64>() / latencies.len().max(1) as f64,
+        latency_p95: latencies[(latencies.len() * 95 / 100).min(latencies.len() - 1)],
+    }
 }
 
 fn main() {
@@ -332,39 +352,43 @@ fn main() {
     // (VRAM checkpoints per GPU, models the scheduler remembers per instance)
     let setups = [(1, 1), (2, 2), (2, 8)];
     println!(
-        "\n  {:>6}  {:>10}  {:>8}  {:>11}  {:>14}  {:>18}  {:>17}",
+        "\n  {:>6}  {:>10}  {:>8}  {:>11}  {:>14}  {:>18}  {:>17}  {:>23}",
         "VRAM K",
         "remembered",
         "load",
         "round-robin",
         "affinity ratio",
         "strict order ratio",
-        "makespan rr/aff s"
+        "makespan rr/aff s",
+        "latency mean/p95 rr|aff"
     );
     for (vram, remembered) in setups {
         for load in loads {
             let arrivals = workload(load, 42);
-            let (rr_loads, rr_end) = simulate(&arrivals, &mut RoundRobin::new(), vram);
-            let (aff_loads, aff_end) =
-                simulate(&arrivals, &mut Affinity::new(remembered, 8), vram);
-            let (strict_loads, _) = simulate(&arrivals, &mut Affinity::new(remembered, 0), vram);
+            let rr = simulate(&arrivals, &mut RoundRobin::new(), vram);
+            let aff = simulate(&arrivals, &mut Affinity::new(remembered, 8), vram);
+            let strict = simulate(&arrivals, &mut Affinity::new(remembered, 0), vram);
             let label = match load {
                 Some(rho) => format!("{:.0} %", rho * 100.0),
                 None => "backlog".to_string(),
             };
-            let ratio = |loads: usize| loads as f64 / rr_loads.max(1) as f64;
+            let ratio = |loads: usize| loads as f64 / rr.loads.max(1) as f64;
             println!(
-                "  {:>6}  {:>10}  {:>8}  {:>11}  {:>5} {:>8.3}  {:>9} {:>8.3}  {:>8.0}/{:<8.0}",
+                "  {:>6}  {:>10}  {:>8}  {:>11}  {:>5} {:>8.3}  {:>9} {:>8.3}  {:>8.0}/{:<8.0}  {:>5.2}/{:<5.2} | {:>5.2}/{:<5.2}",
                 vram,
                 remembered,
                 label,
-                rr_loads,
-                aff_loads,
-                ratio(aff_loads),
-                strict_loads,
-                ratio(strict_loads),
-                rr_end,
-                aff_end
+                rr.loads,
+                aff.loads,
+                ratio(aff.loads),
+                strict.loads,
+                ratio(strict.loads),
+                rr.makespan,
+                aff.makespan,
+                rr.latency_mean,
+                rr.latency_p95,
+                aff.latency_mean,
+                aff.latency_p95,
             );
         }
     }
