@@ -22,7 +22,7 @@ pub mod snapshot;
 pub use actor::Scheduler;
 pub use config::{SchedulerConfig, SchedulerConfigError};
 pub use job_table::{JobCounts, JobRecord, JobTable};
-pub use queue_order::QueuePositions;
 pub use policy::{SHUTDOWN_QUEUED, SHUTDOWN_RUNNING, SchedulerAction, SchedulerPolicy};
+pub use queue_order::QueuePositions;
 pub use recent_jobs::LatencySummary;
 pub use snapshot::{InstanceSnapshot, SchedulerSnapshot};

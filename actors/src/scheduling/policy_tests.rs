@@ -657,7 +657,11 @@ fn a_job_waits_behind_one_job_where_its_model_is_rather_than_load_it_on_an_idle_
     let (_, b) = h.submit(spec("b", 0, "t", &[SDXL]));
     let (_, c) = h.submit(spec("c", 0, "t", &[FLUX]));
     assert_eq!(dispatches(&a)[0].0, "gpu0");
-    assert_eq!(dispatches(&b)[0].0, "gpu0", "the second sdxl job went to the idle gpu1");
+    assert_eq!(
+        dispatches(&b)[0].0,
+        "gpu0",
+        "the second sdxl job went to the idle gpu1"
+    );
     assert_eq!(dispatches(&c)[0].0, "gpu1");
 }
 
@@ -820,8 +824,16 @@ fn a_draining_queue_tells_each_job_its_position_logarithmically_often_and_the_ta
     let bound = ((n as f64 / 10.0).ln() / (1.0f64 / 0.9).ln()).ceil() as usize + 12;
     for job in &queued {
         let told = &queued_events[job];
-        assert!(told.len() <= bound, "{} updates > {bound}: {told:?}", told.len());
-        assert_eq!(told.last(), Some(&0), "a job was not told it reached the front");
+        assert!(
+            told.len() <= bound,
+            "{} updates > {bound}: {told:?}",
+            told.len()
+        );
+        assert_eq!(
+            told.last(),
+            Some(&0),
+            "a job was not told it reached the front"
+        );
     }
     let total: usize = queued_events.values().map(Vec::len).sum();
     assert!(total < n * bound, "{total} position updates for {n} jobs");

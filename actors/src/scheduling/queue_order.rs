@@ -177,7 +177,13 @@ impl QueueOrder {
     /// A queued job's position (0 = next).
     pub fn position(&self, job: JobId) -> Option<usize> {
         let (b, at) = self.locate(job)?;
-        Some(self.blocks[..b].iter().map(|b| b.entries.len()).sum::<usize>() + at)
+        Some(
+            self.blocks[..b]
+                .iter()
+                .map(|b| b.entries.len())
+                .sum::<usize>()
+                + at,
+        )
     }
 
     /// Notes that `job` was told `position`.
@@ -316,7 +322,11 @@ mod tests {
             order.remove(*job);
         }
         let due = order.take_due(&RULE);
-        assert!(due.contains(&(898, jobs[999])), "{:?}", &due[due.len() - 3..]);
+        assert!(
+            due.contains(&(898, jobs[999])),
+            "{:?}",
+            &due[due.len() - 3..]
+        );
         assert!(due.contains(&(889, jobs[990])));
         // Someone cutting in at the front (told at once) pushes everyone back by one: the first
         // ten are told, and the one at 10 (now 11, +10 %); from 11 on (+9 % or less) nobody.
