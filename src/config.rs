@@ -329,6 +329,8 @@ pub struct SchedulerSection {
     pub loaded_models_per_instance: usize,
     /// Queued jobs a freed slot may look through for one whose models it has (0 = strict order).
     pub affinity_lookahead: usize,
+    /// Fair-share rounds beyond the next job's the look-ahead may reach (0 keeps fairness exact).
+    pub affinity_rounds_ahead: u64,
     /// Let a job wait for a busy instance that has its models rather than load them elsewhere
     /// (only while no GPU would idle).
     pub affinity_wait: bool,
@@ -356,6 +358,7 @@ impl Default for SchedulerSection {
             job_retention: 10_000,
             loaded_models_per_instance: 2,
             affinity_lookahead: 8,
+            affinity_rounds_ahead: 0,
             affinity_wait: true,
             max_overtakes: 8,
             position_updates_first: 10,

@@ -282,6 +282,7 @@ fn scheduler_config(config: &Config) -> SchedulerConfig {
         job_retention: s.job_retention,
         loaded_models_per_instance: s.loaded_models_per_instance,
         affinity_lookahead: s.affinity_lookahead,
+        affinity_rounds_ahead: s.affinity_rounds_ahead,
         affinity_wait: s.affinity_wait,
         max_overtakes: s.max_overtakes,
         position_updates_first: s.position_updates_first,

@@ -37,6 +37,11 @@ pub struct SchedulerConfig {
     /// `queue.rs`), so one user's jobs never pass another user's earlier job. 0 or 1: strict
     /// queue order.
     pub affinity_lookahead: usize,
+    /// How many fair-share rounds beyond the head's the look-ahead may reach. 0 (the default)
+    /// keeps the fairness promise exactly: one user's flood delays another user's job by at
+    /// most one slot. 1 finds more jobs with loaded models under a backlog, at the price of at
+    /// most one more slot of delay for other users.
+    pub affinity_rounds_ahead: u64,
     /// When no free instance has a queued job's models but a busy one does, the job waits for
     /// that instance's next free slot (at most one waiting job per busy instance, and never a
     /// job that reached `max_overtakes`) instead of loading its models on a free instance; jobs
@@ -76,6 +81,7 @@ impl Default for SchedulerConfig {
             eta_smoothing: 0.2,
             loaded_models_per_instance: 2,
             affinity_lookahead: 8,
+            affinity_rounds_ahead: 0,
             affinity_wait: true,
             max_overtakes: 8,
             position_updates_first: 10,

@@ -602,9 +602,11 @@ impl SchedulerPolicy {
 
     fn dispatch(&mut self, now: Instant) {
         while self.rules.any_free(&self.instances, &self.gpus) {
-            let window = self
-                .queue
-                .window(self.config.affinity_lookahead, self.config.max_overtakes);
+            let window = self.queue.window(
+                self.config.affinity_lookahead,
+                self.config.max_overtakes,
+                self.config.affinity_rounds_ahead,
+            );
             if window.is_empty() {
                 return;
             }

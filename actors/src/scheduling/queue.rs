@@ -10,9 +10,10 @@
 //!
 //! Jobs with the same priority and tag form a **round**: at most one job per user (plus
 //! retries). The affinity look-ahead ([`FairQueue::window`]) may dispatch a later job of the
-//! head's round before the head, never a job of a later round or a lower class, so it never
-//! breaks the order between users' turns: one user's flood still delays another user's job by
-//! at most one slot. Each job counts how often it was passed over; once a job has been passed
+//! head's round before the head, never a job of a lower class, and a job of a later round only
+//! as far as `affinity_rounds_ahead` allows (default 0: never), so by default it never breaks
+//! the order between users' turns: one user's flood still delays another user's job by at most
+//! one slot. Each job counts how often it was passed over; once a job has been passed
 //! `max_overtakes` times, no job behind it may go first.
 //!
 //! Retried jobs go back to the front of their class (they already waited once) and may exceed
@@ -28,9 +29,6 @@ use crate::ids::{JobId, UserId};
 
 use super::position_updates::PositionUpdates;
 use super::queue_order::{Entry, QueueKey, QueuePositions};
-
-/// How many fair-share rounds beyond the head's the look-ahead may reach.
-const ROUNDS_AHEAD: u64 = 1;
 
 /// One priority class's virtual clock and its users' latest tags.
 #[derive(Debug, Default)]
@@ -153,10 +151,10 @@ impl FairQueue {
 
     /// The jobs the look-ahead may dispatch now, head first, each with whether it has reached
     /// `max_overtakes` (then none behind it may go first, and the window ends there): at most
-    /// `size` jobs of the head's priority class, of the head's fair-share round or the next one,
-    /// and only each user's first job (a user's own jobs keep their order). Just the head when
-    /// `size` ≤ 1.
-    pub fn window(&self, size: usize, max_overtakes: u32) -> Vec<(JobId, bool)> {
+    /// `size` jobs of the head's priority class, of the head's fair-share round or at most
+    /// `rounds_ahead` rounds later, and only each user's first job (a user's own jobs keep
+    /// their order). Just the head when `size` ≤ 1.
+    pub fn window(&self, size: usize, max_overtakes: u32, rounds_ahead: u64) -> Vec<(JobId, bool)> {
         let order = self.order.read();
         let Some(head) = order.first().map(|e| e.key) else {
             return Vec::new();
@@ -166,7 +164,7 @@ impl FairQueue {
         for entry in order.iter() {
             if window.len() >= size.max(1)
                 || entry.key.priority != head.priority
-                || entry.key.tag > head.tag + ROUNDS_AHEAD
+                || entry.key.tag > head.tag.saturating_add(rounds_ahead)
             {
                 break;
             }
@@ -389,23 +387,27 @@ mod tests {
         queue.push(a[1], user("a"), 0).unwrap();
         queue.push(b[1], user("b"), 0).unwrap();
         queue.push(a[2], user("a"), 0).unwrap();
-        assert_eq!(jobs_of(queue.window(8, 8)), [a[0], b[0], c1]);
-        assert_eq!(jobs_of(queue.window(2, 8)), [a[0], b[0]]);
-        assert_eq!(jobs_of(queue.window(1, 8)), [a[0]]);
-        assert_eq!(jobs_of(queue.window(0, 8)), [a[0]]);
+        assert_eq!(jobs_of(queue.window(8, 8, 1)), [a[0], b[0], c1]);
+        assert_eq!(jobs_of(queue.window(2, 8, 1)), [a[0], b[0]]);
+        assert_eq!(jobs_of(queue.window(1, 8, 1)), [a[0]]);
+        assert_eq!(jobs_of(queue.window(0, 8, 1)), [a[0]]);
         // Once a1 has left, a's next job is a's first one queued, in reach (next round).
         queue.pop();
-        assert_eq!(jobs_of(queue.window(8, 8)), [b[0], c1, a[1]]);
+        assert_eq!(jobs_of(queue.window(8, 8, 1)), [b[0], c1, a[1]]);
         // a2 goes before b1 and c1 (look-ahead): both count an overtake. b2 is b's second job
         // and a3 is two rounds ahead of b1: neither is in reach.
         queue.take(a[1]).unwrap();
-        assert_eq!(queue.window(8, 8), [(b[0], false), (c1, false)]);
-        assert_eq!(queue.window(8, 1), [(b[0], true)], "b1 reached the limit");
+        assert_eq!(queue.window(8, 8, 1), [(b[0], false), (c1, false)]);
+        assert_eq!(
+            queue.window(8, 1, 1),
+            [(b[0], true)],
+            "b1 reached the limit"
+        );
         assert_eq!(queue.jobs(), [b[0], c1, b[1], a[2]]);
         // A higher class is alone in its window.
         let urgent = JobId::new();
         queue.push(urgent, user("c"), 5).unwrap();
-        assert_eq!(jobs_of(queue.window(8, 8)), [urgent]);
+        assert_eq!(jobs_of(queue.window(8, 8, 1)), [urgent]);
     }
 
     #[test]
@@ -420,7 +422,7 @@ mod tests {
         // Always take the last job of the window, as a look-ahead preferring later jobs would.
         let mut passed = 0;
         loop {
-            let window = queue.window(8, max);
+            let window = queue.window(8, max, 1);
             let (last, _) = *window.last().unwrap();
             queue.take(last).unwrap();
             if last == head {
