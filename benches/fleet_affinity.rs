@@ -8,8 +8,12 @@
 //! lacks its checkpoint.
 //!
 //! - **affinity**: the real [`SchedulerPolicy`] places jobs (fair queue, pipeline depth 2,
-//!   placement by idleness, then loaded models, then load), with
-//!   `loaded_models_per_instance` = K so its idea of what is loaded matches the GPU's.
+//!   placement by loaded models, then idleness, then load; a freed slot may take a later job of
+//!   the head's fair-share round whose model it has, `affinity_lookahead` = 8,
+//!   `max_overtakes` = 8), with `loaded_models_per_instance` = K so its idea of what is loaded
+//!   matches the GPU's (one row remembers 8 to show why the default is what a GPU holds).
+//! - **affinity, strict order**: the same policy with `affinity_lookahead` = 0 (every job
+//!   leaves in queue order), for comparison.
 //! - **round-robin**: the same FIFO of jobs and the same pipeline depth, each job to the next
 //!   instance in turn that has a free slot.
 //!
@@ -157,12 +161,13 @@ struct Affinity {
 }
 
 impl Affinity {
-    fn new(models_remembered: usize) -> Self {
+    fn new(models_remembered: usize, lookahead: usize) -> Self {
         let base = Instant::now();
         let config = SchedulerConfig {
             queue_capacity: JOBS * 2,
             pipeline_depth: PIPELINE_DEPTH,
             loaded_models_per_instance: models_remembered,
+            affinity_lookahead: lookahead,
             ..SchedulerConfig::default()
         };
         let mut policy = SchedulerPolicy::new(config, base, SystemTime::now());
@@ -228,96 +233,46 @@ impl Placement for Affinity {
     }
 }
 
-/// The bench's own placements over a plain FIFO: the round-robin baseline, and two what-ifs
-/// (not what the fleet does) that show which rule the affinity target needs.
-#[derive(Clone, Copy)]
-enum Rule {
-    /// Each job to the next instance in turn that has a free slot.
-    RoundRobin,
-    /// Like the policy but with loaded models ranked before idleness: a job waits for the busy
-    /// instance that has its checkpoint rather than go to an idle one without it.
-    AffinityFirst,
-    /// A free slot takes the first of the next `window` queued jobs whose checkpoint that
-    /// instance has, else the head of the queue.
-    LookAhead(usize),
-}
-
-struct SimpleQueue {
-    rule: Rule,
-    queue: VecDeque<(JobId, usize)>,
+/// The round-robin baseline over a plain FIFO: each job to the next instance in turn that has
+/// a free slot.
+struct RoundRobin {
+    queue: VecDeque<JobId>,
     held: [usize; INSTANCES],
-    /// Checkpoints last handed to each instance (most recent first), bounded like its VRAM.
-    given: Vec<VecDeque<usize>>,
-    remembered: usize,
     next: usize,
 }
 
-impl SimpleQueue {
-    fn new(rule: Rule, remembered: usize) -> Self {
+impl RoundRobin {
+    fn new() -> Self {
         Self {
-            rule,
             queue: VecDeque::new(),
             held: [0; INSTANCES],
-            given: vec![VecDeque::new(); INSTANCES],
-            remembered,
             next: 0,
-        }
-    }
-
-    fn has(&self, gpu: usize, model: usize) -> bool {
-        self.given[gpu].contains(&model)
-    }
-
-    /// (queue index, gpu) of the next dispatch, if any.
-    fn pick(&self) -> Option<(usize, usize)> {
-        let free = |g: usize| self.held[g] < PIPELINE_DEPTH;
-        let (_, head_model) = *self.queue.front()?;
-        match self.rule {
-            Rule::RoundRobin => (0..INSTANCES)
-                .map(|k| (self.next + k) % INSTANCES)
-                .find(|&g| free(g))
-                .map(|g| (0, g)),
-            Rule::AffinityFirst => (0..INSTANCES)
-                .filter(|&g| free(g))
-                .min_by_key(|&g| (!self.has(g, head_model), self.held[g], g))
-                .map(|g| (0, g)),
-            Rule::LookAhead(window) => {
-                let mut gpus: Vec<usize> = (0..INSTANCES).filter(|&g| free(g)).collect();
-                gpus.sort_by_key(|&g| (self.held[g], g));
-                for &g in &gpus {
-                    if let Some(i) = self
-                        .queue
-                        .iter()
-                        .take(window)
-                        .position(|&(_, m)| self.has(g, m))
-                    {
-                        return Some((i, g));
-                    }
-                }
-                gpus.first().map(|&g| (0, g))
-            }
         }
     }
 
     fn dispatch(&mut self) -> Vec<(usize, JobId, u32)> {
         let mut out = Vec::new();
-        while let Some((index, gpu)) = self.pick() {
-            let (job, model) = self.queue.remove(index).expect("picked from the queue");
+        while !self.queue.is_empty() {
+            let Some(gpu) = (0..INSTANCES)
+                .map(|k| (self.next + k) % INSTANCES)
+                .find(|&g| self.held[g] < PIPELINE_DEPTH)
+            else {
+                break;
+            };
+            let Some(job) = self.queue.pop_front() else {
+                break;
+            };
             self.held[gpu] += 1;
             self.next = (gpu + 1) % INSTANCES;
-            let given = &mut self.given[gpu];
-            given.retain(|&m| m != model);
-            given.push_front(model);
-            given.truncate(self.remembered);
             out.push((gpu, job, 1));
         }
         out
     }
 }
 
-impl Placement for SimpleQueue {
-    fn arrive(&mut self, job: JobId, a: &Arrival, _: f64) -> Vec<(usize, JobId, u32)> {
-        self.queue.push_back((job, a.model));
+impl Placement for RoundRobin {
+    fn arrive(&mut self, job: JobId, _: &Arrival, _: f64) -> Vec<(usize, JobId, u32)> {
+        self.queue.push_back(job);
         self.dispatch()
     }
 
@@ -327,10 +282,22 @@ impl Placement for SimpleQueue {
     }
 }
 
-/// Runs the workload through a placement; returns (loads, makespan in simulated seconds).
-fn simulate(arrivals: &[Arrival], placement: &mut dyn Placement, vram: usize) -> (usize, f64) {
+/// What one simulated run measured.
+struct Outcome {
+    loads: usize,
+    /// Simulated seconds until the last job finished.
+    makespan: f64,
+    /// Seconds from arrival to done: mean and 95th percentile.
+    latency_mean: f64,
+    latency_p95: f64,
+}
+
+/// Runs the workload through a placement.
+fn simulate(arrivals: &[Arrival], placement: &mut dyn Placement, vram: usize) -> Outcome {
     let mut gpus: Vec<Gpu> = (0..INSTANCES).map(|_| Gpu::new(vram)).collect();
     let mut model_of: HashMap<JobId, usize> = HashMap::new();
+    let mut arrived_at: HashMap<JobId, f64> = HashMap::new();
+    let mut latencies: Vec<f64> = Vec::with_capacity(arrivals.len());
     let mut next_arrival = 0;
     let mut now = 0.0;
     let mut done = 0;
@@ -347,12 +314,14 @@ fn simulate(arrivals: &[Arrival], placement: &mut dyn Placement, vram: usize) ->
                 next_arrival += 1;
                 let job = JobId::new();
                 model_of.insert(job, a.model);
+                arrived_at.insert(job, a.at);
                 placement.arrive(job, a, now)
             }
             (_, Some((end, g))) => {
                 now = end;
                 let (job, attempt, _, _) = gpus[g].running.take().expect("running");
                 done += 1;
+                latencies.push(now - arrived_at[&job]);
                 placement.finished(g, job, attempt, now)
             }
             _ => unreachable!("jobs remain but nothing is running or arriving"),
@@ -364,7 +333,13 @@ fn simulate(arrivals: &[Arrival], placement: &mut dyn Placement, vram: usize) ->
             gpu.start_next(now);
         }
     }
-    (gpus.iter().map(|g| g.loads).sum(), now)
+    latencies.sort_by(f64::total_cmp);
+    Outcome {
+        loads: gpus.iter().map(|g| g.loads).sum(),
+        makespan: now,
+        latency_mean: latencies.iter().sum::<f64>() / latencies.len().max(1) as f64,
+        latency_p95: latencies[(latencies.len() * 95 / 100).min(latencies.len() - 1)],
+    }
 }
 
 fn main() {
@@ -377,44 +352,43 @@ fn main() {
     // (VRAM checkpoints per GPU, models the scheduler remembers per instance)
     let setups = [(1, 1), (2, 2), (2, 8)];
     println!(
-        "\n  {:>6}  {:>10}  {:>8}  {:>11}  {:>9}  {:>7}  {:>15}  {:>10}  {:>16}",
+        "\n  {:>6}  {:>10}  {:>8}  {:>11}  {:>14}  {:>18}  {:>17}  {:>23}",
         "VRAM K",
         "remembered",
         "load",
         "round-robin",
-        "affinity",
-        "ratio",
-        "what-if: first",
-        "lookahead8",
-        "makespan rr/aff"
+        "affinity ratio",
+        "strict order ratio",
+        "makespan rr/aff s",
+        "latency mean/p95 rr|aff"
     );
     for (vram, remembered) in setups {
         for load in loads {
             let arrivals = workload(load, 42);
-            let run = |rule| simulate(&arrivals, &mut SimpleQueue::new(rule, vram), vram);
-            let (rr_loads, rr_end) = run(Rule::RoundRobin);
-            let (first_loads, _) = run(Rule::AffinityFirst);
-            let (ahead_loads, _) = run(Rule::LookAhead(8));
-            let (aff_loads, aff_end) = simulate(&arrivals, &mut Affinity::new(remembered), vram);
+            let rr = simulate(&arrivals, &mut RoundRobin::new(), vram);
+            let aff = simulate(&arrivals, &mut Affinity::new(remembered, 8), vram);
+            let strict = simulate(&arrivals, &mut Affinity::new(remembered, 0), vram);
             let label = match load {
                 Some(rho) => format!("{:.0} %", rho * 100.0),
                 None => "backlog".to_string(),
             };
-            let ratio = |loads: usize| loads as f64 / rr_loads.max(1) as f64;
+            let ratio = |loads: usize| loads as f64 / rr.loads.max(1) as f64;
             println!(
-                "  {:>6}  {:>10}  {:>8}  {:>11}  {:>9}  {:>7.3}  {:>8} {:>6.3}  {:>4} {:>5.3}  {:>7.0}/{:<7.0}",
+                "  {:>6}  {:>10}  {:>8}  {:>11}  {:>5} {:>8.3}  {:>9} {:>8.3}  {:>8.0}/{:<8.0}  {:>5.2}/{:<5.2} | {:>5.2}/{:<5.2}",
                 vram,
                 remembered,
                 label,
-                rr_loads,
-                aff_loads,
-                ratio(aff_loads),
-                first_loads,
-                ratio(first_loads),
-                ahead_loads,
-                ratio(ahead_loads),
-                rr_end,
-                aff_end
+                rr.loads,
+                aff.loads,
+                ratio(aff.loads),
+                strict.loads,
+                ratio(strict.loads),
+                rr.makespan,
+                aff.makespan,
+                rr.latency_mean,
+                rr.latency_p95,
+                aff.latency_mean,
+                aff.latency_p95,
             );
         }
     }

@@ -1,10 +1,12 @@
 //! Scheduler policy benchmark: 10 000 queued jobs over 64 busy instances.
 //!
-//! - `dispatch`: one instance reports a job done; the scheduler picks the next job, places it
-//!   and pushes the new position to every queued job (all 10 000 move up one).
+//! - `dispatch`: one instance reports a job done; the scheduler picks the next job (affinity
+//!   look-ahead over the window), places it and tells the queued jobs that are due a position
+//!   update (all 10 000 move up one; only the first few and those that moved by 10 % since they
+//!   were last told hear of it).
 //! - `submit/back`: a user with many queued jobs submits one more (it lands at the back).
-//! - `submit/new_user`: a user with nothing queued submits (it cuts in near the front, so the
-//!   jobs behind it are told their new position).
+//! - `submit/new_user`: a user with nothing queued submits (it cuts in near the front; the jobs
+//!   behind it move back by one, which only the first few are told).
 //! - `placement`: choosing an instance among 64 for one job, alone.
 //!
 //! The queue is kept at 10 000 between iterations by untimed submits and cancels.
@@ -178,7 +180,7 @@ fn placement(c: &mut Criterion) {
     };
     let mut instances = BTreeMap::new();
     for i in 0..INSTANCES {
-        let mut slot = InstanceSlot::new(InstanceId::new(format!("gpu{i}")), None, 8);
+        let mut slot = InstanceSlot::new(InstanceId::new(format!("gpu{i}")), None, 2);
         slot.phase = InstancePhase::Ready;
         slot.loaded.record(&[MODELS[i % MODELS.len()].to_string()]);
         slot.holding.insert(JobId::new());

@@ -324,6 +324,24 @@ pub struct SchedulerSection {
     pub vram_headroom_mb: u64,
     /// Finished jobs kept for status queries.
     pub job_retention: usize,
+    /// Model sets (a job's checkpoint with its LoRAs, VAE, text encoders) a GPU keeps loaded;
+    /// model affinity assumes each instance holds the sets of its last this-many jobs.
+    pub loaded_models_per_instance: usize,
+    /// Queued jobs a freed slot may look through for one whose models it has (0 = strict order).
+    pub affinity_lookahead: usize,
+    /// Fair-share rounds beyond the next job's the look-ahead may reach (0 keeps fairness exact).
+    pub affinity_rounds_ahead: u64,
+    /// Let a job wait for a busy instance that has its models rather than load them elsewhere
+    /// (only while no GPU would idle).
+    pub affinity_wait: bool,
+    /// Most times the look-ahead may pass over one queued job.
+    pub max_overtakes: u32,
+    /// Queue positions below this are told to the submitter at every change.
+    pub position_updates_first: usize,
+    /// Further back, a position is told again after changing by this fraction.
+    pub position_update_change: f64,
+    /// Everyone queued is told a new ETA when the fleet's pace changed by this fraction.
+    pub eta_update_change: f64,
     /// Users whose jobs go first.
     pub priority_users: Vec<String>,
     /// Roles (Discord roles) whose jobs go first.
@@ -338,6 +356,14 @@ impl Default for SchedulerSection {
             max_retries: 2,
             vram_headroom_mb: 0,
             job_retention: 10_000,
+            loaded_models_per_instance: 2,
+            affinity_lookahead: 8,
+            affinity_rounds_ahead: 0,
+            affinity_wait: true,
+            max_overtakes: 8,
+            position_updates_first: 10,
+            position_update_change: 0.1,
+            eta_update_change: 1.0,
             priority_users: Vec::new(),
             priority_roles: Vec::new(),
         }
@@ -603,6 +629,20 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        let change = self.scheduler.position_update_change;
+        if !(change > 0.0 && change < 1.0) {
+            return Err(invalid(
+                "scheduler.position_update_change",
+                format!("is {change}: use a fraction above 0 and below 1, such as 0.1"),
+            ));
+        }
+        let change = self.scheduler.eta_update_change;
+        if !(change > 0.0 && change.is_finite()) {
+            return Err(invalid(
+                "scheduler.eta_update_change",
+                format!("is {change}: use a fraction above 0, such as 1.0"),
+            ));
+        }
         let l = &self.lifecycle;
         if l.restart_backoff_multiplier < 1.0 {
             return Err(invalid(
@@ -831,6 +871,15 @@ mod tests {
                 .to_string()
                 .contains("scheduler.pipeline_depth")
         );
+        c = parse("[scheduler]\nposition_update_change = 1.5\n").unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("scheduler.position_update_change") && err.contains("0.1"),
+            "{err}"
+        );
+        c = parse("[scheduler]\neta_update_change = 0.0\n").unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("scheduler.eta_update_change"), "{err}");
         c = parse("[comfyui]\npath = \"/nonexistent/comfy\"\n").unwrap();
         let err = c.validate().unwrap_err().to_string();
         assert!(

@@ -287,6 +287,14 @@ fn scheduler_config(config: &Config) -> SchedulerConfig {
         max_retries: s.max_retries,
         vram_headroom_bytes: (s.vram_headroom_mb > 0).then_some(s.vram_headroom_mb * 1024 * 1024),
         job_retention: s.job_retention,
+        loaded_models_per_instance: s.loaded_models_per_instance,
+        affinity_lookahead: s.affinity_lookahead,
+        affinity_rounds_ahead: s.affinity_rounds_ahead,
+        affinity_wait: s.affinity_wait,
+        max_overtakes: s.max_overtakes,
+        position_updates_first: s.position_updates_first,
+        position_update_change: s.position_update_change,
+        eta_update_change: s.eta_update_change,
         ..SchedulerConfig::default()
     }
 }

@@ -1,50 +1,97 @@
 //! Model affinity: which models an instance probably has loaded, from the jobs it was given.
 //!
 //! ComfyUI keeps the models of its last prompts in VRAM, so a job that needs the same checkpoint
-//! runs faster where that checkpoint was last used. The set is bounded (most recently used first)
-//! and cleared when the instance's process restarts.
+//! runs faster where that checkpoint was last used. What is remembered is the **model sets** of
+//! the last jobs (a job's checkpoint with its LoRAs, VAE and text encoders count as one set, the
+//! way a GPU keeps them together), most recent first, bounded by what a GPU really holds
+//! (`loaded_models_per_instance`, 2 by default). The memory is cleared when the instance's
+//! process restarts.
 
 use std::collections::VecDeque;
 
-/// The models an instance was last asked to load, most recent first.
+/// The model sets an instance was last asked to load, most recent first.
 #[derive(Debug, Clone, Default)]
 pub struct LoadedModels {
     capacity: usize,
-    models: VecDeque<String>,
+    /// Each set sorted and without duplicates, so equal sets compare equal.
+    sets: VecDeque<Vec<String>>,
 }
 
 impl LoadedModels {
+    /// Remembers at most `capacity` model sets.
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            models: VecDeque::new(),
+            sets: VecDeque::new(),
         }
     }
 
-    /// Notes that a job using `models` ran (or was handed) to this instance.
+    /// Notes that a job using `models` ran (or was handed) to this instance. A job without
+    /// models changes nothing.
     pub fn record(&mut self, models: &[String]) {
-        for model in models.iter().rev() {
-            if let Some(at) = self.models.iter().position(|m| m == model) {
-                self.models.remove(at);
-            }
-            self.models.push_front(model.clone());
+        if models.is_empty() {
+            return;
         }
-        self.models.truncate(self.capacity);
+        let mut set = models.to_vec();
+        set.sort();
+        set.dedup();
+        if let Some(at) = self.sets.iter().position(|s| *s == set) {
+            self.sets.remove(at);
+        }
+        self.sets.push_front(set);
+        self.sets.truncate(self.capacity);
+    }
+
+    fn holds(&self, model: &String) -> bool {
+        self.sets.iter().any(|set| set.binary_search(model).is_ok())
     }
 
     /// How many of `models` this instance has loaded.
     pub fn matches(&self, models: &[String]) -> usize {
-        models.iter().filter(|m| self.models.contains(m)).count()
+        models.iter().filter(|m| self.holds(m)).count()
+    }
+
+    /// Whether a job needing `models` would find them all loaded here (never for a job that
+    /// names no model: there is nothing to gain by moving it).
+    pub fn has_all(&self, models: &[String]) -> bool {
+        !models.is_empty() && models.iter().all(|m| self.holds(m))
+    }
+
+    /// The model set that recording a job with `models` would push out, if any.
+    pub fn would_evict(&self, models: &[String]) -> Option<&[String]> {
+        if models.is_empty() || self.sets.len() < self.capacity {
+            return None;
+        }
+        let mut set = models.to_vec();
+        set.sort();
+        set.dedup();
+        if self.sets.contains(&set) {
+            return None;
+        }
+        self.sets.back().map(Vec::as_slice)
+    }
+
+    /// The model sets remembered, most recent first.
+    pub fn sets(&self) -> impl Iterator<Item = &[String]> {
+        self.sets.iter().map(Vec::as_slice)
     }
 
     /// The process restarted: nothing is loaded any more.
     pub fn clear(&mut self) {
-        self.models.clear();
+        self.sets.clear();
     }
 
-    /// Most recently used first.
+    /// The models, most recently used first, each once.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.models.iter().map(String::as_str)
+        let mut seen: Vec<&str> = Vec::new();
+        for set in &self.sets {
+            for model in set {
+                if !seen.contains(&model.as_str()) {
+                    seen.push(model);
+                }
+            }
+        }
+        seen.into_iter()
     }
 }
 
@@ -57,19 +104,39 @@ mod tests {
     }
 
     #[test]
-    fn keeps_the_most_recent_models_within_its_bound() {
-        let mut loaded = LoadedModels::new(3);
+    fn keeps_the_model_sets_of_the_most_recent_jobs_within_its_bound() {
+        let mut loaded = LoadedModels::new(2);
         loaded.record(&names(&["sdxl.safetensors", "lora-a"]));
         loaded.record(&names(&["flux.safetensors", "lora-b"]));
         assert_eq!(
             loaded.iter().collect::<Vec<_>>(),
-            ["flux.safetensors", "lora-b", "sdxl.safetensors"]
+            ["flux.safetensors", "lora-b", "lora-a", "sdxl.safetensors"]
         );
-        assert_eq!(loaded.matches(&names(&["flux.safetensors", "lora-a"])), 1);
-        loaded.record(&names(&["sdxl.safetensors"]));
-        assert_eq!(loaded.iter().next(), Some("sdxl.safetensors"));
-        assert_eq!(loaded.iter().count(), 3);
+        assert_eq!(loaded.matches(&names(&["flux.safetensors", "lora-a"])), 2);
+        assert!(loaded.has_all(&names(&["sdxl.safetensors", "lora-a"])));
+        // The same set again moves to the front; a third set pushes out the oldest (flux).
+        loaded.record(&names(&["lora-a", "sdxl.safetensors"]));
+        loaded.record(&names(&["sd15.safetensors"]));
+        assert!(loaded.has_all(&names(&["sdxl.safetensors"])));
+        assert!(!loaded.has_all(&names(&["flux.safetensors"])));
+        assert_eq!(loaded.matches(&names(&["flux.safetensors", "lora-b"])), 0);
+        // Full: a new set would push out the oldest (sdxl's), a known one nothing.
+        assert_eq!(
+            loaded.would_evict(&names(&["pony.safetensors"])),
+            Some(names(&["lora-a", "sdxl.safetensors"]).as_slice())
+        );
+        assert_eq!(loaded.would_evict(&names(&["sd15.safetensors"])), None);
         loaded.clear();
         assert_eq!(loaded.matches(&names(&["sdxl.safetensors"])), 0);
+        assert_eq!(loaded.would_evict(&names(&["pony.safetensors"])), None);
+    }
+
+    #[test]
+    fn a_job_without_models_neither_counts_nor_matches() {
+        let mut loaded = LoadedModels::new(1);
+        loaded.record(&names(&["sdxl.safetensors"]));
+        loaded.record(&[]);
+        assert!(loaded.has_all(&names(&["sdxl.safetensors"])));
+        assert!(!loaded.has_all(&[]));
     }
 }

@@ -25,8 +25,44 @@ pub struct SchedulerConfig {
     pub job_retention: usize,
     /// Weight of the newest sample in the moving averages behind ETAs (0 < x ≤ 1).
     pub eta_smoothing: f64,
-    /// Models remembered per instance for affinity (most recently used first).
+    /// Model sets (a job's checkpoint with its LoRAs, VAE and text encoders) an instance is
+    /// assumed to keep loaded, most recently used first: what its GPU really holds. Placement
+    /// sends a job where its models are; remembering more than the GPU keeps makes every
+    /// instance look like it has every model and affinity stops working. 2 suits a 24 GB GPU
+    /// with SDXL-sized checkpoints; 1 for Flux-sized models; 0 turns affinity off.
     pub loaded_models_per_instance: usize,
+    /// When a pipeline slot frees up and the next job's models are not loaded anywhere free,
+    /// the slot may take, among the next this-many queued jobs, the first whose models it has
+    /// loaded. Only jobs of the head's priority class and fair-share round are considered (see
+    /// `queue.rs`), so one user's jobs never pass another user's earlier job. 0 or 1: strict
+    /// queue order.
+    pub affinity_lookahead: usize,
+    /// How many fair-share rounds beyond the head's the look-ahead may reach. 0 (the default)
+    /// keeps the fairness promise exactly: one user's flood delays another user's job by at
+    /// most one slot. 1 finds more jobs with loaded models under a backlog, at the price of at
+    /// most one more slot of delay for other users.
+    pub affinity_rounds_ahead: u64,
+    /// When no free instance has a queued job's models but a busy one does, the job waits for
+    /// that instance's next free slot (at most one waiting job per busy instance, and never a
+    /// job that reached `max_overtakes`) instead of loading its models on a free instance; jobs
+    /// behind it in the look-ahead window may go meanwhile. Trades up to about one job's wait
+    /// for a checkpoint load. `false`: a job loads wherever a slot is free.
+    pub affinity_wait: bool,
+    /// Most times a queued job may be passed over by the look-ahead; once reached, no later
+    /// job may go before it, so every job is dispatched after at most this many overtakes.
+    pub max_overtakes: u32,
+    /// Queued jobs at positions below this are told every change of position; further back
+    /// they are told only when their position changed by `position_update_change`.
+    pub position_updates_first: usize,
+    /// Fraction by which a queued job's position must change (down or up) since it was last
+    /// told before it is told again (0 < x < 1). 0.1: a job at position 1000 hears at 900,
+    /// 810, … — O(log N) updates while a queue of N drains, instead of N. The job table shows
+    /// the exact position at all times.
+    pub position_update_change: f64,
+    /// Every queued job is told its position and ETA again when the fleet's pace (seconds per
+    /// job, behind all ETAs) has changed by this fraction since they were last all told (x > 0;
+    /// 1.0: the pace doubled or halved).
+    pub eta_update_change: f64,
     /// How far back `/v1/status` wait/run percentiles and jobs per minute look.
     #[serde(with = "humantime_serde")]
     pub stats_window: Duration,
@@ -43,7 +79,14 @@ impl Default for SchedulerConfig {
             vram_headroom_bytes: None,
             job_retention: 10_000,
             eta_smoothing: 0.2,
-            loaded_models_per_instance: 8,
+            loaded_models_per_instance: 2,
+            affinity_lookahead: 8,
+            affinity_rounds_ahead: 0,
+            affinity_wait: true,
+            max_overtakes: 8,
+            position_updates_first: 10,
+            position_update_change: 0.1,
+            eta_update_change: 1.0,
             stats_window: Duration::from_secs(15 * 60),
             stats_samples: 2000,
         }
@@ -63,6 +106,14 @@ pub enum SchedulerConfigError {
     BadSmoothing(f64),
     #[error("scheduler.stats_window is 0s: use a duration such as \"15m\"")]
     ZeroStatsWindow,
+    #[error(
+        "scheduler.position_update_change is {0}: use a fraction above 0 and below 1 (the default is 0.1)"
+    )]
+    BadPositionChange(f64),
+    #[error(
+        "scheduler.eta_update_change is {0}: use a fraction above 0 (the default is 1.0, the pace doubled or halved)"
+    )]
+    BadEtaChange(f64),
 }
 
 impl SchedulerConfig {
@@ -79,6 +130,14 @@ impl SchedulerConfig {
         }
         if self.stats_window.is_zero() {
             return Err(SchedulerConfigError::ZeroStatsWindow);
+        }
+        if !(self.position_update_change > 0.0 && self.position_update_change < 1.0) {
+            return Err(SchedulerConfigError::BadPositionChange(
+                self.position_update_change,
+            ));
+        }
+        if !(self.eta_update_change > 0.0 && self.eta_update_change.is_finite()) {
+            return Err(SchedulerConfigError::BadEtaChange(self.eta_update_change));
         }
         Ok(())
     }
@@ -108,5 +167,25 @@ mod tests {
         };
         let err = config.validate().unwrap_err();
         assert!(err.to_string().contains("pipeline_depth"));
+        for change in [0.0, 1.0, f64::NAN] {
+            let config = SchedulerConfig {
+                position_update_change: change,
+                ..Default::default()
+            };
+            let err = config.validate().unwrap_err();
+            assert!(err.to_string().contains("position_update_change"), "{err}");
+        }
+        let config = SchedulerConfig {
+            eta_update_change: 0.0,
+            ..Default::default()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("eta_update_change")
+        );
+        SchedulerConfig::default().validate().unwrap();
     }
 }

@@ -74,6 +74,16 @@ impl EtaModel {
             .map(Duration::from_secs_f64)
     }
 
+    /// Seconds per job the fleet gets through with `accepting` instances taking jobs (the pace
+    /// behind every queued job's ETA), if known.
+    pub fn pace(&self, accepting: usize) -> Option<f64> {
+        match self.fleet_interval {
+            Some(interval) => Some(interval),
+            None if accepting > 0 => self.overall.map(|run| run / accepting as f64),
+            None => None,
+        }
+    }
+
     /// Expected time until a job at queue `position` is done, with `in_flight` jobs already on
     /// instances and `accepting` instances taking jobs.
     pub fn estimate(
@@ -84,11 +94,7 @@ impl EtaModel {
         accepting: usize,
     ) -> Option<Duration> {
         let run = self.run_time(template)?.as_secs_f64();
-        let interval = match self.fleet_interval {
-            Some(interval) => interval,
-            None if accepting > 0 => self.overall? / accepting as f64,
-            None => return None,
-        };
+        let interval = self.pace(accepting)?;
         let ahead = (position + in_flight + 1).saturating_sub(accepting.max(1));
         Some(Duration::from_secs_f64(ahead as f64 * interval + run))
     }

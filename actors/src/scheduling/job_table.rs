@@ -3,6 +3,10 @@
 //! The scheduler is the only writer; the HTTP API, the Discord session and the metrics line
 //! read it concurrently (a `DashMap`). Finished jobs are kept up to a retention limit, oldest
 //! finished evicted first; unfinished jobs are never evicted.
+//!
+//! A queued job's position is read from the queue itself when the record is read (through
+//! [`QueuePositions`]), so it is exact at every moment while the scheduler does not rewrite
+//! thousands of records on every dispatch. Its ETA is the one its submitter was last told.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -13,6 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{InstanceId, JobId, UserId};
 use crate::job::{JobOutput, JobState};
+
+use super::queue_order::QueuePositions;
 
 /// One job as the table shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,9 +32,9 @@ pub struct JobRecord {
     pub instance: Option<InstanceId>,
     /// Attempts started so far (0 while first queued).
     pub attempt: u32,
-    /// Queue position while queued (0 = next).
+    /// Queue position while queued (0 = next), exact when read from the table.
     pub position: Option<usize>,
-    /// Expected time until the job is done, while queued.
+    /// Expected time until the job is done, while queued (as last told to the submitter).
     #[serde(with = "humantime_serde", default)]
     pub eta: Option<Duration>,
     #[serde(with = "humantime_serde")]
@@ -59,6 +65,8 @@ pub struct JobTable {
     /// Finished jobs, oldest first, for eviction.
     finished: Arc<Mutex<VecDeque<JobId>>>,
     retention: usize,
+    /// Where queued jobs' positions are read from (none: the recorded position is shown).
+    positions: Option<QueuePositions>,
 }
 
 impl JobTable {
@@ -68,12 +76,33 @@ impl JobTable {
             records: Arc::new(DashMap::new()),
             finished: Arc::new(Mutex::new(VecDeque::new())),
             retention,
+            positions: None,
         }
+    }
+
+    /// A table whose queued jobs show their position in `positions` (the scheduler's queue).
+    pub fn with_positions(retention: usize, positions: QueuePositions) -> Self {
+        Self {
+            positions: Some(positions),
+            ..Self::new(retention)
+        }
+    }
+
+    /// The record as readers see it: a queued job's position as it is now.
+    fn current(&self, mut record: JobRecord) -> JobRecord {
+        if record.state == JobState::Queued
+            && let Some(positions) = &self.positions
+            && let Some(position) = positions.position(record.id)
+        {
+            record.position = Some(position);
+        }
+        record
     }
 
     /// A copy of one job's record.
     pub fn get(&self, job: JobId) -> Option<JobRecord> {
-        self.records.get(&job).map(|r| r.value().clone())
+        let record = self.records.get(&job).map(|r| r.value().clone())?;
+        Some(self.current(record))
     }
 
     pub fn state(&self, job: JobId) -> Option<JobState> {
@@ -95,12 +124,13 @@ impl JobTable {
 
     /// One user's jobs, oldest submission first.
     pub fn jobs_of(&self, user: &UserId) -> Vec<JobRecord> {
-        let mut jobs: Vec<JobRecord> = self
+        let jobs: Vec<JobRecord> = self
             .records
             .iter()
             .filter(|r| &r.user == user)
             .map(|r| r.value().clone())
             .collect();
+        let mut jobs: Vec<JobRecord> = jobs.into_iter().map(|r| self.current(r)).collect();
         jobs.sort_by_key(|r| r.queued_at);
         jobs
     }

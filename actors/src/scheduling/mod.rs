@@ -13,7 +13,9 @@ pub mod instance_slot;
 pub mod job_table;
 pub mod placement;
 pub mod policy;
+pub mod position_updates;
 pub mod queue;
+pub mod queue_order;
 pub mod recent_jobs;
 pub mod snapshot;
 
@@ -21,5 +23,6 @@ pub use actor::Scheduler;
 pub use config::{SchedulerConfig, SchedulerConfigError};
 pub use job_table::{JobCounts, JobRecord, JobTable};
 pub use policy::{SHUTDOWN_QUEUED, SHUTDOWN_RUNNING, SchedulerAction, SchedulerPolicy};
+pub use queue_order::QueuePositions;
 pub use recent_jobs::LatencySummary;
 pub use snapshot::{InstanceSnapshot, SchedulerSnapshot};

@@ -4,11 +4,20 @@
 //! pipeline depth, and whose GPU has at least the configured VRAM headroom free (when the GPU
 //! monitor has sampled that GPU; unknown GPUs are not skipped). Among candidates, in order:
 //! 1. not an instance this job already failed on (when any other candidate exists);
-//! 2. an idle instance before a busy one, so no GPU idles while another holds two jobs;
-//! 3. the most of the job's models already loaded (affinity);
-//! 4. the fewest jobs held (least loaded);
-//! 5. the instance id, so ties are broken the same way every time.
+//! 2. the most of the job's models already loaded (affinity): a job waits behind one job on the
+//!    instance that has its checkpoint rather than load it again on an idle instance — a load
+//!    costs far more than one job's wait, and the idle instance stays free for a job it suits;
+//! 3. for a job that has to load its models: an instance where that pushes out only a model set
+//!    another instance also holds (or nothing), so no model leaves the fleet's VRAM needlessly;
+//! 4. an idle instance before a busy one, among equally affine instances;
+//! 5. the fewest jobs held (least loaded);
+//! 6. the instance id, so ties are broken the same way every time.
+//!
+//! [`PlacementRules::choose_loaded`] is the same choice restricted to instances that have all of
+//! a job's models loaded: the scheduler's look-ahead uses it to let a free slot take a later job
+//! that suits it (see `policy.rs`).
 
+use std::cell::OnceCell;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
 
@@ -56,18 +65,58 @@ impl PlacementRules {
         gpus: &HashMap<GpuId, GpuInfo>,
         needs: JobNeeds<'_>,
     ) -> Option<InstanceId> {
+        // How many accepting instances hold each model set; built only when a candidate would
+        // have to load the job's models.
+        let holders: OnceCell<HashMap<&[String], usize>> = OnceCell::new();
+        let evicts_last_copy = |slot: &InstanceSlot| {
+            let Some(evicted) = slot.loaded.would_evict(needs.models) else {
+                return false;
+            };
+            let holders = holders.get_or_init(|| {
+                let mut holders = HashMap::new();
+                for other in instances.values().filter(|s| s.phase.accepts_jobs()) {
+                    for set in other.loaded.sets() {
+                        *holders.entry(set).or_insert(0) += 1;
+                    }
+                }
+                holders
+            });
+            holders.get(evicted).copied().unwrap_or(0) <= 1
+        };
         instances
             .values()
             .filter(|slot| self.can_take(slot, gpus))
             .min_by_key(|slot| {
+                let matches = slot.loaded.matches(needs.models);
                 (
                     needs.avoid.contains(&slot.id),
+                    Reverse(matches),
+                    matches < needs.models.len() && evicts_last_copy(slot),
                     slot.load() > 0,
-                    Reverse(slot.loaded.matches(needs.models)),
                     slot.load(),
                     &slot.id,
                 )
             })
+            .map(|slot| slot.id.clone())
+    }
+
+    /// The instance that should take a job with `needs` among those that can take it now, have
+    /// all its models loaded and are not ones it failed on; `None` when there is none (or the
+    /// job names no model).
+    pub fn choose_loaded(
+        &self,
+        instances: &BTreeMap<InstanceId, InstanceSlot>,
+        gpus: &HashMap<GpuId, GpuInfo>,
+        needs: JobNeeds<'_>,
+    ) -> Option<InstanceId> {
+        instances
+            .values()
+            .filter(|slot| {
+                !needs.avoid.contains(&slot.id)
+                    && slot.loaded.has_all(needs.models)
+                    && self.can_take(slot, gpus)
+            })
+            .min_by_key(|slot| (slot.load(), &slot.id))
             .map(|slot| slot.id.clone())
     }
 
@@ -200,56 +249,69 @@ mod tests {
     }
 
     #[test]
-    fn the_instance_with_the_models_loaded_is_preferred() {
+    fn the_instance_with_the_models_loaded_wins_over_an_idle_one_while_it_has_a_free_slot() {
         let mut instances = fleet(&[
             ("a", InstancePhase::Ready, 0),
-            ("b", InstancePhase::Ready, 0),
+            ("b", InstancePhase::Ready, 1),
             ("c", InstancePhase::Ready, 1),
         ]);
         let models = vec!["flux1-dev.safetensors".to_string()];
-        instances
-            .get_mut(&InstanceId::new("b"))
-            .unwrap()
-            .loaded
-            .record(&models);
-        instances
-            .get_mut(&InstanceId::new("c"))
-            .unwrap()
-            .loaded
-            .record(&models);
+        for name in ["b", "c"] {
+            instances
+                .get_mut(&InstanceId::new(name))
+                .unwrap()
+                .loaded
+                .record(&models);
+        }
         let needs = JobNeeds {
             models: &models,
             avoid: &[],
         };
-        // b and c both have the model; b is idle, so b.
+        // b and c have the model and one job each; a is idle without it: affinity first, then
+        // the lowest id among the equally loaded.
         assert_eq!(
             pick(rules(2, None), &instances, &HashMap::new(), needs),
             Some("b".into())
         );
-        // Once b is busy, the idle a wins: no GPU idles for the sake of affinity.
+        assert_eq!(
+            rules(2, None)
+                .choose_loaded(&instances, &HashMap::new(), needs)
+                .map(|i| i.0),
+            Some("b".into())
+        );
+        // c goes idle: among equally affine instances the idle one wins.
         instances
-            .get_mut(&InstanceId::new("b"))
+            .get_mut(&InstanceId::new("c"))
             .unwrap()
             .holding
-            .insert(JobId::new());
+            .clear();
+        assert_eq!(
+            pick(rules(2, None), &instances, &HashMap::new(), needs),
+            Some("c".into())
+        );
+        // With b and c full, the idle a takes it (it has to load the model).
+        for name in ["b", "c"] {
+            let slot = instances.get_mut(&InstanceId::new(name)).unwrap();
+            while slot.holding.len() < 2 {
+                slot.holding.insert(JobId::new());
+            }
+        }
         assert_eq!(
             pick(rules(2, None), &instances, &HashMap::new(), needs),
             Some("a".into())
         );
-        // With no idle instance, the one with the model wins over a less-loaded one without.
-        instances
-            .get_mut(&InstanceId::new("a"))
-            .unwrap()
-            .holding
-            .insert(JobId::new());
-        instances
-            .get_mut(&InstanceId::new("a"))
-            .unwrap()
-            .loaded
-            .record(&["sdxl.safetensors".to_string()]);
         assert_eq!(
-            pick(rules(3, None), &instances, &HashMap::new(), needs),
-            Some("b".into())
+            rules(2, None).choose_loaded(&instances, &HashMap::new(), needs),
+            None
+        );
+        // A job that names no model goes to the idle instance, and is never a look-ahead pick.
+        assert_eq!(
+            pick(rules(3, None), &instances, &HashMap::new(), plain()),
+            Some("a".into())
+        );
+        assert_eq!(
+            rules(3, None).choose_loaded(&instances, &HashMap::new(), plain()),
+            None
         );
     }
 

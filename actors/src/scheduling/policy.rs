@@ -20,6 +20,18 @@
 //!   (they could not run any more), running jobs may finish until the deadline, then they are
 //!   failed and their instances asked to interrupt them.
 //! - **Attempts** after the first run under a fresh ComfyUI `prompt_id`; the first uses the job id.
+//! - **Placement with look-ahead**: the head of the queue goes where placement puts it (its
+//!   models loaded first, then idle, then least loaded). When no free instance has the head's
+//!   models, a free instance may instead take the first job of the look-ahead window
+//!   (`affinity_lookahead` jobs of the head's priority class and fair-share round, see
+//!   `queue.rs`) whose models it has loaded; the head stays first in line and is passed over at
+//!   most `max_overtakes` times. When no job in the window suits a free instance, the head goes.
+//! - **Position updates** are throttled (`position_updates.rs`): a queued job is told its
+//!   position when it first queues, at every change among the first `position_updates_first`
+//!   positions, and further back only when it moved by `position_update_change` of its last told
+//!   position. Everyone queued is told again (new ETA) when the fleet's pace changed by
+//!   `eta_update_change` since everyone was last told. The job table always shows the exact
+//!   position (read from the queue).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime};
@@ -36,6 +48,7 @@ use super::eta::EtaModel;
 use super::instance_slot::InstanceSlot;
 use super::job_table::{JobRecord, JobTable};
 use super::placement::{JobNeeds, PlacementRules};
+use super::position_updates::PositionUpdates;
 use super::queue::{FairQueue, QueueError};
 use super::recent_jobs::RecentJobs;
 use super::snapshot::{InstanceSnapshot, SchedulerSnapshot};
@@ -58,8 +71,8 @@ pub enum SchedulerAction {
 
 #[derive(Debug, Clone)]
 enum Stage {
-    /// Waiting; `notified` is the last position the submitter was told.
-    Queued { notified: Option<usize> },
+    /// Waiting in the queue.
+    Queued,
     Running {
         instance: InstanceId,
         started_at: Instant,
@@ -83,6 +96,9 @@ pub struct SchedulerPolicy {
     config: SchedulerConfig,
     rules: PlacementRules,
     queue: FairQueue,
+    updates: PositionUpdates,
+    /// The fleet's pace (seconds per job) when every queued job was last told its ETA.
+    told_pace: Option<f64>,
     jobs: HashMap<JobId, LiveJob>,
     instances: BTreeMap<InstanceId, InstanceSlot>,
     gpus: HashMap<GpuId, GpuInfo>,
@@ -99,18 +115,25 @@ impl SchedulerPolicy {
     /// A scheduler starting at `now`, which is `wall` on the wall clock (for the job table's
     /// timestamps).
     pub fn new(config: SchedulerConfig, now: Instant, wall: SystemTime) -> Self {
+        let queue = FairQueue::new(config.queue_capacity);
+        let table = JobTable::with_positions(config.job_retention, queue.positions());
         Self {
             rules: PlacementRules {
                 pipeline_depth: config.pipeline_depth,
                 vram_headroom_bytes: config.vram_headroom_bytes,
             },
-            queue: FairQueue::new(config.queue_capacity),
+            queue,
+            updates: PositionUpdates {
+                first: config.position_updates_first,
+                change: config.position_update_change,
+            },
+            told_pace: None,
             jobs: HashMap::new(),
             instances: BTreeMap::new(),
             gpus: HashMap::new(),
             eta: EtaModel::new(config.eta_smoothing),
             recent: RecentJobs::new(config.stats_window, config.stats_samples, now),
-            table: JobTable::new(config.job_retention),
+            table,
             started_instant: now,
             started_wall: wall,
             shutting_down: false,
@@ -199,21 +222,17 @@ impl SchedulerPolicy {
                 attempt: 0,
                 failed_on: Vec::new(),
                 submitted_at: now,
-                stage: Stage::Queued {
-                    notified: Some(position),
-                },
+                stage: Stage::Queued,
             },
         );
+        self.queue.mark_told(id, position, &self.updates);
         self.actions.push(SchedulerAction::Notify(JobEvent::Queued {
             job: id,
             position,
             eta,
         }));
         let actions = self.settle(now);
-        let position = match self.jobs.get(&id).map(|j| &j.stage) {
-            Some(Stage::Queued { notified }) => notified.unwrap_or(position),
-            _ => 0,
-        };
+        let position = self.queue.position(id).unwrap_or(0);
         Ok((SubmitReceipt { job: id, position }, actions))
     }
 
@@ -230,7 +249,7 @@ impl SchedulerPolicy {
             });
         };
         match live.stage {
-            Stage::Queued { .. } => {
+            Stage::Queued => {
                 self.queue.remove(job);
             }
             Stage::Running { instance, .. } => {
@@ -428,7 +447,7 @@ impl SchedulerPolicy {
             .iter()
             .filter_map(|(id, live)| match &live.stage {
                 Stage::Running { instance, .. } => Some((*id, instance.clone())),
-                Stage::Queued { .. } => None,
+                Stage::Queued => None,
             })
             .collect();
         running.sort();
@@ -494,7 +513,7 @@ impl SchedulerPolicy {
 
     fn fail(&mut self, job: JobId, message: String, retriable: bool, now: Instant) {
         if let Some(live) = self.jobs.remove(&job)
-            && matches!(live.stage, Stage::Queued { .. })
+            && matches!(live.stage, Stage::Queued)
         {
             self.queue.remove(job);
         }
@@ -536,7 +555,7 @@ impl SchedulerPolicy {
         let Some(live) = self.jobs.get_mut(&job) else {
             return;
         };
-        live.stage = Stage::Queued { notified: None };
+        live.stage = Stage::Queued;
         let next_attempt = live.attempt + 1;
         let (user, priority) = (live.spec.user.clone(), live.spec.priority);
         if let Err(error) = self.queue.push_front(job, user, priority) {
@@ -582,22 +601,74 @@ impl SchedulerPolicy {
     }
 
     fn dispatch(&mut self, now: Instant) {
-        while let Some(head) = self.queue.peek() {
-            let Some(live) = self.jobs.get(&head) else {
-                // Cannot happen: queued ids are live. Drop it rather than loop.
-                self.queue.pop();
-                continue;
-            };
-            let needs = JobNeeds {
-                models: &live.spec.models,
-                avoid: &live.failed_on,
-            };
-            let Some(instance) = self.rules.choose(&self.instances, &self.gpus, needs) else {
+        while self.rules.any_free(&self.instances, &self.gpus) {
+            let window = self.queue.window(
+                self.config.affinity_lookahead,
+                self.config.max_overtakes,
+                self.config.affinity_rounds_ahead,
+            );
+            if window.is_empty() {
+                return;
+            }
+            let Some((job, instance)) = self.pick(&window) else {
                 return;
             };
-            self.queue.pop();
-            self.start(head, instance, now);
+            self.queue.take(job);
+            self.start(job, instance, now);
         }
+    }
+
+    /// Which job of the look-ahead `window` goes where now (see the module doc):
+    /// 1. the first job whose models a free instance has loaded, there;
+    /// 2. else the first job that cannot wait for a busy instance with its models (it names
+    ///    none, none has them, each that has them is already awaited by an earlier job of the
+    ///    window, or it reached `max_overtakes`), where placement puts it;
+    /// 3. else nothing: every job in the window waits for its instance's next free slot.
+    fn pick(&self, window: &[(JobId, bool)]) -> Option<(JobId, InstanceId)> {
+        let needs_of = |job: &JobId| {
+            self.jobs.get(job).map(|live| JobNeeds {
+                models: &live.spec.models,
+                avoid: &live.failed_on,
+            })
+        };
+        let suited = window.iter().find_map(|(job, _)| {
+            let instance = self
+                .rules
+                .choose_loaded(&self.instances, &self.gpus, needs_of(job)?)?;
+            Some((*job, instance))
+        });
+        if suited.is_some() {
+            return suited;
+        }
+        // Waiting never leaves a GPU idle: only when every instance that could take a job is
+        // already busy with one.
+        let may_wait = self.config.affinity_wait
+            && !self
+                .instances
+                .values()
+                .any(|slot| slot.load() == 0 && self.rules.can_take(slot, &self.gpus));
+        let mut awaited: Vec<&InstanceId> = Vec::new();
+        for (job, at_limit) in window {
+            let Some(needs) = needs_of(job) else {
+                continue;
+            };
+            if may_wait && !at_limit {
+                let busy = self.instances.values().find(|slot| {
+                    slot.phase.accepts_jobs()
+                        && slot.load() >= self.config.pipeline_depth
+                        && slot.loaded.has_all(needs.models)
+                        && !needs.avoid.contains(&slot.id)
+                        && !awaited.contains(&&slot.id)
+                });
+                if let Some(busy) = busy {
+                    awaited.push(&busy.id);
+                    continue;
+                }
+            }
+            let instance = self.rules.choose(&self.instances, &self.gpus, needs)?;
+            return Some((*job, instance));
+        }
+        None
     }
 
     fn start(&mut self, job: JobId, instance: InstanceId, now: Instant) {
@@ -662,21 +733,28 @@ impl SchedulerPolicy {
             .estimate(position, self.in_flight(), template, self.accepting())
     }
 
-    /// Tells every queued job whose position changed since it was last told.
+    /// Tells the queued jobs due a position update (see `position_updates.rs`); all of them
+    /// when the fleet's pace changed a lot since they were all last told.
     fn push_positions(&mut self) {
         let in_flight = self.in_flight();
         let accepting = self.accepting();
-        for (position, job) in self.queue.take_moved() {
-            let Some(live) = self.jobs.get_mut(&job) else {
-                continue;
-            };
-            let Stage::Queued { notified } = &mut live.stage else {
-                continue;
-            };
-            if *notified == Some(position) {
-                continue;
+        let pace = self.eta.pace(accepting);
+        let pace_changed = match (self.told_pace, pace) {
+            (None, Some(_)) => true,
+            (Some(told), Some(now)) => {
+                let ratio = now.max(told) / now.min(told).max(f64::MIN_POSITIVE);
+                ratio >= 1.0 + self.config.eta_update_change
             }
-            *notified = Some(position);
+            (_, None) => false,
+        };
+        if pace_changed {
+            self.told_pace = pace;
+            self.queue.mark_all_due();
+        }
+        for (position, job) in self.queue.take_due(&self.updates) {
+            let Some(live) = self.jobs.get(&job) else {
+                continue;
+            };
             let eta = self
                 .eta
                 .estimate(position, in_flight, &live.spec.template, accepting);

@@ -1,6 +1,7 @@
 //! Unit tests of the scheduler policy: fairness, priorities, bounds, placement, retries, cancels,
 //! ETAs, retention and shutdown, with time passed in by hand.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
@@ -629,4 +630,257 @@ fn the_snapshot_shows_queue_instances_models_and_latencies() {
     let snapshot = h.policy.snapshot(h.now);
     assert!(snapshot.instances[0].loaded_models.is_empty());
     assert_eq!(snapshot.instances[0].detail.as_deref(), Some("exit code 1"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model affinity: placement, look-ahead, waiting, overtake bound
+// ---------------------------------------------------------------------------------------------
+
+const SDXL: &str = "sdxl.safetensors";
+const FLUX: &str = "flux.safetensors";
+
+fn with(config: SchedulerConfig, instances: &[&str]) -> Harness {
+    Harness::new(config, instances)
+}
+
+fn depth_one() -> SchedulerConfig {
+    SchedulerConfig {
+        pipeline_depth: 1,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_job_waits_behind_one_job_where_its_model_is_rather_than_load_it_on_an_idle_instance() {
+    let mut h = Harness::depth(2, &["gpu0", "gpu1"]);
+    let (_, a) = h.submit(spec("a", 0, "t", &[SDXL]));
+    let (_, b) = h.submit(spec("b", 0, "t", &[SDXL]));
+    let (_, c) = h.submit(spec("c", 0, "t", &[FLUX]));
+    assert_eq!(dispatches(&a)[0].0, "gpu0");
+    assert_eq!(
+        dispatches(&b)[0].0,
+        "gpu0",
+        "the second sdxl job went to the idle gpu1"
+    );
+    assert_eq!(dispatches(&c)[0].0, "gpu1");
+}
+
+#[test]
+fn a_freed_slot_takes_a_later_job_whose_model_it_has() {
+    let mut h = with(depth_one(), &["gpu0", "gpu1"]);
+    let (sdxl_running, _) = h.submit(spec("x", 0, "t", &[SDXL]));
+    let (flux_running, _) = h.submit(spec("y", 0, "t", &[FLUX]));
+    let (flux_next, _) = h.submit(spec("a", 0, "t", &[FLUX]));
+    let (sdxl_next, _) = h.submit(spec("b", 0, "t", &[SDXL]));
+    assert_eq!(h.policy.queue_len(), 2);
+    // gpu0 (sdxl) frees: it takes b's sdxl job, not a's flux job at the head.
+    let actions = h.done("gpu0", sdxl_running, 1);
+    assert_eq!(dispatches(&actions), [("gpu0".into(), sdxl_next, 1)]);
+    assert!(matches!(
+        events_of(&actions, flux_next).as_slice(),
+        [JobEvent::Queued { position: 0, .. }]
+    ));
+    // a's job waited for gpu1, which has flux.
+    let actions = h.done("gpu1", flux_running, 1);
+    assert_eq!(dispatches(&actions), [("gpu1".into(), flux_next, 1)]);
+}
+
+#[test]
+fn with_the_look_ahead_off_jobs_leave_in_strict_order() {
+    let mut h = with(
+        SchedulerConfig {
+            affinity_lookahead: 0,
+            ..depth_one()
+        },
+        &["gpu0", "gpu1"],
+    );
+    let (sdxl_running, _) = h.submit(spec("x", 0, "t", &[SDXL]));
+    h.submit(spec("y", 0, "t", &[FLUX]));
+    let (flux_next, _) = h.submit(spec("a", 0, "t", &[FLUX]));
+    h.submit(spec("b", 0, "t", &[SDXL]));
+    // gpu0 frees and would idle: the head goes there and loads flux.
+    let actions = h.done("gpu0", sdxl_running, 1);
+    assert_eq!(dispatches(&actions), [("gpu0".into(), flux_next, 1)]);
+}
+
+#[test]
+fn a_job_waits_for_the_busy_instance_with_its_model_only_while_no_gpu_would_idle() {
+    let mut h = Harness::depth(2, &["gpu0", "gpu1"]);
+    let (s1, _) = h.submit(spec("a", 0, "t", &[SDXL]));
+    h.submit(spec("b", 0, "t", &[SDXL]));
+    let (f1, _) = h.submit(spec("c", 0, "t", &[FLUX]));
+    // gpu0 is full with sdxl, gpu1 runs one flux job and has a free slot: the sdxl job waits
+    // for gpu0 rather than load sdxl on gpu1.
+    let (waiting, actions) = h.submit(spec("d", 0, "t", &[SDXL]));
+    assert!(dispatches(&actions).is_empty());
+    let actions = h.done("gpu0", s1, 1);
+    assert_eq!(dispatches(&actions), [("gpu0".into(), waiting, 1)]);
+    // Same again, but gpu1 goes idle: the waiting job takes it rather than leave a GPU idle.
+    let (waiting, actions) = h.submit(spec("e", 0, "t", &[SDXL]));
+    assert!(dispatches(&actions).is_empty());
+    let actions = h.done("gpu1", f1, 1);
+    assert_eq!(dispatches(&actions), [("gpu1".into(), waiting, 1)]);
+}
+
+#[test]
+fn a_job_is_passed_over_by_the_look_ahead_at_most_max_overtakes_times() {
+    let mut h = with(
+        SchedulerConfig {
+            max_overtakes: 3,
+            ..depth_one()
+        },
+        &["gpu0", "gpu1"],
+    );
+    let (mut on_gpu0, _) = h.submit(spec("x", 0, "t", &[SDXL]));
+    h.submit(spec("y", 0, "t", &[FLUX]));
+    // The head wants flux (gpu1 busy for good); ten users' sdxl jobs behind it suit gpu0.
+    let (flux, _) = h.submit(spec("head", 0, "t", &[FLUX]));
+    for n in 0..10 {
+        h.submit(spec(&format!("u{n}"), 0, "t", &[SDXL]));
+    }
+    let mut passed = 0;
+    loop {
+        let actions = h.done("gpu0", on_gpu0, 1);
+        let sent = dispatches(&actions);
+        assert_eq!(sent.len(), 1);
+        on_gpu0 = sent[0].1;
+        if on_gpu0 == flux {
+            break;
+        }
+        passed += 1;
+    }
+    assert_eq!(passed, 3);
+}
+
+#[test]
+fn with_affinity_a_flood_still_delays_another_users_job_by_at_most_one_slot() {
+    assert_eq!(flood_slots_before_bob(0), 1);
+}
+
+#[test]
+fn reaching_one_round_ahead_costs_other_users_at_most_one_more_slot() {
+    assert_eq!(flood_slots_before_bob(1), 2);
+}
+
+/// Alice floods gpu0 (which has her model loaded) with jobs; Bob queues one job for another
+/// model. How many of Alice's jobs run before Bob's?
+fn flood_slots_before_bob(rounds_ahead: u64) -> usize {
+    let mut h = with(
+        SchedulerConfig {
+            affinity_rounds_ahead: rounds_ahead,
+            ..depth_one()
+        },
+        &["gpu0"],
+    );
+    let (mut running, _) = h.submit(spec("alice", 0, "t", &[SDXL]));
+    for _ in 0..20 {
+        h.submit(spec("alice", 0, "t", &[SDXL]));
+    }
+    let (bob, actions) = h.submit(spec("bob", 0, "t", &[FLUX]));
+    assert!(matches!(
+        events_of(&actions, bob).as_slice(),
+        [JobEvent::Queued { position: 1, .. }]
+    ));
+    let mut before_bob = 0;
+    loop {
+        let actions = h.done("gpu0", running, 1);
+        running = dispatches(&actions)[0].1;
+        if running == bob {
+            break;
+        }
+        before_bob += 1;
+    }
+    before_bob
+}
+
+// ---------------------------------------------------------------------------------------------
+// Position updates
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_draining_queue_tells_each_job_its_position_logarithmically_often_and_the_table_is_exact() {
+    let n = 2000;
+    let mut h = with(
+        SchedulerConfig {
+            queue_capacity: n,
+            ..depth_one()
+        },
+        &["gpu0"],
+    );
+    let mut queued_events: HashMap<JobId, Vec<usize>> = HashMap::new();
+    let mut note = |actions: &[SchedulerAction]| {
+        for event in events(actions) {
+            if let JobEvent::Queued { job, position, .. } = event {
+                queued_events.entry(job).or_default().push(position);
+            }
+        }
+    };
+    let (mut running, actions) = h.submit(spec("u0", 0, "t", &[]));
+    note(&actions);
+    let mut queued = Vec::new();
+    for i in 0..n {
+        let (job, actions) = h.submit(spec(&format!("u{}", i % 7), 0, "t", &[]));
+        note(&actions);
+        queued.push(job);
+    }
+    let order = h.policy.queue.jobs();
+    let mut step = 0;
+    while let Some(&head) = order.get(step) {
+        let actions = h.done("gpu0", running, 1);
+        note(&actions);
+        running = dispatches(&actions)[0].1;
+        assert_eq!(running, head);
+        step += 1;
+        // The table shows the exact position of queued jobs, told or not.
+        for (at, job) in order[step..].iter().enumerate().step_by(97) {
+            assert_eq!(h.policy.table().get(*job).unwrap().position, Some(at));
+        }
+    }
+    let bound = ((n as f64 / 10.0).ln() / (1.0f64 / 0.9).ln()).ceil() as usize + 12;
+    for job in &queued {
+        let told = &queued_events[job];
+        assert!(
+            told.len() <= bound,
+            "{} updates > {bound}: {told:?}",
+            told.len()
+        );
+        assert_eq!(
+            told.last(),
+            Some(&0),
+            "a job was not told it reached the front"
+        );
+    }
+    let total: usize = queued_events.values().map(Vec::len).sum();
+    assert!(total < n * bound, "{total} position updates for {n} jobs");
+}
+
+#[test]
+fn every_queued_job_hears_a_new_eta_when_the_fleets_pace_changes_a_lot() {
+    let mut h = with(depth_one(), &["gpu0"]);
+    let (first, _) = h.submit(spec("a", 0, "t", &[]));
+    let queued: Vec<JobId> = (0..50)
+        .map(|i| h.submit(spec(&format!("u{i}"), 0, "t", &[])).0)
+        .collect();
+    // The first run is measured (10 s): ETAs become known, so everyone still queued hears one.
+    h.advance(10);
+    let actions = h.done("gpu0", first, 1);
+    let started = dispatches(&actions)[0].1;
+    for job in queued.iter().filter(|j| **j != started) {
+        assert!(
+            events_of(&actions, *job)
+                .iter()
+                .any(|e| matches!(e, JobEvent::Queued { eta: Some(_), .. })),
+            "job {job} was not told its first ETA"
+        );
+    }
+    // A second instance doubles the pace: everyone hears again.
+    h.policy.register_instance(id("gpu1"), None, h.now);
+    let actions = h
+        .policy
+        .instance_update(&id("gpu1"), InstancePhase::Ready, None, None, h.now);
+    let told = events(&actions)
+        .iter()
+        .filter(|e| matches!(e, JobEvent::Queued { .. }))
+        .count();
+    assert_eq!(told, h.policy.queue_len());
 }

@@ -8,27 +8,27 @@
 //! right after at most one of the first user's jobs. Jobs leave in order of (priority, highest
 //! first; tag; arrival). Per-user order is FIFO because a user's tags only grow.
 //!
+//! Jobs with the same priority and tag form a **round**: at most one job per user (plus
+//! retries). The affinity look-ahead ([`FairQueue::window`]) may dispatch a later job of the
+//! head's round before the head, never a job of a lower class, and a job of a later round only
+//! as far as `affinity_rounds_ahead` allows (default 0: never), so by default it never breaks
+//! the order between users' turns: one user's flood still delays another user's job by at most
+//! one slot. Each job counts how often it was passed over; once a job has been passed
+//! `max_overtakes` times, no job behind it may go first.
+//!
 //! Retried jobs go back to the front of their class (they already waited once) and may exceed
 //! the capacity: a retry is never refused.
 //!
-//! Because tags are fixed at arrival, a queued job's position only changes when a job ahead of it
-//! leaves or a newer job is placed ahead of it; positions are a walk over the order.
+//! The order itself lives in [`QueueOrder`] (sorted blocks with exact positions), shared with the
+//! job table through [`QueuePositions`].
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::ids::{JobId, UserId};
 
-/// Where a job sorts in the queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct QueueKey {
-    priority: Reverse<i32>,
-    tag: u64,
-    /// 0 for retries (ahead of new jobs with the same tag), 1 for new jobs.
-    lane: u8,
-    /// Arrival order, to break ties deterministically.
-    seq: u64,
-}
+use super::position_updates::PositionUpdates;
+use super::queue_order::{Entry, QueueKey, QueuePositions};
 
 /// One priority class's virtual clock and its users' latest tags.
 #[derive(Debug, Default)]
@@ -59,34 +59,33 @@ pub struct Dequeued {
 #[derive(Debug)]
 pub struct FairQueue {
     capacity: usize,
-    order: BTreeMap<QueueKey, (JobId, UserId)>,
-    keys: HashMap<JobId, QueueKey>,
+    order: QueuePositions,
     classes: HashMap<i32, ClassClock>,
     next_seq: u64,
-    /// The smallest key at or after which positions may have changed since the last
-    /// [`FairQueue::take_moved`].
-    moved_from: Option<QueueKey>,
 }
 
 impl FairQueue {
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            order: BTreeMap::new(),
-            keys: HashMap::new(),
+            order: QueuePositions::default(),
             classes: HashMap::new(),
             next_seq: 0,
-            moved_from: None,
         }
+    }
+
+    /// A handle that reads positions from this queue (for the job table).
+    pub fn positions(&self) -> QueuePositions {
+        self.order.clone()
     }
 
     /// Jobs waiting (retries included).
     pub fn len(&self) -> usize {
-        self.order.len()
+        self.order.read().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.len() == 0
     }
 
     pub fn capacity(&self) -> usize {
@@ -94,15 +93,15 @@ impl FairQueue {
     }
 
     pub fn contains(&self, job: JobId) -> bool {
-        self.keys.contains_key(&job)
+        self.order.read().contains(job)
     }
 
     /// Queues a new job behind the user's earlier ones; refused when the queue is full.
     pub fn push(&mut self, job: JobId, user: UserId, priority: i32) -> Result<(), QueueError> {
-        if self.keys.contains_key(&job) {
+        if self.contains(job) {
             return Err(QueueError::Duplicate(job));
         }
-        if self.order.len() >= self.capacity {
+        if self.len() >= self.capacity {
             return Err(QueueError::Full {
                 capacity: self.capacity,
             });
@@ -123,7 +122,7 @@ impl FairQueue {
         user: UserId,
         priority: i32,
     ) -> Result<(), QueueError> {
-        if self.keys.contains_key(&job) {
+        if self.contains(job) {
             return Err(QueueError::Duplicate(job));
         }
         let class = self.classes.entry(priority).or_default();
@@ -142,69 +141,80 @@ impl FairQueue {
             seq: self.next_seq,
         };
         self.next_seq += 1;
-        self.order.insert(key, (job, user));
-        self.keys.insert(job, key);
-        self.mark_moved(key);
-    }
-
-    fn mark_moved(&mut self, key: QueueKey) {
-        self.moved_from = Some(match self.moved_from {
-            Some(old) => old.min(key),
-            None => key,
-        });
-    }
-
-    /// Jobs whose position may have changed since the last call, with their positions:
-    /// everything at or after the earliest insertion or removal. Jobs ahead of that point kept
-    /// their positions and are not walked.
-    pub fn take_moved(&mut self) -> impl Iterator<Item = (usize, JobId)> + '_ {
-        let from = self.moved_from.take();
-        let (start, entries) = match from {
-            Some(key) => (
-                self.order.range(..key).count(),
-                Some(self.order.range(key..)),
-            ),
-            None => (0, None),
-        };
-        entries
-            .into_iter()
-            .flatten()
-            .enumerate()
-            .map(move |(i, (_, (job, _)))| (start + i, *job))
+        self.order.write().insert(Entry::new(key, job, user));
     }
 
     /// The job that would leave next.
     pub fn peek(&self) -> Option<JobId> {
-        self.order.first_key_value().map(|(_, (job, _))| *job)
+        self.order.read().first().map(|e| e.job)
+    }
+
+    /// The jobs the look-ahead may dispatch now, head first, each with whether it has reached
+    /// `max_overtakes` (then none behind it may go first, and the window ends there): at most
+    /// `size` jobs of the head's priority class, of the head's fair-share round or at most
+    /// `rounds_ahead` rounds later, and only each user's first job (a user's own jobs keep
+    /// their order). Just the head when `size` ≤ 1.
+    pub fn window(&self, size: usize, max_overtakes: u32, rounds_ahead: u64) -> Vec<(JobId, bool)> {
+        let order = self.order.read();
+        let Some(head) = order.first().map(|e| e.key) else {
+            return Vec::new();
+        };
+        let mut window = Vec::new();
+        let mut users: Vec<&UserId> = Vec::new();
+        for entry in order.iter() {
+            if window.len() >= size.max(1)
+                || entry.key.priority != head.priority
+                || entry.key.tag > head.tag.saturating_add(rounds_ahead)
+            {
+                break;
+            }
+            if users.contains(&&entry.user) {
+                continue;
+            }
+            users.push(&entry.user);
+            let at_limit = entry.overtaken >= max_overtakes;
+            window.push((entry.job, at_limit));
+            if at_limit {
+                break;
+            }
+        }
+        window
     }
 
     /// Takes the next job and advances its class's virtual clock.
     pub fn pop(&mut self) -> Option<Dequeued> {
-        let (key, (job, user)) = self.order.pop_first()?;
-        self.keys.remove(&job);
-        self.mark_moved(key);
-        let priority = key.priority.0;
+        let head = self.peek()?;
+        self.take(head)
+    }
+
+    /// Takes `job` out to run it, advancing its class's virtual clock; every job ahead of it
+    /// counts one overtake (the look-ahead only takes jobs within [`FairQueue::window`]).
+    pub fn take(&mut self, job: JobId) -> Option<Dequeued> {
+        let mut order = self.order.write();
+        let ahead = order.position(job)?;
+        let entry = order.remove(job)?;
+        order.overtake_first(ahead);
+        drop(order);
+        let priority = entry.key.priority.0;
         if let Some(class) = self.classes.get_mut(&priority) {
-            class.virtual_time = class.virtual_time.max(key.tag);
+            class.virtual_time = class.virtual_time.max(entry.key.tag);
         }
-        self.forget_one(priority, &user);
+        self.forget_one(priority, &entry.user);
         Some(Dequeued {
             job,
-            user,
+            user: entry.user,
             priority,
         })
     }
 
     /// Removes a queued job (cancel); `None` if it was not queued.
     pub fn remove(&mut self, job: JobId) -> Option<Dequeued> {
-        let key = self.keys.remove(&job)?;
-        let (job, user) = self.order.remove(&key)?;
-        self.mark_moved(key);
-        let priority = key.priority.0;
-        self.forget_one(priority, &user);
+        let entry = self.order.write().remove(job)?;
+        let priority = entry.key.priority.0;
+        self.forget_one(priority, &entry.user);
         Some(Dequeued {
             job,
-            user,
+            user: entry.user,
             priority,
         })
     }
@@ -227,14 +237,29 @@ impl FairQueue {
     }
 
     /// Jobs in the order they will leave (position 0 first).
-    pub fn iter(&self) -> impl Iterator<Item = JobId> + '_ {
-        self.order.values().map(|(job, _)| *job)
+    pub fn jobs(&self) -> Vec<JobId> {
+        self.order.read().iter().map(|e| e.job).collect()
     }
 
-    /// A job's position (0 = next), by walking the order.
+    /// A job's position (0 = next).
     pub fn position(&self, job: JobId) -> Option<usize> {
-        let key = self.keys.get(&job)?;
-        Some(self.order.range(..key).count())
+        self.order.read().position(job)
+    }
+
+    /// Notes that `job`'s submitter was told `position`.
+    pub fn mark_told(&mut self, job: JobId, position: usize, rule: &PositionUpdates) {
+        self.order.write().mark_told(job, position, rule);
+    }
+
+    /// The jobs whose submitters are due their position under `rule`, with those positions;
+    /// they count as told.
+    pub fn take_due(&mut self, rule: &PositionUpdates) -> Vec<(usize, JobId)> {
+        self.order.write().take_due(rule)
+    }
+
+    /// Every queued job is due its position again (its ETA changed a lot).
+    pub fn mark_all_due(&mut self) {
+        self.order.write().mark_all_due();
     }
 }
 
@@ -345,23 +370,67 @@ mod tests {
         assert_eq!(queue.len(), 2);
     }
 
+    fn jobs_of(window: Vec<(JobId, bool)>) -> Vec<JobId> {
+        window.into_iter().map(|(job, _)| job).collect()
+    }
+
     #[test]
-    fn only_jobs_at_or_behind_a_change_are_reported_as_moved() {
-        let mut queue = FairQueue::new(10);
+    fn the_window_holds_each_users_first_job_of_the_heads_class_and_the_next_round() {
+        let mut queue = FairQueue::new(100);
+        // Rounds: a1 b1 c1 | a2 b2 | a3.
         let a = ids(3);
-        for job in &a {
-            queue.push(*job, user("a"), 0).unwrap();
-        }
-        assert_eq!(queue.take_moved().count(), 3);
-        assert_eq!(queue.take_moved().count(), 0);
-        // b's job cuts in at position 1: it and a's last two are walked, a's first is not.
-        let b = JobId::new();
-        queue.push(b, user("b"), 0).unwrap();
-        let moved: Vec<(usize, JobId)> = queue.take_moved().collect();
-        assert_eq!(moved, [(1, b), (2, a[1]), (3, a[2])]);
+        let b = ids(2);
+        let c1 = JobId::new();
+        queue.push(a[0], user("a"), 0).unwrap();
+        queue.push(b[0], user("b"), 0).unwrap();
+        queue.push(c1, user("c"), 0).unwrap();
+        queue.push(a[1], user("a"), 0).unwrap();
+        queue.push(b[1], user("b"), 0).unwrap();
+        queue.push(a[2], user("a"), 0).unwrap();
+        assert_eq!(jobs_of(queue.window(8, 8, 1)), [a[0], b[0], c1]);
+        assert_eq!(jobs_of(queue.window(2, 8, 1)), [a[0], b[0]]);
+        assert_eq!(jobs_of(queue.window(1, 8, 1)), [a[0]]);
+        assert_eq!(jobs_of(queue.window(0, 8, 1)), [a[0]]);
+        // Once a1 has left, a's next job is a's first one queued, in reach (next round).
         queue.pop();
-        let moved: Vec<(usize, JobId)> = queue.take_moved().collect();
-        assert_eq!(moved, [(0, b), (1, a[1]), (2, a[2])]);
+        assert_eq!(jobs_of(queue.window(8, 8, 1)), [b[0], c1, a[1]]);
+        // a2 goes before b1 and c1 (look-ahead): both count an overtake. b2 is b's second job
+        // and a3 is two rounds ahead of b1: neither is in reach.
+        queue.take(a[1]).unwrap();
+        assert_eq!(queue.window(8, 8, 1), [(b[0], false), (c1, false)]);
+        assert_eq!(
+            queue.window(8, 1, 1),
+            [(b[0], true)],
+            "b1 reached the limit"
+        );
+        assert_eq!(queue.jobs(), [b[0], c1, b[1], a[2]]);
+        // A higher class is alone in its window.
+        let urgent = JobId::new();
+        queue.push(urgent, user("c"), 5).unwrap();
+        assert_eq!(jobs_of(queue.window(8, 8, 1)), [urgent]);
+    }
+
+    #[test]
+    fn a_job_is_passed_over_at_most_max_overtakes_times() {
+        let max = 3;
+        let mut queue = FairQueue::new(100);
+        let head = JobId::new();
+        queue.push(head, user("head"), 0).unwrap();
+        for n in 0..10 {
+            queue.push(JobId::new(), user(&format!("u{n}")), 0).unwrap();
+        }
+        // Always take the last job of the window, as a look-ahead preferring later jobs would.
+        let mut passed = 0;
+        loop {
+            let window = queue.window(8, max, 1);
+            let (last, _) = *window.last().unwrap();
+            queue.take(last).unwrap();
+            if last == head {
+                break;
+            }
+            passed += 1;
+        }
+        assert_eq!(passed, max);
     }
 
     #[test]
