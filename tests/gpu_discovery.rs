@@ -29,16 +29,26 @@ impl Write for Captured {
     }
 }
 
+/// Serialises log captures: tracing caches each callsite's interest across threads, and
+/// scoped subscribers coming and going in parallel tests can make a capture miss events.
+static CAPTURE: Mutex<()> = Mutex::new(());
+
 /// Runs `f` with this thread's log captured; returns its result and the (level, message) of
 /// every event.
 fn logged<T>(f: impl FnOnce() -> T) -> (T, Vec<(String, String)>) {
+    let _one_at_a_time = CAPTURE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .json()
         .with_writer(move || writer.clone())
         .finish();
-    let result = tracing::subscriber::with_default(subscriber, f);
+    let result = tracing::subscriber::with_default(subscriber, || {
+        tracing::callsite::rebuild_interest_cache();
+        f()
+    });
     let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     let events = text
         .lines()

@@ -125,29 +125,38 @@ impl ComfyClient {
                         silent_for: limit,
                     })?,
             };
-            let event = match next {
-                Ok(event) => event,
-                Err(reason) => {
-                    resynced = true;
-                    on_event(&ServerEvent::ConnectionLost { reason });
-                    match self.resync(&pid, &client_id).await? {
-                        Resync::Finished => break,
-                        Resync::Reconnected(s) => {
-                            socket = *s;
-                            on_event(&ServerEvent::Reconnected);
-                            continue;
-                        }
+            let lost = match next {
+                Ok(event) => {
+                    let relevance = tracker.observe(&event);
+                    if relevance == Relevance::Other {
+                        continue;
+                    }
+                    on_event(&event);
+                    let is_status = matches!(event, ServerEvent::Message(WsMessage::Status(_)));
+                    if !is_status || tracker.started() {
+                        continue;
+                    }
+                    // Still waiting: make sure the prompt was not dropped from the queue.
+                    match self.vanished(&pid).await {
+                        Ok(true) => return Err(ComfyError::Dequeued { prompt_id: pid }),
+                        Ok(false) => continue,
+                        // The server went away while we asked: the same as a dropped socket.
+                        Err(
+                            e @ (ComfyError::Unreachable { .. } | ComfyError::Disconnected { .. }),
+                        ) => e.to_string(),
+                        Err(e) => return Err(e),
                     }
                 }
+                Err(reason) => reason,
             };
-            let relevance = tracker.observe(&event);
-            if relevance == Relevance::Other {
-                continue;
-            }
-            on_event(&event);
-            let is_status = matches!(event, ServerEvent::Message(WsMessage::Status(_)));
-            if is_status && !tracker.started() && self.vanished(&pid).await? {
-                return Err(ComfyError::Dequeued { prompt_id: pid });
+            resynced = true;
+            on_event(&ServerEvent::ConnectionLost { reason: lost });
+            match self.resync(&pid, &client_id).await? {
+                Resync::Finished => break,
+                Resync::Reconnected(s) => {
+                    socket = *s;
+                    on_event(&ServerEvent::Reconnected);
+                }
             }
         }
         self.reconcile(&tracker, resynced).await
