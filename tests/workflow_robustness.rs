@@ -185,8 +185,10 @@ fn apply(doc: &mut Value, damage: &Damage, pick: usize) {
                     .and_then(|node| node.get_mut("inputs"))
                     .and_then(Value::as_array_mut)
                     .and_then(|i| i.first_mut())
+                    .and_then(Value::as_object_mut)
                 {
-                    input["link"] = json!(id);
+                    // An earlier damage may have turned the input into something else.
+                    input.insert("link".into(), json!(id));
                 }
             }
         }
