@@ -1223,8 +1223,11 @@ async fn interrupt_stops_after_the_current_node() {
     let reply = replay(&fake, &record).await;
     assert_record(&record, &reply, "interrupt_post_prompt");
     let id = reply.json()["prompt_id"].as_str().unwrap().to_string();
+    // Interrupt once node 100 has finished (node 101 announced). Like ComfyUI, the fake checks
+    // the flag right after announcing a node, so an interrupt racing that check would stop the
+    // announced node instead: waiting for 101 keeps the assertions below deterministic.
     let mut frames = ws
-        .until(|f| f.kind() == "executing" && f.data()["node"] == "100")
+        .until(|f| f.kind() == "executing" && f.data()["node"] == "101")
         .await;
     assert_record(
         &fixture("queue_running.json"),
@@ -1255,7 +1258,7 @@ async fn interrupt_stops_after_the_current_node() {
         interrupted.data(),
         "execution_interrupted",
     );
-    // the running node finishes first; the flag is noticed when the next node starts
+    // the flag is noticed when a node starts: the one interrupted is the last one announced
     let last_started = frames
         .iter()
         .rev()
