@@ -60,7 +60,7 @@ fn main() {
             queued + 1000,
         );
         let fleet = boot_ready(config).await;
-        let handle = fleet.handle.clone();
+        let handle = fleet.fleet().clone();
         let booted = (self_kb("VmRSS:"), self_kb("VmHWM:"));
 
         let total = queued + instances * PIPELINE_DEPTH;
@@ -119,6 +119,6 @@ fn main() {
             mb(fakes.iter().sum::<u64>() / fakes.len().max(1) as u64)
         );
         println!("\n  peak RSS of the fleet (VmHWM): {}", mb(full.1));
-        fleet.shutdown(Duration::from_secs(1)).await;
+        fleet.stop().await;
     });
 }

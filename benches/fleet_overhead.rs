@@ -105,7 +105,7 @@ fn main() {
     system.block_on(async move {
         let config = fleet_config(state.path(), 1, Duration::ZERO, 10_000);
         let fleet = boot_ready(config).await;
-        let handle = fleet.handle.clone();
+        let handle = fleet.fleet().clone();
         let url = first_instance_url(&fleet);
         let client = ComfyClient::new(&url, ClientConfig::default()).expect("instance URL");
         println!("fleet_overhead: 1 fake-comfyui at {url}, zero-time nodes, {jobs} jobs each way");
@@ -183,6 +183,6 @@ fn main() {
              ({:.1} per job)",
             queued_events as f64 / jobs as f64
         );
-        fleet.shutdown(Duration::from_secs(5)).await;
+        fleet.stop().await;
     });
 }

@@ -52,7 +52,7 @@ fn main() {
         let mut alone = Vec::new();
         for _ in 0..12 {
             seed += 1;
-            alone.push(run_job(&fleet.handle, seed).await);
+            alone.push(run_job(fleet.fleet(), seed).await);
         }
         let d = percentile(&alone[2..], 50.0);
         let cold = alone[0];
@@ -83,7 +83,7 @@ fn main() {
             .await;
         let direct_rate = direct_jobs as f64 / started.elapsed().as_secs_f64();
         seed += direct_jobs as u64 + 1;
-        fleet.shutdown(Duration::from_secs(5)).await;
+        fleet.stop().await;
         println!(
             "fleet_saturation: node time {}, {} nodes per job (nominal {}), measured D = {} \
              (median of 10 sequential jobs, submit to Done, 1 instance)",
@@ -110,7 +110,7 @@ fn main() {
         for n in SIZES {
             let state = tempfile::tempdir().expect("a temporary state folder");
             let fleet = boot_ready(fleet_config(state.path(), n, node_time, 10_000)).await;
-            let handle = fleet.handle.clone();
+            let handle = fleet.fleet().clone();
             let jobs = per_instance * n as usize;
             // The first submit after boot fetches /object_info for the catalog (1.5 MB of JSON);
             // do it before the clock starts, it is not part of serving jobs.
@@ -151,7 +151,7 @@ fn main() {
                 100.0 * throughput / ideal,
                 100.0 * throughput / nominal
             );
-            fleet.shutdown(Duration::from_secs(5)).await;
+            fleet.stop().await;
         }
         if let Some(fetch) = first_fetch {
             println!(

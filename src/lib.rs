@@ -3,6 +3,7 @@
 //! This crate holds the adapters (ComfyUI connector, workflows, NVML, process launching) and the
 //! application wiring; the actor system and its policies live in `comfy-fleet-actors`.
 
+pub mod app;
 pub mod cli;
 pub mod comfy;
 pub mod config;
@@ -10,5 +11,6 @@ pub mod fleet;
 pub mod gpu;
 pub mod http;
 pub mod launch;
+pub mod shutdown;
 pub mod telemetry;
 pub mod workflow;

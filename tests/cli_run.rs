@@ -76,7 +76,9 @@ fn run_uploads_the_input_writes_a_real_png_and_prints_its_path() {
     assert!(printed[0].starts_with(&out));
     assert_eq!(png_size(&printed[0]), (64, 48));
     assert!(stderr.contains("executing node 13 (SaveImage)"), "{stderr}");
-    assert!(stderr.contains("uploaded"), "{stderr}");
+    // The job went through the fleet, on the server as its one attached instance.
+    assert!(stderr.contains("running on url (attempt 1)"), "{stderr}");
+    assert!(stderr.contains("uploading"), "{stderr}");
 
     // A second run into the same folder keeps the first file and writes a new one.
     let first_bytes = std::fs::read(&printed[0]).unwrap();

@@ -93,10 +93,10 @@ fn a_killed_instance_is_restarted_with_backoff_on_a_new_process() {
 fn a_crash_loop_ends_in_quarantine() {
     let root = tempfile::tempdir().unwrap();
     let spec = FleetSpec::new(1, &["--fake-refuse-port"])
-        .set("lifecycle", "crash_loop_max_crashes", "3")
-        .set("lifecycle", "crash_loop_window", "\"10m\"")
-        .set("lifecycle", "quarantine_cooldown", "\"10m\"")
-        .set("lifecycle", "restart_backoff_initial", "\"50ms\"");
+        .set("lifecycle.restart_intensity", "max_restarts", "2")
+        .set("lifecycle.restart_intensity", "period", "\"10m\"")
+        .set("lifecycle.restart_intensity", "cooldown", "\"10m\"")
+        .set("lifecycle.backoff", "initial", "\"50ms\"");
     let fleet = FleetProcess::start(&spec, root.path());
 
     let status = fleet.wait_status("gpu0 quarantined", |s| {
@@ -138,7 +138,7 @@ fn a_hung_job_trips_the_watchdog_which_restarts_the_instance_and_retries_the_job
     // Every fake hangs after its first node, so the retry on the fresh process hangs too and
     // the job fails once its retry is spent: deterministic with one instance.
     let spec = FleetSpec::new(1, &["--fake-hang-after-nodes", "1"])
-        .set("lifecycle", "job_silence_timeout", "\"2s\"")
+        .set("lifecycle", "job_silence", "\"2s\"")
         .set("scheduler", "max_retries", "1");
     let fleet = FleetProcess::start(&spec, root.path());
     fleet.wait_status("gpu0 ready", |s| count_phase(s, "ready") == 1);
@@ -184,8 +184,8 @@ fn a_slow_starter_hits_the_readiness_timeout_and_is_restarted() {
     let root = tempfile::tempdir().unwrap();
     let spec = FleetSpec::new(1, &["--fake-start-delay", "30s"])
         .set("lifecycle", "readiness_timeout", "\"1s\"")
-        .set("lifecycle", "restart_backoff_initial", "\"10s\"")
-        .set("lifecycle", "restart_backoff_max", "\"10s\"");
+        .set("lifecycle.backoff", "initial", "\"10s\"")
+        .set("lifecycle.backoff", "max", "\"10s\"");
     let fleet = FleetProcess::start(&spec, root.path());
     let slow = fleet.log.wait_for("gpu0's launch", launched("gpu0"));
     let slow_pid: i32 = slow

@@ -265,7 +265,7 @@ fn a_second_sigterm_stops_the_instances_without_waiting_for_running_jobs() {
     let root = tempfile::tempdir().unwrap();
     // Nodes of an hour: only the second signal can end this drain early.
     let spec =
-        FleetSpec::new(1, &["--fake-node-time", "1h"]).set("lifecycle", "drain_timeout", "\"1h\"");
+        FleetSpec::new(1, &["--fake-node-time", "1h"]).set("shutdown", "drain_timeout", "\"1h\"");
     let mut fleet = FleetProcess::start(&spec, root.path());
     fleet.wait_status("gpu0 ready", |s| count_phase(s, "ready") == 1);
     let job = fleet.submit(&json!({"template": "demo", "params": {"width": 64}}));
@@ -281,7 +281,7 @@ fn a_second_sigterm_stops_the_instances_without_waiting_for_running_jobs() {
     fleet.signal(Signal::SIGTERM);
     fleet
         .log
-        .wait_for("the second signal", |l| l.contains("second signal"));
+        .wait_for("the second signal", |l| l.contains("stopping now"));
     let exit = fleet.wait_exit();
     assert_eq!(
         exit.code(),

@@ -4,17 +4,17 @@
 use std::path::Path;
 use std::time::Duration;
 
+use comfy_fleet::app::App;
 use comfy_fleet::config::Config;
-use comfy_fleet::fleet::Fleet;
-use comfy_fleet::http::{self, ApiServer, ApiState, auth::TokenMap};
+use comfy_fleet::shutdown;
+use comfy_fleet_actors::rate_limit::WindowLimit;
 use serde_json::{Value, json};
 
 /// Safety net only: every wait below ends on a real signal long before this.
 const SAFETY: Duration = Duration::from_secs(60);
 
 struct Api {
-    fleet: Option<Fleet>,
-    server: ApiServer,
+    app: Option<App>,
     base: String,
     client: awc::Client,
     _dir: tempfile::TempDir,
@@ -36,7 +36,7 @@ fn config(dir: &Path, fake_args: &[&str], edit: impl FnOnce(&mut Config)) -> Con
     c.gpus.discovery = comfy_fleet::config::DiscoveryMode::Declared;
     c.gpus.cpu_instances = 1;
     c.lifecycle.stop_grace = Duration::from_secs(5);
-    c.lifecycle.drain_timeout = Duration::from_secs(5);
+    c.shutdown.drain_timeout = Duration::from_secs(5);
     edit(&mut c);
     c
 }
@@ -44,29 +44,20 @@ fn config(dir: &Path, fake_args: &[&str], edit: impl FnOnce(&mut Config)) -> Con
 async fn start(fake_args: &[&str], edit: impl FnOnce(&mut Config)) -> Api {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), fake_args, edit);
-    let tokens = TokenMap::new(
-        config.http.tokens.clone(),
-        config.http.anonymous_user.clone(),
-    );
-    let fleet = Fleet::boot(config).await.unwrap();
-    let ready = fleet
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (_trigger, shutdown) = shutdown::channel();
+    let app = App::start(config, Some(listener), shutdown).await.unwrap();
+    let ready = app
+        .fleet()
         .phases
         .wait_until(|b| !b.is_empty() && b.values().all(|v| v.phase.accepts_jobs()));
     tokio::time::timeout(SAFETY, ready)
         .await
         .expect("instances ready");
-    let state = ApiState {
-        fleet: fleet.handle.clone(),
-        phases: fleet.phases.clone(),
-        tokens,
-        gpu_source: fleet.gpu_source,
-    };
-    let server = http::start(state, "127.0.0.1:0".parse().unwrap()).unwrap();
-    let base = format!("http://{}", server.addr);
+    let base = format!("http://{}", app.api_addr().unwrap());
     let client = awc::Client::builder().timeout(SAFETY).finish();
     Api {
-        fleet: Some(fleet),
-        server,
+        app: Some(app),
         base,
         client,
         _dir: dir,
@@ -75,10 +66,9 @@ async fn start(fake_args: &[&str], edit: impl FnOnce(&mut Config)) -> Api {
 
 impl Api {
     async fn stop(mut self) {
-        if let Some(fleet) = self.fleet.take() {
-            fleet.shutdown(Duration::from_secs(5)).await;
+        if let Some(app) = self.app.take() {
+            app.stop().await;
         }
-        self.server.handle.stop(false).await;
     }
 
     async fn post(
@@ -283,8 +273,7 @@ async fn a_full_queue_is_a_clear_503() {
 #[actix_rt::test]
 async fn the_rate_limit_refuses_with_retry_after() {
     let api = start(&["--fake-node-time", "0ms"], |c| {
-        c.limits.user_jobs = 2;
-        c.limits.user_window = Duration::from_secs(3600);
+        c.limits.per_user = vec![WindowLimit::new(2, Duration::from_secs(3600))];
     })
     .await;
     for _ in 0..2 {

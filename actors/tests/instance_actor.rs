@@ -355,6 +355,7 @@ fn config() -> InstanceConfig {
         control_timeout: Duration::from_secs(1),
         health_interval: Duration::from_millis(10),
         health_failures: 2,
+        warmup: false,
         warmup_prompt: None,
         job_silence: Duration::from_secs(60),
         stop_grace: Duration::from_millis(10),

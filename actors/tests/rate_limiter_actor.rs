@@ -15,7 +15,7 @@ async fn permits_refusals_release_and_quota_through_the_actor() {
     let config = RateLimitConfig {
         per_user: vec![WindowLimit::new(2, Duration::from_secs(60))],
         global: vec![],
-        max_concurrent_per_user: Some(1),
+        user_concurrent: 1,
         exempt_users: vec![],
         exempt_roles: vec!["operator".into()],
         concurrency_retry_after: Duration::from_secs(20),

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use comfy_fleet::app::App;
 use comfy_fleet::config::{Config, DiscoveryMode};
-use comfy_fleet::fleet::Fleet;
 use comfy_fleet::fleet::FleetHandle;
 use comfy_fleet::fleet::events::Subscribe;
 use comfy_fleet::fleet::submit::{JobRequest, JobSource, submit};
@@ -61,20 +61,24 @@ pub fn fleet_config(
     config.workflows.dir = workflows_dir();
     config.scheduler.queue_capacity = queue_capacity;
     config.scheduler.job_retention = queue_capacity.max(10_000);
-    config.limits.exempt_users = vec![BENCH_USER.into()];
-    config.limits.user_jobs = u32::MAX;
-    config.limits.global_jobs = u32::MAX;
+    config.limits.exempt_users = vec![UserId::new(BENCH_USER)];
+    config.limits.per_user.clear();
+    config.limits.global.clear();
     config.limits.user_concurrent = 0;
+    config.shutdown.drain_timeout = Duration::from_secs(5);
     config.http.enabled = false;
     config.logging.metrics_interval = Duration::from_secs(3600);
     config
 }
 
-/// Boots the fleet and waits until every instance is ready.
-pub async fn boot_ready(config: Config) -> Fleet {
+/// Starts the application and waits until every instance is ready.
+pub async fn boot_ready(config: Config) -> App {
     let instances = config.gpus.cpu_instances as usize;
-    let fleet = Fleet::boot(config).await.expect("the fleet boots");
-    let phases = fleet.phases.clone();
+    let (_trigger, shutdown) = comfy_fleet::shutdown::channel();
+    let app = App::start(config, None, shutdown)
+        .await
+        .expect("the fleet boots");
+    let phases = app.fleet().phases.clone();
     actix_rt::time::timeout(
         GUARD,
         phases.wait_until(|board| {
@@ -87,12 +91,12 @@ pub async fn boot_ready(config: Config) -> Fleet {
     )
     .await
     .expect("every instance becomes ready");
-    fleet
+    app
 }
 
 /// The URL of the fleet's first ready instance.
-pub fn first_instance_url(fleet: &Fleet) -> String {
-    fleet
+pub fn first_instance_url(app: &App) -> String {
+    app.fleet()
         .phases
         .snapshot()
         .values()

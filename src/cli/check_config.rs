@@ -1,10 +1,12 @@
-//! `comfy-fleet check-config`: validates a config file and says what is wrong or what it sets up.
+//! `comfy-fleet check-config`: runs the checks `serve` runs before it starts anything, then
+//! says what is wrong, or what the file sets up and what deserves a second look.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::cli::CliError;
 use crate::config::{BackendKind, Config};
+use crate::fleet::plan::PlanKind;
 
 /// Arguments of `check-config`.
 #[derive(Debug, clap::Args)]
@@ -16,6 +18,7 @@ pub struct CheckConfigArgs {
 
 pub fn run(args: CheckConfigArgs) -> Result<ExitCode, CliError> {
     let config = Config::load(&args.config)?;
+    let checked = crate::fleet::preflight(&config).map_err(crate::app::AppError::from)?;
     let c = &config.comfyui;
     let (command, cwd) = c.launch_command();
     println!("{}: OK", args.config.display());
@@ -30,11 +33,21 @@ pub fn run(args: CheckConfigArgs) -> Result<ExitCode, CliError> {
         println!("  in:        {}", dir.display());
     }
     println!(
-        "  instances: {} per GPU, cpu-only fallback {}, {} remote",
-        config.instances.per_gpu,
-        config.gpus.cpu_instances,
-        config.remote.len()
+        "  gpus:      {} ({})",
+        checked.discovery.gpus.len(),
+        checked.discovery.source
     );
+    let instances: Vec<String> = checked
+        .plans
+        .iter()
+        .map(|p| match &p.kind {
+            PlanKind::Managed { gpu: Some(gpu), .. } => format!("{} on {gpu}", p.id),
+            PlanKind::Managed { gpu: None, .. } => format!("{} on the CPU", p.id),
+            PlanKind::Attached { url } => format!("{} at {url}", p.id),
+        })
+        .collect();
+    println!("  instances: {}", instances.join(", "));
+    println!("  templates: {}", checked.templates.names().join(", "));
     println!("  state:     {}", c.state_dir.display());
     println!(
         "  http:      {}",
@@ -50,7 +63,14 @@ pub fn run(args: CheckConfigArgs) -> Result<ExitCode, CliError> {
     );
     println!(
         "  discord:   {}",
-        if config.discord.enabled { "on" } else { "off" }
+        if config.discord.token.is_some() {
+            "DISCORD_TOKEN is set"
+        } else {
+            "off (DISCORD_TOKEN is not set)"
+        }
     );
+    for warning in config.warnings() {
+        println!("warning: {warning}");
+    }
     Ok(ExitCode::SUCCESS)
 }

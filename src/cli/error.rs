@@ -32,15 +32,9 @@ pub enum CliError {
     /// The job failed or could not run; the message says why.
     #[error("{0}")]
     Job(String),
-    /// The HTTP API's address is taken or not ours to use.
-    #[error("cannot listen on {addr} (http.listen or --listen): {source}")]
-    Listen {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
-    /// The fleet could not start.
-    #[error("{0}")]
-    Boot(#[from] crate::fleet::BootError),
+    /// The application could not start or serve (config, boot, address, readiness).
+    #[error(transparent)]
+    App(#[from] crate::app::AppError),
 }
 
 impl CliError {

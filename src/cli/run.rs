@@ -1,10 +1,10 @@
 //! `comfy-fleet run`: runs one workflow (a file in either format, or a template with `--set`
 //! parameters) and saves its outputs.
 //!
-//! With `--url` it runs on that existing ComfyUI server; without, it boots the configured
-//! instances (the fleet), runs the job there, downloads the outputs and shuts everything down.
-//! Steps are kept apart: [`resolve_source`] finds the workflow, [`direct_prompt`] builds the
-//! prompt for a server, [`execute`] runs it on a client, [`run_managed`] runs on a fleet.
+//! The job takes the same path as every other job: the application starts (with `--url`, on
+//! that existing ComfyUI server as its one attached instance; without, on the configured
+//! instances), the job is submitted, followed and its outputs fetched through the fleet, and
+//! the application stops. Ctrl-C cancels the job; a second one stops at once.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -13,21 +13,18 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use comfy_fleet_actors::messages::Cancel;
 use comfy_fleet_actors::{JobEvent, UserId};
+use futures_util::StreamExt;
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::CliError;
-use crate::comfy::client::{ClientConfig, Upload};
-use crate::comfy::events::{BinaryFrame, ServerEvent, WsMessage};
-use crate::comfy::protocol::FolderType;
-use crate::comfy::{ComfyClient, PromptOutcome, RunOptions};
-use crate::config::Config;
-use crate::fleet::Fleet;
-use crate::fleet::events::Subscribe;
+use crate::app::App;
+use crate::comfy::{ClientConfig, ComfyClient};
+use crate::config::{Config, DiscoveryMode, RemoteConfig};
 use crate::fleet::images;
-use crate::fleet::outputs::OutputSource;
 use crate::fleet::submit::{JobRequest, JobSource, submit};
+use crate::shutdown::Shutdown;
 use crate::workflow::{Template, TemplateSet, Workflow, parse_assignment};
 
 /// Arguments of `comfy-fleet run`.
@@ -51,13 +48,10 @@ pub struct RunArgs {
     /// Where to write the outputs (created if missing; existing files are never replaced).
     #[arg(long, value_name = "DIR", default_value = "out")]
     pub out: PathBuf,
-    /// Give up when the server sends nothing for this long (e.g. `10m`). Default: wait as
-    /// long as the server answers.
+    /// Give up on the job when the server sends nothing for this long (e.g. `10m`; default:
+    /// the config's `lifecycle.job_silence`).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub silence_timeout: Option<Duration>,
-    /// Timeout of each HTTP request (uploads, downloads, history).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "60s")]
-    pub request_timeout: Duration,
     /// The config file (for the instances to boot without `--url`, and the workflows folder).
     #[arg(long, short, env = crate::config::ENV_CONFIG, default_value = "config.toml")]
     pub config: PathBuf,
@@ -82,39 +76,48 @@ pub struct Settings {
     pub images: Vec<images::InputImage>,
 }
 
+/// An input file (`--input`) read into memory, uploaded under its own name.
+#[derive(Debug, Clone)]
+pub struct InputFile {
+    pub path: PathBuf,
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// The name of the attached instance `--url` runs on.
+const URL_INSTANCE: &str = "url";
+
 /// Runs the subcommand: prints each output path on stdout, progress on stderr.
 pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
-    let config = load_config(&args)?;
-    let workflows_dir = args
-        .workflows
-        .clone()
-        .unwrap_or_else(|| config.workflows.dir.clone());
-    let source = resolve_source(&args.workflow, &workflows_dir)?;
+    let mut config = load_config(&args)?;
+    if let Some(dir) = &args.workflows {
+        config.workflows.dir = dir.clone();
+    }
+    if let Some(silence) = args.silence_timeout {
+        config.lifecycle.job_silence = silence;
+    }
+    config.http.enabled = false;
+    if let Some(url) = &args.url {
+        attach_only(&mut config, url);
+    }
+    let source = resolve_source(&args.workflow, &config.workflows.dir)?;
     let settings = parse_settings(&args.set)?;
     let inputs = read_inputs(&args.inputs)?;
-    let system = actix_rt::System::new();
-    let written = match &args.url {
-        Some(url) => {
-            let client_config = ClientConfig {
-                request_timeout: args.request_timeout,
-                ..ClientConfig::default()
-            };
-            let options = RunOptions {
-                silence_timeout: args.silence_timeout,
-                client_id: None,
-            };
-            system.block_on(async {
-                let client = ComfyClient::new(url, client_config)?;
-                let (prompt, mut uploads) = direct_prompt(&client, &source, &settings).await?;
-                uploads.extend(inputs);
-                execute(&client, &prompt, &uploads, &args.out, &options).await
-            })?
+    crate::telemetry::init(config.logging.format, &config.logging.level);
+    let written = actix_rt::System::new().block_on(async {
+        if let Some(url) = &args.url {
+            // Fail in a second, in ComfyUI's words, rather than after the readiness timeout.
+            ComfyClient::new(url, ClientConfig::default())?
+                .system_stats()
+                .await?;
         }
-        None => {
-            crate::telemetry::init(config.logging.format, &config.logging.level);
-            system.block_on(run_managed(config, source, settings, inputs, &args.out))?
-        }
-    };
+        let (_trigger, shutdown) = crate::shutdown::on_signals()
+            .map_err(|e| CliError::Usage(format!("cannot watch for signals: {e}")))?;
+        let app = App::start(config, None, shutdown.clone()).await?;
+        let result = run_job(&app, shutdown, source, settings, inputs, &args.out).await;
+        app.stop().await;
+        result
+    })?;
     let mut stdout = std::io::stdout().lock();
     for path in written {
         // A closed stdout (`| head`) is not worth failing for: the files are written.
@@ -123,12 +126,135 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The config: the file when it exists; with `--url` and no file, the defaults.
+/// The config: the file when it exists; with `--url` and no file, the defaults (quietened).
 fn load_config(args: &RunArgs) -> Result<Config, CliError> {
     if args.url.is_some() && !args.config.exists() {
-        return Ok(Config::default());
+        let mut config = Config::default();
+        config.logging.level = "warn".into();
+        return Ok(config);
     }
     Ok(Config::load(&args.config)?)
+}
+
+/// The config runs nothing but the server at `url`, as an attached instance.
+fn attach_only(config: &mut Config, url: &str) {
+    config.gpus.discovery = DiscoveryMode::Declared;
+    config.gpus.declared.clear();
+    config.gpus.cpu_instances = 0;
+    config.remote = vec![RemoteConfig {
+        name: URL_INSTANCE.into(),
+        url: url.trim_end_matches('/').to_string(),
+    }];
+}
+
+/// Submits the job, prints its progress, and writes its outputs into `out_dir`.
+async fn run_job(
+    app: &App,
+    mut shutdown: Shutdown,
+    source: Source,
+    settings: Settings,
+    inputs: Vec<InputFile>,
+    out_dir: &Path,
+) -> Result<Vec<PathBuf>, CliError> {
+    app.ready().await?;
+    let job_source = match &source {
+        Source::Template(t) => JobSource::Template(t.name.clone()),
+        Source::File(_, workflow) => JobSource::Workflow(workflow.clone()),
+    };
+    for input in &inputs {
+        eprintln!("uploading {} as {}", input.path.display(), input.name);
+    }
+    let request = JobRequest {
+        user: UserId::new("cli"),
+        roles: Vec::new(),
+        source: job_source,
+        params: settings.values,
+        images: settings.images,
+        uploads: inputs.into_iter().map(|i| (i.name, i.bytes)).collect(),
+        extra_data: serde_json::json!({ "comfy_fleet": { "via": "cli" } }),
+    };
+    let fleet = app.fleet();
+    let submitted = submit(fleet, request)
+        .await
+        .map_err(|e| CliError::Job(e.to_string()))?;
+    if let Some(seed) = submitted.seed {
+        eprintln!("seed {seed}");
+    }
+    eprintln!("job {} queued", submitted.job);
+    let mut events = fleet
+        .follow(submitted.job)
+        .await
+        .map_err(|e| CliError::Job(e.to_string()))?;
+    loop {
+        let event = tokio::select! {
+            event = events.next() => event,
+            () = shutdown.requested() => {
+                let _ = fleet.scheduler.send(Cancel { job: submitted.job }).await;
+                return Err(CliError::Job("interrupted: the job was cancelled".into()));
+            }
+        };
+        let Some(event) = event else {
+            return Err(CliError::Job("the job's event stream ended early".into()));
+        };
+        match event {
+            JobEvent::Queued { position, .. } => eprintln!("queued, position {position}"),
+            JobEvent::Started {
+                instance, attempt, ..
+            } => eprintln!("running on {instance} (attempt {attempt})"),
+            JobEvent::Executing { node, title, .. } => match title {
+                Some(title) => eprintln!("executing node {node} ({title})"),
+                None => eprintln!("executing node {node}"),
+            },
+            JobEvent::Progress {
+                node, value, max, ..
+            } => eprintln!("node {node}: step {value}/{max}"),
+            JobEvent::Preview { .. } => {}
+            JobEvent::Retrying {
+                attempt, reason, ..
+            } => eprintln!("retrying (attempt {attempt}): {reason}"),
+            JobEvent::Done { outputs, .. } => {
+                if outputs.is_empty() {
+                    eprintln!("the job finished without output files");
+                    return Ok(Vec::new());
+                }
+                std::fs::create_dir_all(out_dir).map_err(|e| CliError::io(out_dir, e))?;
+                let mut written = Vec::new();
+                for index in 0..outputs.len() {
+                    let (output, bytes) = fleet
+                        .output(submitted.job, index)
+                        .await
+                        .map_err(|e| CliError::Job(e.to_string()))?;
+                    written.push(write_new_file(out_dir, &output.filename, &bytes)?);
+                }
+                return Ok(written);
+            }
+            JobEvent::Failed { message, .. } => return Err(CliError::Job(message)),
+            JobEvent::Cancelled { .. } => {
+                return Err(CliError::Job("the job was cancelled".into()));
+            }
+        }
+    }
+}
+
+fn read_inputs(paths: &[PathBuf]) -> Result<Vec<InputFile>, CliError> {
+    paths
+        .iter()
+        .map(|path| {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| {
+                    CliError::Usage(format!("--input {}: not a file name", path.display()))
+                })?
+                .to_owned();
+            let bytes = std::fs::read(path).map_err(|e| CliError::io(path, e))?;
+            Ok(InputFile {
+                path: path.clone(),
+                name,
+                bytes,
+            })
+        })
+        .collect()
 }
 
 /// A file path when such a file exists, else a template name.
@@ -187,289 +313,6 @@ pub fn parse_settings(sets: &[String]) -> Result<Settings, CliError> {
     Ok(settings)
 }
 
-/// The template to prepare: the named one, or a file's workflow with its parameters
-/// discovered from well-known nodes.
-fn as_template(source: &Source) -> Template {
-    match source {
-        Source::Template(t) => (**t).clone(),
-        Source::File(path, workflow) => Template {
-            name: path
-                .file_stem()
-                .map_or("workflow".into(), |s| s.to_string_lossy().into_owned()),
-            description: String::new(),
-            workflow: workflow.clone(),
-            params: None,
-            models: Vec::new(),
-            path: path.clone(),
-        },
-    }
-}
-
-/// Builds the API prompt for a server: conversion and parameters need its node definitions.
-/// Returns the prompt and the images to upload first.
-pub async fn direct_prompt(
-    client: &ComfyClient,
-    source: &Source,
-    settings: &Settings,
-) -> Result<(Value, Vec<InputImage>), CliError> {
-    let mut uploads = Vec::new();
-    let mut values = settings.values.clone();
-    for image in &settings.images {
-        let checked = images::checked_image(image, 256 * 1024 * 1024)
-            .map_err(|e| CliError::Usage(e.to_string()))?;
-        let name = format!(
-            "{}-{}.{}",
-            Uuid::new_v4().simple(),
-            image.param,
-            checked.extension
-        );
-        values.insert(image.param.clone(), Value::String(name.clone()));
-        uploads.push(InputImage {
-            path: PathBuf::from(&image.filename),
-            name,
-            bytes: image.bytes.clone(),
-        });
-    }
-    if let Source::File(path, workflow) = source
-        && values.is_empty()
-        && workflow.format() == crate::workflow::Format::Api
-    {
-        // An API workflow without parameters runs exactly as written.
-        let _ = path;
-        let prompt = match workflow {
-            Workflow::Api(p) => Value::Object(p.0.clone()),
-            Workflow::Ui(v) => v.clone(),
-        };
-        return Ok((prompt, uploads));
-    }
-    let info = client.object_info().await?;
-    let template = as_template(source);
-    let prepared = if values.is_empty() && matches!(source, Source::File(..)) {
-        Value::Object(template.workflow.to_api(&info)?.0)
-    } else {
-        let prepared = template.prepare(&values, &info)?;
-        if let Some(seed) = prepared.seed {
-            eprintln!("seed {seed}");
-        }
-        prepared.prompt
-    };
-    Ok((prepared, uploads))
-}
-
-/// Boots the fleet, runs the job on it, downloads the outputs, and stops every instance.
-pub async fn run_managed(
-    config: Config,
-    source: Source,
-    settings: Settings,
-    inputs: Vec<InputImage>,
-    out_dir: &Path,
-) -> Result<Vec<PathBuf>, CliError> {
-    let readiness = config.lifecycle.readiness_timeout;
-    let drain = config.lifecycle.drain_timeout;
-    let fleet = Fleet::boot(config).await?;
-    eprintln!("booting {} instance(s)…", fleet.instances.len());
-    let result = run_on_fleet(&fleet, source, settings, inputs, out_dir, readiness).await;
-    fleet.shutdown(drain).await;
-    result
-}
-
-async fn run_on_fleet(
-    fleet: &Fleet,
-    source: Source,
-    settings: Settings,
-    inputs: Vec<InputImage>,
-    out_dir: &Path,
-    readiness: Duration,
-) -> Result<Vec<PathBuf>, CliError> {
-    let ready = fleet
-        .phases
-        .wait_until(|board| board.values().any(|v| v.phase.accepts_jobs()));
-    tokio::select! {
-        _ = ready => {}
-        _ = tokio::time::sleep(readiness) => {
-            return Err(CliError::Job(format!(
-                "no instance became ready within {} (lifecycle.readiness_timeout)",
-                humantime::format_duration(readiness)
-            )));
-        }
-        _ = tokio::signal::ctrl_c() => return Err(CliError::Job("interrupted".into())),
-    }
-    let (template_source, params) = match &source {
-        Source::Template(t) => (JobSource::Template(t.name.clone()), settings.values),
-        Source::File(_, workflow) => (JobSource::Workflow(workflow.clone()), settings.values),
-    };
-    let request = JobRequest {
-        user: UserId::new("cli"),
-        roles: Vec::new(),
-        source: template_source,
-        params,
-        images: settings.images,
-        uploads: inputs.into_iter().map(|i| (i.name, i.bytes)).collect(),
-        extra_data: serde_json::json!({ "comfy_fleet": { "via": "cli" } }),
-    };
-    let handle = &fleet.handle;
-    let submitted = submit(handle, request)
-        .await
-        .map_err(|e| CliError::Job(e.to_string()))?;
-    if let Some(seed) = submitted.seed {
-        eprintln!("seed {seed}");
-    }
-    eprintln!("job {} queued", submitted.job);
-    let sub = handle
-        .events
-        .send(Subscribe(submitted.job))
-        .await
-        .map_err(|e| CliError::Job(e.to_string()))?
-        .ok_or_else(|| CliError::Job("the job vanished from the fleet".into()))?;
-    let mut live = sub.live;
-    let mut pending: std::collections::VecDeque<JobEvent> = sub.past.into();
-    loop {
-        let event = match pending.pop_front() {
-            Some(e) => e,
-            None => tokio::select! {
-                e = live.recv() => match e {
-                    Some(e) => e,
-                    None => return Err(CliError::Job("the job's event stream ended early".into())),
-                },
-                _ = tokio::signal::ctrl_c() => {
-                    let _ = handle.scheduler.send(comfy_fleet_actors::messages::Cancel { job: submitted.job }).await;
-                    return Err(CliError::Job("interrupted: the job was cancelled".into()));
-                }
-            },
-        };
-        match event {
-            JobEvent::Queued { position, .. } => eprintln!("queued, position {position}"),
-            JobEvent::Started {
-                instance, attempt, ..
-            } => eprintln!("running on {instance} (attempt {attempt})"),
-            JobEvent::Executing { node, title, .. } => {
-                eprintln!(
-                    "executing node {node}{}",
-                    title.map(|t| format!(" ({t})")).unwrap_or_default()
-                )
-            }
-            JobEvent::Progress {
-                node, value, max, ..
-            } => eprintln!("  node {node}: {value}/{max}"),
-            JobEvent::Preview { .. } => {}
-            JobEvent::Retrying {
-                attempt, reason, ..
-            } => eprintln!("retrying (attempt {attempt}): {reason}"),
-            JobEvent::Done { outputs, .. } => {
-                let instance = handle.table.get(submitted.job).and_then(|r| r.instance);
-                let source = OutputSource::locate(instance, &fleet.phases)
-                    .map_err(|e| CliError::Job(e.to_string()))?;
-                if outputs.is_empty() {
-                    eprintln!("the job finished without output files");
-                    return Ok(Vec::new());
-                }
-                std::fs::create_dir_all(out_dir).map_err(|e| CliError::io(out_dir, e))?;
-                let mut written = Vec::new();
-                for o in outputs {
-                    let bytes = source
-                        .fetch(&o)
-                        .await
-                        .map_err(|e| CliError::Job(e.to_string()))?;
-                    written.push(write_new_file(out_dir, &o.filename, &bytes)?);
-                }
-                return Ok(written);
-            }
-            JobEvent::Failed { message, .. } => return Err(CliError::Job(message)),
-            JobEvent::Cancelled { .. } => {
-                return Err(CliError::Job("the job was cancelled".into()));
-            }
-        }
-    }
-}
-
-/// An input file read into memory, with the name it is uploaded under.
-#[derive(Debug, Clone)]
-pub struct InputImage {
-    pub path: PathBuf,
-    pub name: String,
-    pub bytes: Vec<u8>,
-}
-
-fn read_inputs(paths: &[PathBuf]) -> Result<Vec<InputImage>, CliError> {
-    paths
-        .iter()
-        .map(|path| {
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .ok_or_else(|| {
-                    CliError::Usage(format!("--input {}: not a file name", path.display()))
-                })?
-                .to_owned();
-            let bytes = std::fs::read(path).map_err(|e| CliError::io(path, e))?;
-            Ok(InputImage {
-                path: path.clone(),
-                name,
-                bytes,
-            })
-        })
-        .collect()
-}
-
-/// Runs `prompt` on `client`: uploads `inputs`, runs it (progress on stderr), and downloads
-/// every output file into `out_dir`. Returns the written paths, in output order.
-pub async fn execute(
-    client: &ComfyClient,
-    prompt: &Value,
-    inputs: &[InputImage],
-    out_dir: &Path,
-    options: &RunOptions,
-) -> Result<Vec<PathBuf>, CliError> {
-    client.system_stats().await?;
-    for input in inputs {
-        let stored = client
-            .upload_image(&Upload {
-                filename: &input.name,
-                bytes: &input.bytes,
-                subfolder: "",
-                overwrite: true,
-                folder: FolderType::Input,
-            })
-            .await?;
-        eprintln!(
-            "uploaded {} as {}",
-            input.path.display(),
-            stored.load_image_name()
-        );
-    }
-
-    let prompt_id = Uuid::new_v4();
-    eprintln!("submitting prompt {prompt_id} to {}", client.url());
-    let mut progress = ProgressReport::new(prompt);
-    let outcome = client
-        .run_prompt(prompt_id, prompt, None, options, |e| progress.show(e))
-        .await?;
-    save_outputs(client, &outcome, out_dir).await
-}
-
-async fn save_outputs(
-    client: &ComfyClient,
-    outcome: &PromptOutcome,
-    out_dir: &Path,
-) -> Result<Vec<PathBuf>, CliError> {
-    for (node, texts) in &outcome.texts {
-        for text in texts {
-            eprintln!("node {node} text: {text}");
-        }
-    }
-    if outcome.files.is_empty() {
-        eprintln!("the prompt finished without output files");
-        return Ok(Vec::new());
-    }
-    std::fs::create_dir_all(out_dir).map_err(|e| CliError::io(out_dir, e))?;
-    let mut written = Vec::new();
-    for (_, file) in &outcome.files {
-        let bytes = client.view(file).await?;
-        written.push(write_new_file(out_dir, &file.filename, &bytes)?);
-    }
-    Ok(written)
-}
-
 /// Writes `bytes` to `dir/name`, or `dir/stem-1.ext`, `-2`… if taken; never replaces a file.
 pub fn write_new_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, CliError> {
     // The server chose the name: keep only its last component.
@@ -503,58 +346,6 @@ pub fn write_new_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, C
         }
     }
     unreachable!("u32 range exhausted while looking for a free file name")
-}
-
-/// Prints a prompt's progress on stderr, naming nodes by id, class and title.
-struct ProgressReport<'a> {
-    prompt: &'a Value,
-}
-
-impl<'a> ProgressReport<'a> {
-    fn new(prompt: &'a Value) -> Self {
-        Self { prompt }
-    }
-
-    fn node_label(&self, id: &str) -> String {
-        let node = &self.prompt[id];
-        let class = node["class_type"].as_str().unwrap_or("?");
-        match node["_meta"]["title"].as_str() {
-            Some(title) if title != class => format!("node {id} ({class}, \"{title}\")"),
-            _ => format!("node {id} ({class})"),
-        }
-    }
-
-    fn show(&mut self, event: &ServerEvent) {
-        match event {
-            ServerEvent::Message(WsMessage::ExecutionStart(_)) => eprintln!("started"),
-            ServerEvent::Message(WsMessage::ExecutionCached(d)) if !d.nodes.is_empty() => {
-                eprintln!("cached: {}", d.nodes.join(", "))
-            }
-            ServerEvent::Message(WsMessage::Executing(d)) => {
-                if let Some(node) = &d.node {
-                    eprintln!("executing {}", self.node_label(node));
-                }
-            }
-            ServerEvent::Message(WsMessage::Progress(d)) => {
-                let node = d.node.as_deref().unwrap_or("?");
-                eprintln!(
-                    "{}: step {}/{}",
-                    self.node_label(node),
-                    d.value as u64,
-                    d.max as u64
-                );
-            }
-            ServerEvent::Message(WsMessage::ExecutionSuccess(_)) => eprintln!("finished"),
-            ServerEvent::Binary(BinaryFrame::Text { node_id, text }) => {
-                eprintln!("{}: {}", self.node_label(node_id), text.trim_end())
-            }
-            ServerEvent::ConnectionLost { reason } => {
-                eprintln!("connection lost ({reason}); resynchronising")
-            }
-            ServerEvent::Reconnected => eprintln!("reconnected"),
-            _ => {}
-        }
-    }
 }
 
 #[cfg(test)]

@@ -346,9 +346,6 @@ pub struct FreeRequest {
 // GET /history
 // ---------------------------------------------------------------------------------------------
 
-/// `GET /history` or `GET /history/{id}`: entries by prompt id, oldest first.
-pub type HistoryMap = Map<String, Value>;
-
 /// One finished prompt in `/history`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEntry {

@@ -1,8 +1,10 @@
 //! Boot and shutdown of the whole fleet.
 //!
-//! Boot: sweep what a crashed previous run left behind, discover the GPUs, load the templates,
-//! start the scheduler, rate limiter, event hub, metrics reporter and GPU monitor, then one
-//! instance actor per planned instance. Shutdown is the reverse and is awaited: the scheduler
+//! [`preflight`] checks everything that can be known before anything starts (the config's
+//! values, the GPUs, the templates, the instance plan): `check-config` runs it too, so the two
+//! agree. Boot then sweeps what a crashed previous run left behind, starts the scheduler, rate
+//! limiter, event hub, metrics reporter and GPU monitor, then one instance actor per planned
+//! instance. Shutdown is the reverse and is awaited: the scheduler
 //! drains (running jobs may finish until the deadline), then every instance stops its process
 //! group, so nothing outlives the fleet.
 
@@ -12,19 +14,15 @@ use std::time::Duration;
 
 use actix::{Actor, Addr};
 use comfy_fleet_actors::gpu_monitor::GpuMonitor;
-use comfy_fleet_actors::instance::{
-    BackendFactory, BackoffConfig, Instance, InstanceConfig, InstanceMode, InstanceSetup,
-    RestartIntensity,
-};
+use comfy_fleet_actors::instance::{BackendFactory, Instance, InstanceMode, InstanceSetup};
 use comfy_fleet_actors::messages::{InstanceHandle, RegisterInstance, Shutdown};
 use comfy_fleet_actors::ports::{Backend, LaunchSpec, Launcher};
-use comfy_fleet_actors::rate_limit::{RateLimitConfig, RateLimiter, WindowLimit};
-use comfy_fleet_actors::scheduling::{Scheduler, SchedulerConfig};
-use comfy_fleet_actors::{InstanceId, UserId};
+use comfy_fleet_actors::rate_limit::RateLimiter;
+use comfy_fleet_actors::scheduling::Scheduler;
 use futures_util::future::join_all;
 
 use crate::comfy::{ClientConfig, ComfyBackend, ComfyClient, RunOptions};
-use crate::config::{BackendKind, Config};
+use crate::config::{BackendKind, Config, ConfigError};
 use crate::fleet::FleetHandle;
 use crate::fleet::catalog::Catalog;
 use crate::fleet::events::JobEventHub;
@@ -32,13 +30,17 @@ use crate::fleet::metrics::{GpuView, MetricsReporter};
 use crate::fleet::plan::{InstancePlan, PlanKind, plan_instances};
 use crate::fleet::recorded_uploads::RecordedUploads;
 use crate::fleet::watch::{InstanceWatch, PhaseBoard};
-use crate::gpu::{GpuSource, discover};
-use crate::launch::{InstanceFolders, ProcessLauncher, sweep_stale};
+use crate::gpu::{Discovery, discover};
+use crate::launch::{InstanceFolders, ProcessLauncher, StateLock, StateLockError, sweep_stale};
 use crate::workflow::{TemplateSet, WorkflowError};
 
 /// Why the fleet could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    StateLock(#[from] StateLockError),
     #[error("cannot use the state folder {path}: {reason}")]
     StateDir { path: String, reason: String },
     #[error(transparent)]
@@ -51,19 +53,59 @@ pub enum BootError {
     NoInstances,
 }
 
+/// What a config sets up, checked before anything starts.
+pub struct Preflight {
+    pub discovery: Discovery,
+    pub templates: TemplateSet,
+    pub plans: Vec<InstancePlan>,
+}
+
+/// Every check that can be made before anything starts: the config's values, GPU discovery,
+/// the templates and the instance plan (attached URLs included). `check-config` runs exactly
+/// this; `serve` and `run` run it first.
+pub fn preflight(config: &Config) -> Result<Preflight, BootError> {
+    config.validate()?;
+    let declared = config.gpus.declared_gpus();
+    let discovery = discover(
+        config.gpus.discovery,
+        &declared,
+        config.gpus.nvml_library.as_deref(),
+    )?;
+    let templates = TemplateSet::load(&config.workflows.dir)?;
+    let plans = plan_instances(config, &discovery.gpus);
+    if plans.is_empty() {
+        return Err(BootError::NoInstances);
+    }
+    for plan in &plans {
+        if let PlanKind::Attached { url } = &plan.kind {
+            ComfyClient::new(url, ClientConfig::default())
+                .map_err(|e| BootError::Setting(format!("remote `{}`: {e}", plan.id)))?;
+        }
+    }
+    Ok(Preflight {
+        discovery,
+        templates,
+        plans,
+    })
+}
+
 /// A running fleet.
 pub struct Fleet {
     pub handle: FleetHandle,
     pub instances: Vec<(InstancePlan, Addr<Instance>)>,
-    /// Phases of every instance, updated as they report.
-    pub phases: PhaseBoard,
-    pub gpu_source: GpuSource,
     _monitor: Addr<GpuMonitor>,
+    /// Held while the fleet runs launched instances: one comfy-fleet per state folder.
+    _state_lock: Option<StateLock>,
 }
 
 impl Fleet {
-    /// Starts everything. Must run inside an actix system.
-    pub async fn boot(config: Config) -> Result<Self, BootError> {
+    /// Starts everything after a successful [`preflight`]. Must run inside an actix system.
+    pub async fn boot(config: Config, preflight: Preflight) -> Result<Self, BootError> {
+        let Preflight {
+            discovery,
+            templates,
+            plans,
+        } = preflight;
         let config = Arc::new(config);
         let demo = config.comfyui.backend_kind() == BackendKind::Demo;
         let state_root = config.comfyui.state_dir.clone();
@@ -71,35 +113,39 @@ impl Fleet {
             path: state_root.display().to_string(),
             reason: e.to_string(),
         };
-        std::fs::create_dir_all(&state_root).map_err(|e| state_err(&e))?;
-        match sweep_stale(&state_root) {
-            Ok(report) => tracing::info!(
-                state_dir = %state_root.display(),
-                killed_groups = report.killed.len(),
-                ephemeral_removed = report.ephemeral_removed,
-                records_removed = report.records_removed,
-                "start-up sweep done"
-            ),
-            Err(e) => {
-                tracing::warn!(state_dir = %state_root.display(), "start-up sweep incomplete: {e}")
+        // Only launched instances need the state folder (an attached server keeps its files).
+        let managed = plans
+            .iter()
+            .any(|p| matches!(p.kind, PlanKind::Managed { .. }));
+        let mut state_lock = None;
+        let mut launcher: Option<Rc<dyn Launcher>> = None;
+        if managed {
+            std::fs::create_dir_all(&state_root).map_err(|e| state_err(&e))?;
+            state_lock = Some(StateLock::acquire(&state_root)?);
+            match sweep_stale(&state_root) {
+                Ok(report) => tracing::info!(
+                    state_dir = %state_root.display(),
+                    killed_groups = report.killed.len(),
+                    ephemeral_removed = report.ephemeral_removed,
+                    records_removed = report.records_removed,
+                    "start-up sweep done"
+                ),
+                Err(e) => {
+                    tracing::warn!(state_dir = %state_root.display(), "start-up sweep incomplete: {e}")
+                }
             }
+            launcher = Some(Rc::new(
+                ProcessLauncher::new(&state_root).map_err(|e| state_err(&e))?,
+            ));
         }
 
-        let declared = config.gpus.declared_gpus();
-        let discovery = discover(
-            config.gpus.discovery,
-            &declared,
-            config.gpus.nvml_library.as_deref(),
-        )?;
         tracing::info!(source = %discovery.source, gpus = discovery.gpus.len(), "GPUs found");
-
-        let templates = TemplateSet::load(&config.workflows.dir)?;
         tracing::info!(dir = %config.workflows.dir.display(), templates = ?templates.names(), "templates loaded");
 
-        let scheduler = Scheduler::new(scheduler_config(&config));
+        let scheduler = Scheduler::new(config.scheduler.clone());
         let table = scheduler.table();
         let scheduler = scheduler.start();
-        let limiter = RateLimiter::new(rate_limit_config(&config)).start();
+        let limiter = RateLimiter::new(config.limits.clone()).start();
         let events = JobEventHub::new(
             config.scheduler.job_retention,
             Some(limiter.clone().recipient()),
@@ -127,28 +173,16 @@ impl Fleet {
         )
         .start();
 
-        let plans = plan_instances(&config, &discovery.gpus);
-        for plan in &plans {
-            if let PlanKind::Attached { url } = &plan.kind {
-                ComfyClient::new(url, ClientConfig::default())
-                    .map_err(|e| BootError::Setting(format!("remote `{}`: {e}", plan.id)))?;
-            }
-        }
-        if plans.is_empty() {
-            return Err(BootError::NoInstances);
-        }
         if demo {
             tracing::warn!(
                 "DEMO BACKEND: instances are fake-comfyui (no GPU work, real protocol, real PNGs); \
                  set comfyui.path to a ComfyUI checkout to run the real thing"
             );
         }
-        let launcher: Rc<dyn Launcher> =
-            Rc::new(ProcessLauncher::new(&state_root).map_err(|e| state_err(&e))?);
-        let instance_config = instance_config(&config);
-        instance_config
-            .validate()
-            .map_err(|e| BootError::Setting(e.to_string()))?;
+        let instance_config = comfy_fleet_actors::instance::InstanceConfig {
+            warmup_prompt: config.lifecycle.warmup.then(warmup_prompt),
+            ..config.lifecycle.clone()
+        };
         let (command, working_dir) = config.comfyui.launch_command();
         let mut instances = Vec::new();
         for plan in plans {
@@ -176,7 +210,9 @@ impl Fleet {
                             state_dir,
                         }
                     },
-                    launcher: Rc::clone(&launcher),
+                    launcher: launcher.clone().ok_or_else(|| {
+                        BootError::Setting(format!("instance {}: no launcher", plan.id))
+                    })?,
                 },
                 PlanKind::Attached { url } => InstanceMode::Attach { url: url.clone() },
             };
@@ -210,20 +246,16 @@ impl Fleet {
             table,
             catalog: Arc::new(Catalog::new(templates)),
             gpus,
+            phases,
+            gpu_source: discovery.source,
             demo,
         };
         Ok(Self {
             handle,
             instances,
-            phases,
-            gpu_source: discovery.source,
             _monitor: monitor,
+            _state_lock: state_lock,
         })
-    }
-
-    /// The ids of the instances.
-    pub fn instance_ids(&self) -> Vec<InstanceId> {
-        self.instances.iter().map(|(p, _)| p.id.clone()).collect()
     }
 
     /// Stops everything: the queue drains until `deadline` (running jobs may finish), then every
@@ -235,6 +267,22 @@ impl Fleet {
         }
         self.stop_instances(self.handle.config.lifecycle.stop_grace)
             .await;
+    }
+
+    /// Stops at once: every queued and running job is failed (its submitter is told the fleet
+    /// shut down), then every instance stops without waiting.
+    pub async fn stop_now(&self) {
+        if let Err(e) = self
+            .handle
+            .scheduler
+            .send(Shutdown {
+                deadline: Duration::ZERO,
+            })
+            .await
+        {
+            tracing::warn!("scheduler did not stop: {e}");
+        }
+        self.stop_instances(Duration::ZERO).await;
     }
 
     /// Stops every instance: each has `deadline` to finish its jobs (then they are cancelled),
@@ -277,68 +325,6 @@ fn backend_factory(folders: Option<InstanceFolders>) -> BackendFactory {
             None => backend,
         }
     })
-}
-
-fn scheduler_config(config: &Config) -> SchedulerConfig {
-    let s = &config.scheduler;
-    SchedulerConfig {
-        queue_capacity: s.queue_capacity,
-        pipeline_depth: s.pipeline_depth,
-        max_retries: s.max_retries,
-        vram_headroom_bytes: (s.vram_headroom_mb > 0).then_some(s.vram_headroom_mb * 1024 * 1024),
-        job_retention: s.job_retention,
-        loaded_models_per_instance: s.loaded_models_per_instance,
-        affinity_lookahead: s.affinity_lookahead,
-        affinity_rounds_ahead: s.affinity_rounds_ahead,
-        affinity_wait: s.affinity_wait,
-        max_overtakes: s.max_overtakes,
-        position_updates_first: s.position_updates_first,
-        position_update_change: s.position_update_change,
-        eta_update_change: s.eta_update_change,
-        ..SchedulerConfig::default()
-    }
-}
-
-fn rate_limit_config(config: &Config) -> RateLimitConfig {
-    let l = &config.limits;
-    RateLimitConfig {
-        per_user: vec![WindowLimit::new(l.user_jobs, l.user_window)],
-        global: vec![WindowLimit::new(l.global_jobs, l.global_window)],
-        max_concurrent_per_user: (l.user_concurrent > 0).then_some(l.user_concurrent),
-        exempt_users: l
-            .exempt_users
-            .iter()
-            .map(|u| UserId::new(u.clone()))
-            .collect(),
-        exempt_roles: l.exempt_roles.clone(),
-        ..RateLimitConfig::default()
-    }
-}
-
-/// The lifecycle settings as the instance actor takes them.
-pub fn instance_config(config: &Config) -> InstanceConfig {
-    let l = &config.lifecycle;
-    InstanceConfig {
-        readiness_timeout: l.readiness_timeout,
-        health_interval: l.health_interval,
-        health_failures: l.health_failures,
-        warmup_prompt: l.warmup.then(warmup_prompt),
-        job_silence: l.job_silence_timeout,
-        stop_grace: l.stop_grace,
-        backoff: BackoffConfig {
-            initial: l.restart_backoff_initial,
-            max: l.restart_backoff_max,
-            multiplier: l.restart_backoff_multiplier,
-            jitter: l.restart_jitter,
-        },
-        restart_intensity: RestartIntensity {
-            // `crash_loop_max_crashes` crashes quarantine: the ones before it were restarted.
-            max_restarts: l.crash_loop_max_crashes.saturating_sub(1),
-            period: l.crash_loop_window,
-            cooldown: l.quarantine_cooldown,
-        },
-        ..InstanceConfig::default()
-    }
 }
 
 /// A tiny prompt any ComfyUI runs without models: an 8×8 image, previewed.

@@ -75,11 +75,4 @@ impl Catalog {
         }
         Err(SubmitFailure::NotReady(last_error))
     }
-
-    /// Sets the node definitions (e.g. read from a file) instead of fetching them.
-    pub fn set_object_info(&self, info: ObjectInfo) {
-        if let Ok(mut guard) = self.object_info.write() {
-            *guard = Some(Arc::new(info));
-        }
-    }
 }

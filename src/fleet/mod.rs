@@ -1,4 +1,6 @@
-//! The running fleet: boot and shutdown of all actors, and the shared pieces submitters use.
+//! The running fleet: boot and shutdown of all actors, and the one path a job takes whoever
+//! submits it (CLI, HTTP, Discord): [`submit::submit`], then [`FleetHandle::follow`] for its
+//! events, then [`FleetHandle::output`] for its files.
 
 pub mod boot;
 pub mod catalog;
@@ -14,16 +16,22 @@ pub mod watch;
 use std::sync::Arc;
 
 use actix::Addr;
-use comfy_fleet_actors::UserId;
+use bytes::Bytes;
+use comfy_fleet_actors::job::JobOutput;
 use comfy_fleet_actors::rate_limit::RateLimiter;
 use comfy_fleet_actors::scheduling::{JobTable, Scheduler};
+use comfy_fleet_actors::{JobEvent, JobId};
+use futures_util::Stream;
 
 use crate::config::Config;
 use crate::fleet::catalog::Catalog;
-use crate::fleet::events::JobEventHub;
+use crate::fleet::events::{JobEventHub, Subscribe};
 use crate::fleet::metrics::GpuView;
+use crate::fleet::outputs::{OutputError, OutputSource};
+use crate::fleet::watch::PhaseBoard;
+use crate::gpu::GpuSource;
 
-pub use boot::{BootError, Fleet};
+pub use boot::{BootError, Fleet, Preflight, preflight};
 
 /// What front ends hold to use the fleet: cheap to clone, usable from any thread.
 #[derive(Clone)]
@@ -37,19 +45,69 @@ pub struct FleetHandle {
     pub catalog: Arc<Catalog>,
     /// The latest GPU sample.
     pub gpus: GpuView,
+    /// Phases of every instance, updated as they report.
+    pub phases: PhaseBoard,
+    /// Where the GPU list came from.
+    pub gpu_source: GpuSource,
     /// Whether the instances are the demo backend (`fake-comfyui`).
     pub demo: bool,
 }
 
-/// Priority of operator-chosen users and roles.
-pub const PRIORITY_BOOST: i32 = 10;
+/// Why a job cannot be followed.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    #[error("no job {0} is known to the fleet (finished jobs are forgotten after a while)")]
+    UnknownJob(JobId),
+    #[error("the fleet is not answering: {0}")]
+    Unavailable(String),
+}
 
 impl FleetHandle {
-    /// The scheduling priority of a user with these roles.
-    pub fn priority_of(&self, user: &UserId, roles: &[String]) -> i32 {
-        let s = &self.config.scheduler;
-        let chosen = s.priority_users.iter().any(|u| u == &user.0)
-            || roles.iter().any(|r| s.priority_roles.contains(r));
-        if chosen { PRIORITY_BOOST } else { 0 }
+    /// Every event of `job`: the ones so far, then the live ones. The stream ends after the
+    /// final event (`Done`, `Failed` or `Cancelled`).
+    pub async fn follow(
+        &self,
+        job: JobId,
+    ) -> Result<impl Stream<Item = JobEvent> + Unpin + use<>, FollowError> {
+        let subscription = self
+            .events
+            .send(Subscribe(job))
+            .await
+            .map_err(|e| FollowError::Unavailable(e.to_string()))?
+            .ok_or(FollowError::UnknownJob(job))?;
+        let past = futures_util::stream::iter(subscription.past);
+        let live = futures_util::stream::unfold(subscription.live, |mut live| async move {
+            live.recv().await.map(|event| (event, live))
+        });
+        // Nothing follows a final event; stop right after it.
+        let mut ended = false;
+        Ok(Box::pin(futures_util::StreamExt::take_while(
+            futures_util::StreamExt::chain(past, live),
+            move |event| {
+                let go_on = !ended;
+                ended = ended || event.is_final();
+                std::future::ready(go_on)
+            },
+        )))
+    }
+
+    /// The bytes of output `index` of a finished job, with what the job recorded of it.
+    pub async fn output(
+        &self,
+        job: JobId,
+        index: usize,
+    ) -> Result<(JobOutput, Bytes), OutputError> {
+        let record = self.table.get(job).ok_or(OutputError::UnknownJob(job))?;
+        let output = record
+            .outputs
+            .get(index)
+            .cloned()
+            .ok_or(OutputError::NoSuchOutput {
+                index,
+                count: record.outputs.len(),
+            })?;
+        let source = OutputSource::locate(record.instance.clone(), &self.phases)?;
+        let bytes = source.fetch(&output).await?;
+        Ok((output, bytes))
     }
 }

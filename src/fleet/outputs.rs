@@ -3,8 +3,8 @@
 //! both ask that instance's `/view`.
 
 use bytes::Bytes;
-use comfy_fleet_actors::InstanceId;
 use comfy_fleet_actors::job::JobOutput;
+use comfy_fleet_actors::{InstanceId, JobId};
 
 use crate::comfy::protocol::FileRef;
 use crate::comfy::{ClientConfig, ComfyClient, ComfyError};
@@ -13,6 +13,10 @@ use crate::fleet::watch::PhaseBoard;
 /// Why a job's output could not be fetched.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
+    #[error("no job {0} is known to the fleet (finished jobs are forgotten after a while)")]
+    UnknownJob(JobId),
+    #[error("the job has {count} outputs; index {index} does not exist")]
+    NoSuchOutput { index: usize, count: usize },
     #[error("the job has no instance on record")]
     NoInstance,
     #[error("instance {0}, which holds the job's outputs, is not reachable now")]

@@ -198,7 +198,10 @@ async fn prepare(
         }
     };
     let models = models_in(&prompt);
-    let priority = fleet.priority_of(&request.user, &request.roles);
+    let priority = fleet
+        .config
+        .scheduler
+        .priority_of(&request.user.0, &request.roles);
     let spec = JobSpec {
         id: job,
         user: request.user.clone(),

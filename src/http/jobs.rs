@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::fleet::events::{Subscribe, Subscription};
 use crate::fleet::images::InputImage;
-use crate::fleet::outputs::OutputSource;
+use crate::fleet::outputs::OutputError;
 use crate::fleet::submit::{JobRequest, JobSource, SubmitFailure, submit};
 use crate::http::ApiState;
 use crate::http::error::ApiError;
@@ -310,20 +310,16 @@ pub async fn output(
             .to_lowercase(),
         ));
     }
-    let file = record.outputs.get(n).ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "job {} has {} outputs; index {n} does not exist",
-            record.id,
-            record.outputs.len()
-        ))
-    })?;
-    let bytes = async {
-        OutputSource::locate(record.instance.clone(), &state.phases)?
-            .fetch(file)
-            .await
-    }
-    .await
-    .map_err(|e| ApiError::Upstream(e.to_string()))?;
+    let (file, bytes) = state
+        .fleet
+        .output(record.id, n)
+        .await
+        .map_err(|e| match e {
+            e @ (OutputError::NoSuchOutput { .. } | OutputError::UnknownJob(_)) => {
+                ApiError::NotFound(format!("job {}: {e}", record.id))
+            }
+            e => ApiError::Upstream(e.to_string()),
+        })?;
     let mime = mime_guess::from_path(&file.filename).first_or_octet_stream();
     Ok(HttpResponse::Ok()
         .content_type(mime.essence_str())

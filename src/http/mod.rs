@@ -14,18 +14,29 @@ use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, guard, web};
 
 use crate::fleet::FleetHandle;
-use crate::fleet::watch::PhaseBoard;
-use crate::gpu::GpuSource;
 use crate::http::auth::TokenMap;
 use crate::http::error::ApiError;
+use crate::shutdown::Shutdown;
 
 /// What every handler reads.
 #[derive(Clone)]
 pub struct ApiState {
     pub fleet: FleetHandle,
-    pub phases: PhaseBoard,
     pub tokens: TokenMap,
-    pub gpu_source: GpuSource,
+    /// Whether the program is stopping (`/readyz` says so).
+    pub shutdown: Shutdown,
+}
+
+impl ApiState {
+    pub fn new(fleet: FleetHandle, shutdown: Shutdown) -> Self {
+        let http = &fleet.config.http;
+        let tokens = TokenMap::new(http.tokens.clone(), http.anonymous_user.clone());
+        Self {
+            fleet,
+            tokens,
+            shutdown,
+        }
+    }
 }
 
 /// Registers the routes.
@@ -67,14 +78,9 @@ pub struct ApiServer {
     pub handle: ServerHandle,
 }
 
-/// Binds `listen` and starts the API server on the current actix system.
-pub fn start(state: ApiState, listen: SocketAddr) -> std::io::Result<ApiServer> {
-    start_on(state, std::net::TcpListener::bind(listen)?)
-}
-
 /// Starts the API server on an already bound listener (so `serve` can bind before it boots
 /// the instances, and fail early when the address is taken).
-pub fn start_on(state: ApiState, listener: std::net::TcpListener) -> std::io::Result<ApiServer> {
+pub fn start(state: ApiState, listener: std::net::TcpListener) -> std::io::Result<ApiServer> {
     let max_body = state.fleet.config.http.max_body_mb as usize * 1024 * 1024;
     let addr = listener.local_addr()?;
     let data = web::Data::new(state);

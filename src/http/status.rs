@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::fleet::metrics::render_prometheus;
 use crate::http::ApiState;
 use crate::http::error::ApiError;
+use crate::shutdown::Stage;
 
 /// The scheduler's view of instances, queue and jobs.
 async fn scheduler_snapshot(state: &ApiState) -> Result<SchedulerSnapshot, ApiError> {
@@ -22,7 +23,7 @@ async fn scheduler_snapshot(state: &ApiState) -> Result<SchedulerSnapshot, ApiEr
 /// `GET /v1/status`: instances, GPUs and the queue.
 pub async fn status(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let snap = scheduler_snapshot(&state).await?;
-    let board = state.phases.snapshot();
+    let board = state.fleet.phases.snapshot();
     let instances: Vec<_> = snap
         .instances
         .iter()
@@ -50,7 +51,7 @@ pub async fn status(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError
         } else {
             "ComfyUI"
         },
-        "gpu_source": state.gpu_source,
+        "gpu_source": state.fleet.gpu_source,
         "gpus": state.fleet.gpus.get(),
         "instances": instances,
         "queue": { "depth": snap.queue_depth, "capacity": snap.queue_capacity },
@@ -74,11 +75,17 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: at least one instance takes jobs.
+/// `GET /readyz`: at least one instance takes jobs, and the program is not stopping.
 pub async fn readyz(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
-    let ready = state.phases.ready();
+    if state.shutdown.stage() != Stage::Running {
+        return Err(ApiError::Unavailable(
+            "comfy-fleet is shutting down and takes no new jobs".into(),
+        ));
+    }
+    let ready = state.fleet.phases.ready();
     if ready == 0 {
         let phases: Vec<String> = state
+            .fleet
             .phases
             .snapshot()
             .iter()

@@ -17,6 +17,7 @@ pub mod record;
 pub mod safe_name;
 mod spawner;
 pub mod stale;
+pub mod state_lock;
 pub mod stopper;
 
 pub use ephemeral::{CleanReport, EphemeralManifest};
@@ -25,3 +26,4 @@ pub use launcher::ProcessLauncher;
 pub use record::InstanceRecord;
 pub use safe_name::{UnsafeName, checked_relative_path};
 pub use stale::{KilledGroup, SweepError, SweepReport, sweep_stale};
+pub use state_lock::{StateLock, StateLockError};

@@ -60,16 +60,16 @@ impl FleetSpec {
             sections: BTreeMap::new(),
             workflows_dir: None,
         };
-        for (key, value) in [
-            ("readiness_timeout", "\"30s\""),
-            ("health_interval", "\"1s\""),
-            ("restart_backoff_initial", "\"100ms\""),
-            ("restart_backoff_max", "\"1s\""),
-            ("restart_jitter", "0.1"),
-            ("stop_grace", "\"5s\""),
-            ("drain_timeout", "\"30s\""),
+        for (section, key, value) in [
+            ("lifecycle", "readiness_timeout", "\"30s\""),
+            ("lifecycle", "health_interval", "\"1s\""),
+            ("lifecycle", "stop_grace", "\"5s\""),
+            ("lifecycle.backoff", "initial", "\"100ms\""),
+            ("lifecycle.backoff", "max", "\"1s\""),
+            ("lifecycle.backoff", "jitter", "0.1"),
+            ("shutdown", "drain_timeout", "\"30s\""),
         ] {
-            spec = spec.set("lifecycle", key, value);
+            spec = spec.set(section, key, value);
         }
         spec.set("logging", "metrics_interval", "\"1h\"")
             .set("logging", "level", "\"info\"")

@@ -59,7 +59,7 @@ pub struct InstanceSetup {
 /// Why an instance cannot be built.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum InstanceSetupError {
-    #[error("instance {instance}: {source}")]
+    #[error("instance {instance}: setting `{}` {source}", source.key())]
     Config {
         instance: InstanceId,
         #[source]

@@ -1,8 +1,9 @@
-//! The named intervals and limits of one instance's lifecycle, as the operator configures them.
+//! The named intervals and limits of one instance's lifecycle: the `[lifecycle]` section of
+//! config.toml as it is read.
 //!
-//! The lead maps `config.toml` onto [`InstanceConfig`]; every field has a default, durations are
-//! written the humantime way (`"500ms"`, `"2m"`), and [`InstanceConfig::validate`] refuses values
-//! that would make the policies meaningless (a multiplier below 1, a jitter of 100 %…).
+//! Every field has a default, durations are written the humantime way (`"500ms"`, `"2m"`), and
+//! [`InstanceConfig::validate`] refuses values that would make the policies meaningless (a
+//! multiplier below 1, a jitter of 100 %…), naming the setting.
 
 use std::time::Duration;
 
@@ -27,8 +28,10 @@ pub struct InstanceConfig {
     pub health_interval: Duration,
     /// Consecutive failed health pings that make the instance count as crashed.
     pub health_failures: u32,
-    /// An API-format prompt run once after each start, before the instance accepts jobs (loads
-    /// the usual models into memory). `None` skips the warm-up.
+    /// Run a tiny prompt once after each start, before the instance accepts jobs.
+    pub warmup: bool,
+    /// The API-format prompt `warmup` runs (set by the program, not read from the file).
+    #[serde(skip)]
     pub warmup_prompt: Option<serde_json::Value>,
     /// Per-job watchdog: how long a running job may stay without any execution event before the
     /// instance asks ComfyUI where the prompt stands.
@@ -51,6 +54,7 @@ impl Default for InstanceConfig {
             control_timeout: Duration::from_secs(5),
             health_interval: Duration::from_secs(10),
             health_failures: 3,
+            warmup: false,
             warmup_prompt: None,
             job_silence: Duration::from_secs(600),
             stop_grace: Duration::from_secs(10),
@@ -108,29 +112,33 @@ impl Default for RestartIntensity {
     }
 }
 
-/// A configuration value that the policies cannot work with.
+/// A configuration value that the policies cannot work with. [`InstanceConfigError::key`] names
+/// the setting; the message says what is wrong and what to use instead.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum InstanceConfigError {
-    #[error(
-        "instance setting `{field}` must be longer than zero; set it to a duration such as \"1s\""
-    )]
+    #[error("must be longer than zero; set it to a duration such as \"1s\"")]
     ZeroDuration { field: &'static str },
-    #[error(
-        "instance setting `health_failures` must be at least 1 (it is the number of failed pings that count as a crash)"
-    )]
+    #[error("must be at least 1 (it is the number of failed pings in a row that count as a crash)")]
     ZeroHealthFailures,
-    #[error(
-        "instance setting `backoff.multiplier` is {0}; it must be a finite number of at least 1.0 (2.0 doubles each delay)"
-    )]
+    #[error("is {0}; it must be a finite number of at least 1.0 (2.0 doubles each delay)")]
     Multiplier(f64),
-    #[error(
-        "instance setting `backoff.jitter` is {0}; it must be a fraction in [0, 1), e.g. 0.2 for ±20 %"
-    )]
+    #[error("is {0}; it must be a fraction in [0, 1), e.g. 0.2 for ±20 %")]
     Jitter(f64),
-    #[error(
-        "instance setting `backoff.initial` ({initial}) is longer than `backoff.max` ({max}); lower `initial` or raise `max`"
-    )]
+    #[error("({initial}) is longer than `backoff.max` ({max}); lower `initial` or raise `max`")]
     BackoffBounds { initial: String, max: String },
+}
+
+impl InstanceConfigError {
+    /// The setting at fault, as written in the `[lifecycle]` section (`backoff.jitter`).
+    pub fn key(&self) -> &'static str {
+        match self {
+            Self::ZeroDuration { field } => field,
+            Self::ZeroHealthFailures => "health_failures",
+            Self::Multiplier(_) => "backoff.multiplier",
+            Self::Jitter(_) => "backoff.jitter",
+            Self::BackoffBounds { .. } => "backoff.initial",
+        }
+    }
 }
 
 impl InstanceConfig {
@@ -222,7 +230,7 @@ mod tests {
             ..InstanceConfig::default()
         };
         let err = cfg.validate().unwrap_err();
-        assert!(err.to_string().contains("health_interval"), "{err}");
+        assert_eq!(err.key(), "health_interval", "{err}");
         let mut cfg = InstanceConfig::default();
         cfg.backoff.initial = Duration::from_secs(120);
         assert!(matches!(

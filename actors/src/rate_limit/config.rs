@@ -1,4 +1,5 @@
-//! The rate limiter's settings (`[rate_limit]` in config.toml), with defaults and validation.
+//! The rate limiter's settings: the `[limits]` section of config.toml as it is read, with its
+//! defaults and validation.
 
 use std::time::Duration;
 
@@ -29,8 +30,8 @@ pub struct RateLimitConfig {
     pub per_user: Vec<WindowLimit>,
     /// Limits for everyone together.
     pub global: Vec<WindowLimit>,
-    /// Most jobs one user may have queued or running at once; `None`: no cap.
-    pub max_concurrent_per_user: Option<u32>,
+    /// Most jobs one user may have queued or running at once; 0: no cap.
+    pub user_concurrent: u32,
     /// Users no limit applies to (operators).
     pub exempt_users: Vec<UserId>,
     /// Roles (e.g. Discord role names or ids) no limit applies to.
@@ -44,9 +45,9 @@ pub struct RateLimitConfig {
 impl Default for RateLimitConfig {
     fn default() -> Self {
         Self {
-            per_user: vec![WindowLimit::new(5, Duration::from_secs(60))],
-            global: vec![WindowLimit::new(100, Duration::from_secs(60))],
-            max_concurrent_per_user: Some(2),
+            per_user: vec![WindowLimit::new(10, Duration::from_secs(600))],
+            global: vec![WindowLimit::new(300, Duration::from_secs(600))],
+            user_concurrent: 3,
             exempt_users: Vec::new(),
             exempt_roles: Vec::new(),
             concurrency_retry_after: Duration::from_secs(30),
@@ -54,38 +55,45 @@ impl Default for RateLimitConfig {
     }
 }
 
-/// A setting the rate limiter cannot work with.
+/// A setting the rate limiter cannot work with. [`RateLimitConfigError::key`] names the setting;
+/// the message says what is wrong and what to use instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RateLimitConfigError {
-    #[error(
-        "rate_limit.{list} has a limit of 0 jobs: remove it to allow any number, or use at least 1"
-    )]
-    ZeroJobs { list: &'static str },
-    #[error("rate_limit.{list} has a window of 0s: use a duration such as \"1m\" or \"1h\"")]
-    ZeroWindow { list: &'static str },
-    #[error(
-        "rate_limit.max_concurrent_per_user is 0, which refuses every job: use at least 1, or leave it out for no cap"
-    )]
-    ZeroConcurrency,
+    #[error("has a limit of 0 jobs: remove it to allow any number, or use at least 1")]
+    ZeroJobs { list: &'static str, index: usize },
+    #[error("has a window of 0s: use a duration such as \"1m\" or \"1h\"")]
+    ZeroWindow { list: &'static str, index: usize },
+}
+
+impl RateLimitConfigError {
+    /// The setting at fault, as written in the `[limits]` section (`per_user[0].jobs`).
+    pub fn key(&self) -> String {
+        match self {
+            Self::ZeroJobs { list, index } => format!("{list}[{index}].jobs"),
+            Self::ZeroWindow { list, index } => format!("{list}[{index}].per"),
+        }
+    }
 }
 
 impl RateLimitConfig {
     /// Checks the settings; the error names the setting and a valid value.
     pub fn validate(&self) -> Result<(), RateLimitConfigError> {
         for (list, limits) in [("per_user", &self.per_user), ("global", &self.global)] {
-            for limit in limits {
+            for (index, limit) in limits.iter().enumerate() {
                 if limit.jobs == 0 {
-                    return Err(RateLimitConfigError::ZeroJobs { list });
+                    return Err(RateLimitConfigError::ZeroJobs { list, index });
                 }
                 if limit.per.is_zero() {
-                    return Err(RateLimitConfigError::ZeroWindow { list });
+                    return Err(RateLimitConfigError::ZeroWindow { list, index });
                 }
             }
         }
-        if self.max_concurrent_per_user == Some(0) {
-            return Err(RateLimitConfigError::ZeroConcurrency);
-        }
         Ok(())
+    }
+
+    /// The cap on one user's unfinished jobs, if there is one.
+    pub fn concurrency_cap(&self) -> Option<u32> {
+        (self.user_concurrent > 0).then_some(self.user_concurrent)
     }
 }
 
@@ -109,7 +117,7 @@ mod tests {
             ]
         );
         assert!(config.global.is_empty());
-        assert_eq!(config.max_concurrent_per_user, Some(2));
+        assert_eq!(config.user_concurrent, 3);
         config.validate().unwrap();
     }
 
@@ -120,6 +128,6 @@ mod tests {
             ..Default::default()
         };
         let err = config.validate().unwrap_err();
-        assert!(err.to_string().contains("rate_limit.global"), "{err}");
+        assert_eq!(err.key(), "global[0].per", "{err}");
     }
 }

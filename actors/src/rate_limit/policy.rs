@@ -260,7 +260,7 @@ impl RateLimitPolicy {
         let usage = self.users.entry(user.clone()).or_default();
         usage.log.prune(now, self.longest_user);
 
-        if let Some(max) = self.config.max_concurrent_per_user
+        if let Some(max) = self.config.concurrency_cap()
             && usage.in_progress >= max
         {
             return Err(RateLimited {
@@ -356,7 +356,7 @@ impl RateLimitPolicy {
                 })
                 .collect(),
             in_progress: usage.in_progress,
-            max_in_progress: self.config.max_concurrent_per_user,
+            max_in_progress: self.config.concurrency_cap(),
         }
     }
 

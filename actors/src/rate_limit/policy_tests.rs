@@ -27,7 +27,7 @@ fn limiter(
             .iter()
             .map(|(jobs, per)| WindowLimit::new(*jobs, secs(*per)))
             .collect(),
-        max_concurrent_per_user: concurrent,
+        user_concurrent: concurrent.unwrap_or(0),
         exempt_users: vec![user("owner")],
         exempt_roles: vec!["operator".into()],
         concurrency_retry_after: secs(30),

@@ -35,7 +35,8 @@ pub struct Scheduler {
     instances: HashMap<InstanceId, InstanceHandle>,
     submitters: HashMap<JobId, Recipient<JobEvent>>,
     drain_waiters: Vec<Waker>,
-    deadline: Option<SpawnHandle>,
+    /// When the drain ends, and the timer that ends it.
+    deadline: Option<(Instant, SpawnHandle)>,
 }
 
 impl Scheduler {
@@ -246,15 +247,22 @@ impl Handler<Shutdown> for Scheduler {
         tracing::info!(deadline = %humantime::format_duration(msg.deadline), "scheduler shutting down");
         let actions = self.policy.begin_shutdown(Instant::now());
         self.apply(actions);
-        if !self.policy.is_drained() && self.deadline.is_none() {
-            self.deadline = Some(ctx.run_later(msg.deadline, |act, _ctx| {
+        // A later stop request may only bring the deadline forward (a second signal: now).
+        let due = Instant::now() + msg.deadline;
+        let sooner = self.deadline.as_ref().is_none_or(|(at, _)| due < *at);
+        if !self.policy.is_drained() && sooner {
+            if let Some((_, timer)) = self.deadline.take() {
+                ctx.cancel_future(timer);
+            }
+            let timer = ctx.run_later(msg.deadline, |act, _ctx| {
                 tracing::warn!(
                     running = act.policy.running_len(),
                     "shutdown deadline reached; failing the jobs still running"
                 );
                 let actions = act.policy.finish_shutdown(Instant::now());
                 act.apply(actions);
-            }));
+            });
+            self.deadline = Some((due, timer));
         }
         Box::pin(Drained)
     }

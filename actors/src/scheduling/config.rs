@@ -1,4 +1,5 @@
-//! The scheduler's settings (`[scheduler]` in config.toml), with defaults and validation.
+//! The scheduler's settings: the `[scheduler]` section of config.toml as it is read, with its
+//! defaults and validation.
 
 use std::time::Duration;
 
@@ -17,9 +18,9 @@ pub struct SchedulerConfig {
     /// How many times a job is retried on another instance after a retriable failure (crash,
     /// hang, unreachable). 2 means at most 3 attempts.
     pub max_retries: u32,
-    /// Skip a GPU whose free memory (from the GPU monitor) is below this many bytes. `None`: no
-    /// check. Instances whose GPU has not been sampled are never skipped.
-    pub vram_headroom_bytes: Option<u64>,
+    /// Skip a GPU whose free memory (from the GPU monitor) is below this many MiB. 0: no check.
+    /// Instances whose GPU has not been sampled are never skipped.
+    pub vram_headroom_mb: u64,
     /// Finished jobs kept in the job table (oldest finished evicted first; unfinished jobs are
     /// never evicted).
     pub job_retention: usize,
@@ -68,7 +69,14 @@ pub struct SchedulerConfig {
     pub stats_window: Duration,
     /// Most finished jobs kept for those percentiles.
     pub stats_samples: usize,
+    /// Users whose jobs go first (a higher priority class).
+    pub priority_users: Vec<String>,
+    /// Roles (Discord role names or ids) whose members' jobs go first.
+    pub priority_roles: Vec<String>,
 }
+
+/// The priority class of operator-chosen users and roles; everyone else is in class 0.
+pub const PRIORITY_BOOST: i32 = 10;
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
@@ -76,7 +84,7 @@ impl Default for SchedulerConfig {
             queue_capacity: 1000,
             pipeline_depth: 2,
             max_retries: 2,
-            vram_headroom_bytes: None,
+            vram_headroom_mb: 0,
             job_retention: 10_000,
             eta_smoothing: 0.2,
             loaded_models_per_instance: 2,
@@ -89,31 +97,45 @@ impl Default for SchedulerConfig {
             eta_update_change: 1.0,
             stats_window: Duration::from_secs(15 * 60),
             stats_samples: 2000,
+            priority_users: Vec::new(),
+            priority_roles: Vec::new(),
         }
     }
 }
 
-/// A setting the scheduler cannot work with.
+/// A setting the scheduler cannot work with. [`SchedulerConfigError::key`] names the setting;
+/// the message says what is wrong and what to use instead.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SchedulerConfigError {
-    #[error("scheduler.queue_capacity is 0: set it to at least 1 (the default is 1000)")]
+    #[error("is 0: set it to at least 1 (the default is 1000)")]
     ZeroQueueCapacity,
-    #[error("scheduler.pipeline_depth is 0: set it to at least 1 (the default is 2)")]
+    #[error("is 0: set it to at least 1 (the default is 2)")]
     ZeroPipelineDepth,
-    #[error(
-        "scheduler.eta_smoothing is {0}: use a number above 0 and at most 1 (the default is 0.2)"
-    )]
+    #[error("is {0}: use a number above 0 and at most 1 (the default is 0.2)")]
     BadSmoothing(f64),
-    #[error("scheduler.stats_window is 0s: use a duration such as \"15m\"")]
+    #[error("is 0s: use a duration such as \"15m\"")]
     ZeroStatsWindow,
-    #[error(
-        "scheduler.position_update_change is {0}: use a fraction above 0 and below 1 (the default is 0.1)"
-    )]
+    #[error("is 0: set it to at least 1 (the default is 2000)")]
+    ZeroStatsSamples,
+    #[error("is {0}: use a fraction above 0 and below 1 (the default is 0.1)")]
     BadPositionChange(f64),
-    #[error(
-        "scheduler.eta_update_change is {0}: use a fraction above 0 (the default is 1.0, the pace doubled or halved)"
-    )]
+    #[error("is {0}: use a fraction above 0 (the default is 1.0, the pace doubled or halved)")]
     BadEtaChange(f64),
+}
+
+impl SchedulerConfigError {
+    /// The setting at fault, as written in the `[scheduler]` section.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Self::ZeroQueueCapacity => "queue_capacity",
+            Self::ZeroPipelineDepth => "pipeline_depth",
+            Self::BadSmoothing(_) => "eta_smoothing",
+            Self::ZeroStatsWindow => "stats_window",
+            Self::ZeroStatsSamples => "stats_samples",
+            Self::BadPositionChange(_) => "position_update_change",
+            Self::BadEtaChange(_) => "eta_update_change",
+        }
+    }
 }
 
 impl SchedulerConfig {
@@ -131,6 +153,9 @@ impl SchedulerConfig {
         if self.stats_window.is_zero() {
             return Err(SchedulerConfigError::ZeroStatsWindow);
         }
+        if self.stats_samples == 0 {
+            return Err(SchedulerConfigError::ZeroStatsSamples);
+        }
         if !(self.position_update_change > 0.0 && self.position_update_change < 1.0) {
             return Err(SchedulerConfigError::BadPositionChange(
                 self.position_update_change,
@@ -141,6 +166,19 @@ impl SchedulerConfig {
         }
         Ok(())
     }
+
+    /// Free GPU memory a job needs on its GPU, in bytes; `None` when there is no check.
+    pub fn vram_headroom_bytes(&self) -> Option<u64> {
+        (self.vram_headroom_mb > 0).then(|| self.vram_headroom_mb.saturating_mul(1024 * 1024))
+    }
+
+    /// The scheduling priority of a user with these roles: [`PRIORITY_BOOST`] for the users
+    /// and roles named in `priority_users` and `priority_roles`, else 0.
+    pub fn priority_of(&self, user: &str, roles: &[String]) -> i32 {
+        let chosen = self.priority_users.iter().any(|u| u == user)
+            || roles.iter().any(|r| self.priority_roles.contains(r));
+        if chosen { PRIORITY_BOOST } else { 0 }
+    }
 }
 
 #[cfg(test)]
@@ -149,11 +187,11 @@ mod tests {
 
     #[test]
     fn reads_humantime_durations_and_fills_defaults() {
-        let json = r#"{"queue_capacity": 5, "stats_window": "2m", "vram_headroom_bytes": 1024}"#;
+        let json = r#"{"queue_capacity": 5, "stats_window": "2m", "vram_headroom_mb": 2}"#;
         let config: SchedulerConfig = serde_json::from_str(json).unwrap();
         assert_eq!(config.queue_capacity, 5);
         assert_eq!(config.stats_window, Duration::from_secs(120));
-        assert_eq!(config.vram_headroom_bytes, Some(1024));
+        assert_eq!(config.vram_headroom_bytes(), Some(2 * 1024 * 1024));
         assert_eq!(config.pipeline_depth, 2);
         config.validate().unwrap();
     }
@@ -166,26 +204,35 @@ mod tests {
             ..Default::default()
         };
         let err = config.validate().unwrap_err();
-        assert!(err.to_string().contains("pipeline_depth"));
+        assert_eq!(err.key(), "pipeline_depth");
         for change in [0.0, 1.0, f64::NAN] {
             let config = SchedulerConfig {
                 position_update_change: change,
                 ..Default::default()
             };
             let err = config.validate().unwrap_err();
-            assert!(err.to_string().contains("position_update_change"), "{err}");
+            assert_eq!(err.key(), "position_update_change", "{err}");
         }
         let config = SchedulerConfig {
             eta_update_change: 0.0,
             ..Default::default()
         };
-        assert!(
-            config
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("eta_update_change")
-        );
+        assert_eq!(config.validate().unwrap_err().key(), "eta_update_change");
         SchedulerConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn priority_goes_to_the_named_users_and_roles() {
+        let config = SchedulerConfig {
+            priority_users: vec!["alice".into()],
+            priority_roles: vec!["patron".into()],
+            ..Default::default()
+        };
+        assert_eq!(config.priority_of("alice", &[]), PRIORITY_BOOST);
+        assert_eq!(
+            config.priority_of("bob", &["patron".into()]),
+            PRIORITY_BOOST
+        );
+        assert_eq!(config.priority_of("bob", &["member".into()]), 0);
     }
 }

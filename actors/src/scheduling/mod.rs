@@ -20,7 +20,7 @@ pub mod recent_jobs;
 pub mod snapshot;
 
 pub use actor::Scheduler;
-pub use config::{SchedulerConfig, SchedulerConfigError};
+pub use config::{PRIORITY_BOOST, SchedulerConfig, SchedulerConfigError};
 pub use job_table::{JobCounts, JobRecord, JobTable};
 pub use policy::{SHUTDOWN_QUEUED, SHUTDOWN_RUNNING, SchedulerAction, SchedulerPolicy};
 pub use queue_order::QueuePositions;

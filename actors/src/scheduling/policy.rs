@@ -120,7 +120,7 @@ impl SchedulerPolicy {
         Self {
             rules: PlacementRules {
                 pipeline_depth: config.pipeline_depth,
-                vram_headroom_bytes: config.vram_headroom_bytes,
+                vram_headroom_bytes: config.vram_headroom_bytes(),
             },
             queue,
             updates: PositionUpdates {
@@ -159,10 +159,6 @@ impl SchedulerPolicy {
     /// Jobs handed to instances whose submitters still wait for them.
     pub fn running_len(&self) -> usize {
         self.jobs.len() - self.queue.len()
-    }
-
-    pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down
     }
 
     /// Shutting down and no job is left waiting for a result.
@@ -346,12 +342,12 @@ impl SchedulerPolicy {
         }
         match event {
             ExecutionEvent::Executing { node } => {
-                let title = live
-                    .spec
-                    .prompt
-                    .get(&node)
+                // The node's name as its author sees it: its title, else its class.
+                let described = live.spec.prompt.get(&node);
+                let title = described
                     .and_then(|n| n.get("_meta"))
                     .and_then(|m| m.get("title"))
+                    .or_else(|| described.and_then(|n| n.get("class_type")))
                     .and_then(|t| t.as_str())
                     .map(str::to_string);
                 Some(JobEvent::Executing { job, node, title })

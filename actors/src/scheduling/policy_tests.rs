@@ -247,7 +247,7 @@ fn a_gpu_without_vram_headroom_gets_no_job_until_memory_frees() {
     let gib = 1u64 << 30;
     let mut h = Harness::new(
         SchedulerConfig {
-            vram_headroom_bytes: Some(4 * gib),
+            vram_headroom_mb: 4 * 1024,
             ..Default::default()
         },
         &["gpu0"],

@@ -1,0 +1,164 @@
+//! The application: the one entry point that checks the config, boots the fleet, serves the
+//! HTTP API, and stops it all when the [`Shutdown`] says so. `serve`, `run` and the tests all
+//! start the program through [`App::start`].
+//!
+//! The stop is a drain: no new jobs (the scheduler refuses them, `/readyz` answers 503), running
+//! jobs may finish until `shutdown.drain_timeout`, then every instance stops its process group.
+//! A second signal (or [`crate::shutdown::ShutdownTrigger::stop_now`]) cuts the drain short.
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use crate::config::{Config, ConfigError};
+use crate::fleet::{BootError, Fleet, FleetHandle, preflight};
+use crate::http::{self, ApiServer, ApiState};
+use crate::shutdown::{DrainEnd, Shutdown};
+
+/// Why the application could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Boot(#[from] BootError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "no instance became ready within {} (lifecycle.readiness_timeout); last phases: {phases}",
+        humantime::format_duration(*timeout)
+    )]
+    NotReady { timeout: Duration, phases: String },
+    #[error("stopped before any instance became ready")]
+    Interrupted,
+}
+
+/// The running application.
+pub struct App {
+    fleet: Fleet,
+    api: Option<ApiServer>,
+    shutdown: Shutdown,
+}
+
+impl App {
+    /// Checks the config (exactly what `check-config` checks), boots the fleet, and serves the
+    /// HTTP API on `listener` (`None`: no API, as `run` uses it). Must run inside an actix
+    /// system. A failure after the instances started stops them before it returns.
+    pub async fn start(
+        config: Config,
+        listener: Option<TcpListener>,
+        shutdown: Shutdown,
+    ) -> Result<Self, AppError> {
+        let checked = preflight(&config)?;
+        for warning in config.warnings() {
+            tracing::warn!("{warning}");
+        }
+        if config.discord.token.is_some() {
+            tracing::warn!(
+                "DISCORD_TOKEN is set, but this build of comfy-fleet has no Discord bot yet; only the HTTP API runs"
+            );
+        }
+        let fleet = Fleet::boot(config, checked).await?;
+        let api = match listener {
+            None => None,
+            Some(listener) => {
+                let addr = listener
+                    .local_addr()
+                    .map_or_else(|_| "?".to_string(), |a| a.to_string());
+                let state = ApiState::new(fleet.handle.clone(), shutdown.clone());
+                match http::start(state, listener) {
+                    Ok(api) => {
+                        tracing::info!(
+                            addr = %api.addr,
+                            demo_backend = fleet.handle.demo,
+                            "HTTP API listening on http://{}",
+                            api.addr
+                        );
+                        Some(api)
+                    }
+                    Err(source) => {
+                        fleet.stop_instances(Duration::ZERO).await;
+                        return Err(AppError::Listen { addr, source });
+                    }
+                }
+            }
+        };
+        Ok(Self {
+            fleet,
+            api,
+            shutdown,
+        })
+    }
+
+    /// What front ends use: submit, follow, outputs, status.
+    pub fn fleet(&self) -> &FleetHandle {
+        &self.fleet.handle
+    }
+
+    /// The HTTP API's address, when it serves one.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api.as_ref().map(|a| a.addr)
+    }
+
+    /// Waits until at least one instance takes jobs: fails after `lifecycle.readiness_timeout`,
+    /// or when a stop is asked for first.
+    pub async fn ready(&self) -> Result<(), AppError> {
+        let phases = &self.fleet.handle.phases;
+        let timeout = self.fleet.handle.config.lifecycle.readiness_timeout;
+        let mut shutdown = self.shutdown.clone();
+        tokio::select! {
+            () = phases.wait_until(|board| board.values().any(|v| v.phase.accepts_jobs())) => Ok(()),
+            () = shutdown.requested() => Err(AppError::Interrupted),
+            () = tokio::time::sleep(timeout) => Err(AppError::NotReady {
+                timeout,
+                phases: phases
+                    .snapshot()
+                    .iter()
+                    .map(|(id, v)| format!("{id}: {:?}{}", v.phase, v.detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+                    .to_lowercase(),
+            }),
+        }
+    }
+
+    /// Serves until a stop is asked for, then stops everything; returns once every instance
+    /// has exited.
+    pub async fn run(self) {
+        let mut shutdown = self.shutdown.clone();
+        shutdown.requested().await;
+        self.stop().await;
+    }
+
+    /// Stops now: drains (running jobs may finish until `shutdown.drain_timeout`), then stops
+    /// every instance and the API. A second stop request, or a drain that overruns its deadline
+    /// by more than the instances' stop grace, stops the instances at once.
+    pub async fn stop(self) {
+        let config = &self.fleet.handle.config;
+        let deadline = config.shutdown.drain_timeout;
+        // The scheduler enforces the drain deadline on jobs; the instances then get their stop
+        // grace. Past both, something is stuck: stop at once.
+        let limit = deadline + config.lifecycle.stop_grace * 2 + Duration::from_secs(5);
+        match self
+            .shutdown
+            .drain(self.fleet.shutdown(deadline), limit)
+            .await
+        {
+            DrainEnd::Finished => {}
+            DrainEnd::Escalated => self.fleet.stop_now().await,
+            DrainEnd::Overran => {
+                tracing::warn!(
+                    "the drain overran its deadline ({}); stopping the instances now",
+                    humantime::format_duration(limit)
+                );
+                self.fleet.stop_now().await;
+            }
+        }
+        if let Some(api) = self.api {
+            api.handle.stop(true).await;
+        }
+        tracing::info!("comfy-fleet stopped");
+    }
+}

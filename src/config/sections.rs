@@ -1,0 +1,317 @@
+//! The sections of config.toml that belong to the program itself: how instances are launched
+//! and where, the HTTP API, the Discord bot, logging and templates. The supervision, scheduling
+//! and rate-limit sections are the actors' own config types (`InstanceConfig`,
+//! `SchedulerConfig`, `RateLimitConfig`), read as they are.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::gpu::DiscoveryMode;
+
+/// How to start one ComfyUI server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ComfyUiConfig {
+    /// The ComfyUI checkout (the folder holding `main.py`). Empty runs the demo backend.
+    pub path: PathBuf,
+    /// The Python that runs `main.py` when `command` is empty.
+    pub python: String,
+    /// The full command, overriding `python main.py` and the demo backend.
+    pub command: Vec<String>,
+    /// Arguments appended after the ones comfy-fleet computes.
+    pub extra_args: Vec<String>,
+    /// Extra environment variables for every instance.
+    pub env: BTreeMap<String, String>,
+    /// Address instances listen on.
+    pub listen: IpAddr,
+    /// Parent folder of each instance's own input/output/temp/user folders and database.
+    pub state_dir: PathBuf,
+    /// Settings of the demo backend (`fake-comfyui`), used only when `path` and `command` are empty.
+    pub demo: DemoConfig,
+}
+
+impl Default for ComfyUiConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::new(),
+            python: "python3".into(),
+            command: Vec::new(),
+            extra_args: Vec::new(),
+            env: BTreeMap::new(),
+            listen: IpAddr::from([127, 0, 0, 1]),
+            state_dir: PathBuf::from(".fleet-run"),
+            demo: DemoConfig::default(),
+        }
+    }
+}
+
+/// The demo backend's simulated timings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoConfig {
+    /// Time each node takes.
+    #[serde(with = "humantime_serde")]
+    pub node_time: Duration,
+    /// Time each sampler step takes.
+    #[serde(with = "humantime_serde")]
+    pub step_time: Duration,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            node_time: Duration::from_millis(100),
+            step_time: Duration::from_millis(50),
+        }
+    }
+}
+
+/// What the launched command is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendKind {
+    /// The built-in `fake-comfyui`: no GPU work, labelled as a demo everywhere.
+    Demo,
+    /// A real ComfyUI (or an operator-given command).
+    ComfyUi,
+}
+
+impl ComfyUiConfig {
+    /// Which backend the settings select.
+    pub fn backend_kind(&self) -> BackendKind {
+        let fake = |c: &str| {
+            Path::new(c)
+                .file_name()
+                .is_some_and(|n| n == "fake-comfyui")
+        };
+        match self.command.first() {
+            Some(first) if fake(first) => BackendKind::Demo,
+            Some(_) => BackendKind::ComfyUi,
+            None if self.path.as_os_str().is_empty() => BackendKind::Demo,
+            None => BackendKind::ComfyUi,
+        }
+    }
+
+    /// The program and leading arguments that start one instance, and its working directory.
+    pub fn launch_command(&self) -> (Vec<String>, Option<PathBuf>) {
+        let dir = (!self.path.as_os_str().is_empty()).then(|| self.path.clone());
+        if !self.command.is_empty() {
+            return (self.command.clone(), dir);
+        }
+        match self.backend_kind() {
+            BackendKind::Demo => {
+                let mut cmd = vec![resolve_sibling("fake-comfyui")];
+                cmd.push("--fake-node-time".into());
+                cmd.push(humantime::format_duration(self.demo.node_time).to_string());
+                cmd.push("--fake-step-time".into());
+                cmd.push(humantime::format_duration(self.demo.step_time).to_string());
+                (cmd, None)
+            }
+            BackendKind::ComfyUi => (vec![self.python.clone(), "main.py".into()], dir),
+        }
+    }
+}
+
+/// A program name as it will be run: the binary next to the running executable when one of
+/// that name exists there (so `fake-comfyui` is found after `cargo build`), else the name as is
+/// (looked up in `PATH`).
+pub fn resolve_sibling(program: &str) -> String {
+    if !program.contains('/')
+        && let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        // Test binaries live one level below the main binaries (target/debug/deps).
+        for candidate in [dir.join(program), dir.join("..").join(program)] {
+            if candidate.is_file() {
+                return candidate.to_string_lossy().into_owned();
+            }
+        }
+    }
+    program.to_string()
+}
+
+/// GPU discovery.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GpusConfig {
+    pub discovery: DiscoveryMode,
+    /// Path of `libnvidia-ml.so.1` when it is not where the loader looks.
+    pub nvml_library: Option<PathBuf>,
+    /// GPUs to use when NVML finds none (or with `discovery = "declared"`).
+    pub declared: Vec<DeclaredGpuConfig>,
+    /// Instances started with `--cpu` when there is no GPU at all.
+    pub cpu_instances: u32,
+    /// How often the GPU monitor samples memory, utilisation and temperature.
+    #[serde(with = "humantime_serde")]
+    pub sample_interval: Duration,
+}
+
+impl Default for GpusConfig {
+    fn default() -> Self {
+        Self {
+            discovery: DiscoveryMode::Auto,
+            nvml_library: None,
+            declared: Vec::new(),
+            cpu_instances: 1,
+            sample_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+impl GpusConfig {
+    /// The declared GPUs as discovery takes them.
+    pub fn declared_gpus(&self) -> Vec<crate::gpu::DeclaredGpu> {
+        self.declared
+            .iter()
+            .map(|d| crate::gpu::DeclaredGpu {
+                id: d.id.clone(),
+                name: d.name.clone(),
+                memory_total_bytes: (d.memory_mb > 0).then_some(d.memory_mb * 1024 * 1024),
+            })
+            .collect()
+    }
+}
+
+/// A GPU named in the config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredGpuConfig {
+    /// What `CUDA_VISIBLE_DEVICES` gets: a UUID (`GPU-…`) or an index.
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    /// Memory in MiB, for placement by VRAM headroom.
+    #[serde(default)]
+    pub memory_mb: u64,
+}
+
+/// How many instances per GPU, and on which ports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InstancesConfig {
+    pub per_gpu: u32,
+    /// First port; instance k gets `base_port + k`. 0 picks free ports.
+    pub base_port: u16,
+}
+
+impl Default for InstancesConfig {
+    fn default() -> Self {
+        Self {
+            per_gpu: 1,
+            base_port: 0,
+        }
+    }
+}
+
+/// A ComfyUI server that comfy-fleet attaches to without launching it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteConfig {
+    pub name: String,
+    pub url: String,
+}
+
+/// The HTTP API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// Accept whole workflows (either format) as well as template names.
+    pub allow_workflows: bool,
+    /// Largest request body (JSON or multipart), in MiB.
+    pub max_body_mb: u64,
+    /// The user id of requests without a token when no tokens are configured.
+    pub anonymous_user: String,
+    /// Tokens from `COMFY_FLEET_API_TOKENS` (`token=user,…`); never written in the file.
+    #[serde(skip)]
+    pub tokens: BTreeMap<String, String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            allow_workflows: true,
+            max_body_mb: 25,
+            anonymous_user: "local".into(),
+            tokens: BTreeMap::new(),
+        }
+    }
+}
+
+/// The Discord bot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscordConfig {
+    /// Register commands in this guild only (instant) instead of globally.
+    pub guild_id: Option<u64>,
+    /// Largest accepted attachment, in MiB.
+    pub max_attachment_mb: u64,
+    /// Least time between two progress edits of one message.
+    #[serde(with = "humantime_serde")]
+    pub progress_interval: Duration,
+    /// The token, from `DISCORD_TOKEN` only.
+    #[serde(skip)]
+    pub token: Option<String>,
+}
+
+impl Default for DiscordConfig {
+    fn default() -> Self {
+        Self {
+            guild_id: None,
+            max_attachment_mb: 10,
+            progress_interval: Duration::from_secs(2),
+            token: None,
+        }
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logging and the periodic metrics line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    pub format: LogFormat,
+    /// A `RUST_LOG`-style filter; `RUST_LOG` wins when set.
+    pub level: String,
+    /// How often the `fleet.metrics` event is logged.
+    #[serde(with = "humantime_serde")]
+    pub metrics_interval: Duration,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+            metrics_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Workflow templates.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkflowsConfig {
+    pub dir: PathBuf,
+}
+
+impl Default for WorkflowsConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("workflows"),
+        }
+    }
+}
