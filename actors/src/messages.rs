@@ -2,8 +2,9 @@
 //!
 //! Submitters (HTTP API, Discord session, CLI) send [`Submit`] and [`Cancel`] to the scheduler
 //! and receive [`JobEvent`]s. The scheduler sends [`RunJob`] and [`CancelJob`] to instances; each
-//! instance reports its phase with [`InstanceUpdate`] and its jobs with [`JobProgress`] and
-//! [`JobFinished`].
+//! instance sends everything it has to say — its phase ([`InstanceUpdate`]), its jobs' execution
+//! events ([`JobProgress`]) and their ends ([`JobFinished`]) — as [`InstanceReport`]s on one
+//! channel, so the scheduler hears them in the order they happened.
 
 use actix::{Message, Recipient};
 use serde::{Deserialize, Serialize};
@@ -140,9 +141,22 @@ pub struct DeregisterInstance {
 #[rtype(result = "crate::scheduling::snapshot::SchedulerSnapshot")]
 pub struct GetSchedulerSnapshot;
 
-/// Instance → scheduler: its phase changed.
-#[derive(Message, Debug, Clone)]
+/// Instance → scheduler: everything an instance reports, on one ordered channel. An instance
+/// that crashed under a job reports the crash before the job's failure, so the scheduler never
+/// places the retry on the instance that just went down.
+#[derive(Message, Debug, Clone, PartialEq)]
 #[rtype(result = "()")]
+pub enum InstanceReport {
+    /// Its phase changed.
+    Phase(InstanceUpdate),
+    /// Something happened while a job ran.
+    Progress(JobProgress),
+    /// An attempt ended.
+    Finished(JobFinished),
+}
+
+/// An instance's phase changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceUpdate {
     pub instance: InstanceId,
     pub phase: InstancePhase,
@@ -152,19 +166,17 @@ pub struct InstanceUpdate {
     pub detail: Option<String>,
 }
 
-/// Instance → scheduler: something happened while a job ran.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
+/// Something happened while a job ran.
+#[derive(Debug, Clone, PartialEq)]
 pub struct JobProgress {
     pub instance: InstanceId,
     pub job: JobId,
     pub event: ExecutionEvent,
 }
 
-/// Instance → scheduler: an attempt ended. A retriable error makes the scheduler try another
-/// instance (up to its retry limit).
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
+/// An attempt ended. A retriable failure makes the scheduler try another instance (up to its
+/// retry limit).
+#[derive(Debug, Clone, PartialEq)]
 pub struct JobFinished {
     pub instance: InstanceId,
     pub job: JobId,

@@ -17,7 +17,8 @@ use comfy_fleet_actors::instance::{
     BackoffConfig, Instance, InstanceConfig, InstanceMode, InstanceSetup, RestartIntensity,
 };
 use comfy_fleet_actors::messages::{
-    CancelJob, InstancePhase, InstanceUpdate, JobFinished, JobProgress, RunJob, Shutdown,
+    CancelJob, InstancePhase, InstanceReport, InstanceUpdate, JobFinished, JobProgress, RunJob,
+    Shutdown,
 };
 use comfy_fleet_actors::ports::{
     Backend, BackendError, EventSink, ExecutionEvent, ExitInfo, InputFile, LaunchError, LaunchSpec,
@@ -105,24 +106,14 @@ impl Actor for Collector {
     type Context = Context<Self>;
 }
 
-impl Handler<InstanceUpdate> for Collector {
+impl Handler<InstanceReport> for Collector {
     type Result = ();
-    fn handle(&mut self, msg: InstanceUpdate, _: &mut Context<Self>) {
-        self.0.updates.send(msg);
-    }
-}
-
-impl Handler<JobProgress> for Collector {
-    type Result = ();
-    fn handle(&mut self, msg: JobProgress, _: &mut Context<Self>) {
-        self.0.progress.send(msg);
-    }
-}
-
-impl Handler<JobFinished> for Collector {
-    type Result = ();
-    fn handle(&mut self, msg: JobFinished, _: &mut Context<Self>) {
-        self.0.finished.send(msg);
+    fn handle(&mut self, report: InstanceReport, _: &mut Context<Self>) {
+        match report {
+            InstanceReport::Phase(update) => self.0.updates.send(update),
+            InstanceReport::Progress(progress) => self.0.progress.send(progress),
+            InstanceReport::Finished(finished) => self.0.finished.send(finished),
+        }
     }
 }
 
@@ -430,9 +421,7 @@ fn start(config: InstanceConfig, attach: Option<&str>) -> Harness {
                 server: Rc::clone(&factory_server),
             }) as Rc<dyn Backend>
         }),
-        updates: collector.clone().recipient(),
-        progress: collector.clone().recipient(),
-        finished: collector.clone().recipient(),
+        reports: collector.clone().recipient(),
     })
     .unwrap();
     Harness {

@@ -31,7 +31,7 @@ use crate::fleet::events::JobEventHub;
 use crate::fleet::metrics::{GpuView, MetricsReporter};
 use crate::fleet::plan::{InstancePlan, PlanKind, plan_instances};
 use crate::fleet::recorded_uploads::RecordedUploads;
-use crate::fleet::watch::{InstanceWatch, PhaseBoard};
+use crate::fleet::watch::PhaseBoard;
 use crate::gpu::{GpuSource, discover};
 use crate::launch::{InstanceFolders, ProcessLauncher, sweep_stale};
 use crate::workflow::{TemplateSet, WorkflowError};
@@ -96,7 +96,8 @@ impl Fleet {
         let templates = TemplateSet::load(&config.workflows.dir)?;
         tracing::info!(dir = %config.workflows.dir.display(), templates = ?templates.names(), "templates loaded");
 
-        let scheduler = Scheduler::new(scheduler_config(&config));
+        let phases = PhaseBoard::default();
+        let scheduler = Scheduler::new(scheduler_config(&config)).observe_phases(phases.clone());
         let table = scheduler.table();
         let scheduler = scheduler.start();
         let limiter = RateLimiter::new(rate_limit_config(&config)).start();
@@ -119,13 +120,6 @@ impl Fleet {
             config.gpus.sample_interval,
             vec![scheduler.clone().recipient(), reporter.recipient()],
         );
-        let phases = PhaseBoard::default();
-        let watch = InstanceWatch::new(
-            scheduler.clone().recipient(),
-            scheduler.clone().recipient(),
-            phases.clone(),
-        )
-        .start();
 
         let plans = plan_instances(&config, &discovery.gpus);
         for plan in &plans {
@@ -186,10 +180,7 @@ impl Fleet {
                 mode,
                 config: instance_config.clone(),
                 backend_factory: backend_factory(folders),
-                updates: watch.clone().recipient(),
-                progress: scheduler.clone().recipient(),
-                // Through the watch, so reports stay in order with the phase updates.
-                finished: watch.clone().recipient(),
+                reports: scheduler.clone().recipient(),
             })
             .map_err(|e| BootError::Setting(e.to_string()))?
             .start();

@@ -20,7 +20,9 @@ use crate::instance::jobs::JobBook;
 use crate::instance::lifecycle::{AbortReason, CrashCause, Effect, Event, Lifecycle};
 use crate::instance::stop_latch::StopLatch;
 use crate::instance::watchdog::{Silence, Watchdog, WatchdogAction};
-use crate::messages::{CancelJob, InstanceUpdate, JobFinished, JobProgress, RunJob, Shutdown};
+use crate::messages::{
+    CancelJob, InstanceReport, InstanceUpdate, JobFinished, JobProgress, RunJob, Shutdown,
+};
 use crate::ports::{
     Backend, BackendError, LaunchSpec, Launched, Launcher, ProcessStopper, PromptRun, PromptStatus,
     RunResult,
@@ -48,12 +50,9 @@ pub struct InstanceSetup {
     pub mode: InstanceMode,
     pub config: InstanceConfig,
     pub backend_factory: BackendFactory,
-    /// Receives every phase change.
-    pub updates: Recipient<InstanceUpdate>,
-    /// Receives every execution event of every job.
-    pub progress: Recipient<JobProgress>,
-    /// Receives one `JobFinished` per accepted `RunJob`.
-    pub finished: Recipient<JobFinished>,
+    /// Receives every report — phase changes, job progress, finished jobs (one per `RunJob`)
+    /// — in the order they happened: the scheduler.
+    pub reports: Recipient<InstanceReport>,
 }
 
 /// Why an instance cannot be built.
@@ -78,9 +77,7 @@ pub struct Instance {
     config: InstanceConfig,
     mode: InstanceMode,
     backend_factory: BackendFactory,
-    updates: Recipient<InstanceUpdate>,
-    progress: Recipient<JobProgress>,
-    finished: Recipient<JobFinished>,
+    reports: Recipient<InstanceReport>,
     lifecycle: Lifecycle,
     watchdog: Watchdog,
     jobs: JobBook<SpawnHandle>,
@@ -126,9 +123,7 @@ impl Instance {
             config: setup.config,
             mode: setup.mode,
             backend_factory: setup.backend_factory,
-            updates: setup.updates,
-            progress: setup.progress,
-            finished: setup.finished,
+            reports: setup.reports,
             lifecycle,
             jobs: JobBook::default(),
             backend: None,
@@ -202,12 +197,12 @@ impl Instance {
                 });
             }
             Effect::Report { phase, detail } => {
-                self.updates.do_send(InstanceUpdate {
+                self.reports.do_send(InstanceReport::Phase(InstanceUpdate {
                     instance: self.id.clone(),
                     phase,
                     url: self.lifecycle.url().map(str::to_string),
                     detail,
-                });
+                }));
             }
             Effect::ShutdownComplete => {
                 self.shutdown_complete = true;
@@ -408,12 +403,12 @@ impl Instance {
     }
 
     fn report_finished(&self, job: JobId, attempt: u32, result: Result<RunResult, BackendError>) {
-        self.finished.do_send(JobFinished {
+        self.reports.do_send(InstanceReport::Finished(JobFinished {
             instance: self.id.clone(),
             job,
             attempt,
             result,
-        });
+        }));
     }
 
     fn refuse(&self, msg: &RunJob) {
@@ -627,7 +622,7 @@ impl Handler<RunJob> for Instance {
             instance = %self.id, gpu = %self.gpu_name(), %job, attempt,
             inputs = inputs.len(), "job accepted"
         );
-        let progress = self.progress.clone();
+        let reports = self.reports.clone();
         let instance = self.id.clone();
         let fut = async move {
             for input in inputs {
@@ -647,11 +642,11 @@ impl Handler<RunJob> for Instance {
             let sink_activity = Rc::clone(&activity);
             let sink = Box::new(move |event| {
                 sink_activity.touch(Instant::now());
-                progress.do_send(JobProgress {
+                reports.do_send(InstanceReport::Progress(JobProgress {
                     instance: instance.clone(),
                     job,
                     event,
-                });
+                }));
             });
             backend.run(run, sink).await
         };
