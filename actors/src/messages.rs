@@ -94,6 +94,18 @@ impl InstancePhase {
     pub fn accepts_jobs(self) -> bool {
         matches!(self, Self::Ready)
     }
+    /// The phase in words, as `/v1/status` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Ready => "ready",
+            Self::Draining => "draining",
+            Self::Crashed => "crashed",
+            Self::Restarting => "restarting",
+            Self::Quarantined => "quarantined",
+            Self::Stopped => "stopped",
+        }
+    }
 }
 
 /// Scheduler → instance: run one attempt of a job.

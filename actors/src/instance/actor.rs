@@ -20,9 +20,7 @@ use crate::instance::jobs::JobBook;
 use crate::instance::lifecycle::{AbortReason, CrashCause, Effect, Event, Lifecycle};
 use crate::instance::stop_latch::StopLatch;
 use crate::instance::watchdog::{Silence, Watchdog, WatchdogAction};
-use crate::messages::{
-    CancelJob, InstanceReport, InstanceUpdate, JobFinished, JobProgress, RunJob, Shutdown,
-};
+use crate::messages::{CancelJob, InstanceReport, JobFinished, JobProgress, RunJob, Shutdown};
 use crate::ports::{
     Backend, BackendError, LaunchSpec, Launched, Launcher, ProcessStopper, PromptRun, PromptStatus,
     RunResult,
@@ -151,8 +149,8 @@ impl Instance {
         }
     }
 
-    /// Feeds an event to the lifecycle and performs its effects; events raised while
-    /// performing are queued and handled in order.
+    /// Feeds an event to the lifecycle and performs its effects in the order returned; events
+    /// raised while performing are queued and handled in order.
     fn apply(&mut self, event: Event, ctx: &mut Context<Self>) {
         self.events.push_back(event);
         if self.applying {
@@ -160,11 +158,7 @@ impl Instance {
         }
         self.applying = true;
         while let Some(event) = self.events.pop_front() {
-            let mut effects = self.lifecycle.handle(event, Instant::now());
-            // Phase reports first: the scheduler must know the instance is down before it
-            // hears of the jobs aborted by the same step, or it places their retries here.
-            effects.sort_by_key(|e| !matches!(e, Effect::Report { .. }));
-            for effect in effects {
+            for effect in self.lifecycle.handle(event, Instant::now()) {
                 self.perform(effect, ctx);
             }
         }
@@ -196,14 +190,7 @@ impl Instance {
                     act.apply(Event::TimerFired { timer, epoch }, ctx);
                 });
             }
-            Effect::Report { phase, detail } => {
-                self.reports.do_send(InstanceReport::Phase(InstanceUpdate {
-                    instance: self.id.clone(),
-                    phase,
-                    url: self.lifecycle.url().map(str::to_string),
-                    detail,
-                }));
-            }
+            Effect::Report(update) => self.reports.do_send(InstanceReport::Phase(update)),
             Effect::ShutdownComplete => {
                 self.shutdown_complete = true;
                 self.open_when_stopped();
