@@ -83,10 +83,6 @@ pub struct Instance {
     stopper: Option<Rc<dyn ProcessStopper>>,
     probe: Option<SpawnHandle>,
     stopped: StopLatch,
-    /// Stops under way (signals, then the launcher's clean-up of files and records).
-    stops_pending: usize,
-    /// The lifecycle has finished its shutdown; `stopped` opens once no stop is pending.
-    shutdown_complete: bool,
     events: VecDeque<Event>,
     applying: bool,
 }
@@ -128,8 +124,6 @@ impl Instance {
             stopper: None,
             probe: None,
             stopped: StopLatch::default(),
-            stops_pending: 0,
-            shutdown_complete: false,
             events: VecDeque::new(),
             applying: false,
         })
@@ -191,27 +185,22 @@ impl Instance {
                 });
             }
             Effect::Report(update) => self.reports.do_send(InstanceReport::Phase(update)),
-            Effect::ShutdownComplete => {
-                self.shutdown_complete = true;
-                self.open_when_stopped();
-            }
+            Effect::ShutdownComplete => self.stopped.shutdown_complete(),
         }
     }
 
     /// Runs a stop; a shutdown is confirmed only once it has finished, so the launcher's
     /// clean-up (ephemeral files, the on-disk record) is done before the program exits.
     fn spawn_stop(&mut self, stop: LocalBoxFuture<'static, ()>, ctx: &mut Context<Self>) {
-        self.stops_pending += 1;
-        ctx.spawn(stop.into_actor(self).map(|(), act, _| {
-            act.stops_pending -= 1;
-            act.open_when_stopped();
-        }));
-    }
-
-    fn open_when_stopped(&self) {
-        if self.shutdown_complete && self.stops_pending == 0 {
-            self.stopped.open();
-        }
+        self.stopped.stop_started();
+        let stopped = self.stopped.clone();
+        ctx.spawn(
+            async move {
+                stop.await;
+                stopped.stop_finished();
+            }
+            .into_actor(self),
+        );
     }
 
     fn launch(&mut self, generation: u64, ctx: &mut Context<Self>) {
