@@ -94,6 +94,7 @@ impl InstancePhase {
     pub fn accepts_jobs(self) -> bool {
         matches!(self, Self::Ready)
     }
+
     /// The phase in words, as `/v1/status` spells it.
     pub fn name(self) -> &'static str {
         match self {
@@ -193,7 +194,45 @@ pub struct JobFinished {
     pub instance: InstanceId,
     pub job: JobId,
     pub attempt: u32,
-    pub result: Result<RunResult, BackendError>,
+    pub result: Result<RunResult, JobFailure>,
+}
+
+/// Why an attempt ended without a result. Only a loss of the server is worth another instance;
+/// a job the instance stopped itself, or one ComfyUI refused, is not blamed on the server.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum JobFailure {
+    /// The run failed: ComfyUI refused or failed the job, or the connection to it broke.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// The instance lost its server while the job was in flight (process exit, failed health
+    /// checks, readiness lost, another job hung): another instance may succeed.
+    #[error("instance {instance} failed under the job: {cause}")]
+    ServerLost { instance: InstanceId, cause: String },
+    /// The instance was not taking jobs when the job arrived (starting, crashed, draining…);
+    /// nothing ran, so another instance may take it.
+    #[error("instance {instance} is {} and takes no jobs", phase.name())]
+    NotTaken {
+        instance: InstanceId,
+        phase: InstancePhase,
+    },
+    /// The instance stopped the job before it finished although its server was fine (its
+    /// shutdown deadline passed): not retried elsewhere.
+    #[error("instance {instance} stopped the job before it finished ({reason}); submit it again")]
+    Aborted {
+        instance: InstanceId,
+        reason: String,
+    },
+}
+
+impl JobFailure {
+    /// Whether another instance may succeed where this one failed.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Self::Backend(error) => error.is_retriable(),
+            Self::ServerLost { .. } | Self::NotTaken { .. } => true,
+            Self::Aborted { .. } => false,
+        }
+    }
 }
 
 /// GPU monitor → scheduler and metrics: a fresh sample of every GPU.

@@ -173,7 +173,7 @@ impl Handler<Finish> for FakeInstance {
                 instance: self.id.clone(),
                 job: msg.job,
                 attempt: msg.attempt,
-                result: msg.result,
+                result: msg.result.map_err(Into::into),
             }));
     }
 }
