@@ -2,8 +2,9 @@
 //!
 //! Submitters (HTTP API, Discord session, CLI) send [`Submit`] and [`Cancel`] to the scheduler
 //! and receive [`JobEvent`]s. The scheduler sends [`RunJob`] and [`CancelJob`] to instances; each
-//! instance reports its phase with [`InstanceUpdate`] and its jobs with [`JobProgress`] and
-//! [`JobFinished`].
+//! instance sends everything it has to say — its phase ([`InstanceUpdate`]), its jobs' execution
+//! events ([`JobProgress`]) and their ends ([`JobFinished`]) — as [`InstanceReport`]s on one
+//! channel, so the scheduler hears them in the order they happened.
 
 use actix::{Message, Recipient};
 use serde::{Deserialize, Serialize};
@@ -93,6 +94,19 @@ impl InstancePhase {
     pub fn accepts_jobs(self) -> bool {
         matches!(self, Self::Ready)
     }
+
+    /// The phase in words, as `/v1/status` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Ready => "ready",
+            Self::Draining => "draining",
+            Self::Crashed => "crashed",
+            Self::Restarting => "restarting",
+            Self::Quarantined => "quarantined",
+            Self::Stopped => "stopped",
+        }
+    }
 }
 
 /// Scheduler → instance: run one attempt of a job.
@@ -140,9 +154,22 @@ pub struct DeregisterInstance {
 #[rtype(result = "crate::scheduling::snapshot::SchedulerSnapshot")]
 pub struct GetSchedulerSnapshot;
 
-/// Instance → scheduler: its phase changed.
-#[derive(Message, Debug, Clone)]
+/// Instance → scheduler: everything an instance reports, on one ordered channel. An instance
+/// that crashed under a job reports the crash before the job's failure, so the scheduler never
+/// places the retry on the instance that just went down.
+#[derive(Message, Debug, Clone, PartialEq)]
 #[rtype(result = "()")]
+pub enum InstanceReport {
+    /// Its phase changed.
+    Phase(InstanceUpdate),
+    /// Something happened while a job ran.
+    Progress(JobProgress),
+    /// An attempt ended.
+    Finished(JobFinished),
+}
+
+/// An instance's phase changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceUpdate {
     pub instance: InstanceId,
     pub phase: InstancePhase,
@@ -152,24 +179,60 @@ pub struct InstanceUpdate {
     pub detail: Option<String>,
 }
 
-/// Instance → scheduler: something happened while a job ran.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
+/// Something happened while a job ran.
+#[derive(Debug, Clone, PartialEq)]
 pub struct JobProgress {
     pub instance: InstanceId,
     pub job: JobId,
     pub event: ExecutionEvent,
 }
 
-/// Instance → scheduler: an attempt ended. A retriable error makes the scheduler try another
-/// instance (up to its retry limit).
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
+/// An attempt ended. A retriable failure makes the scheduler try another instance (up to its
+/// retry limit).
+#[derive(Debug, Clone, PartialEq)]
 pub struct JobFinished {
     pub instance: InstanceId,
     pub job: JobId,
     pub attempt: u32,
-    pub result: Result<RunResult, BackendError>,
+    pub result: Result<RunResult, JobFailure>,
+}
+
+/// Why an attempt ended without a result. Only a loss of the server is worth another instance;
+/// a job the instance stopped itself, or one ComfyUI refused, is not blamed on the server.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum JobFailure {
+    /// The run failed: ComfyUI refused or failed the job, or the connection to it broke.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// The instance lost its server while the job was in flight (process exit, failed health
+    /// checks, readiness lost, another job hung): another instance may succeed.
+    #[error("instance {instance} failed under the job: {cause}")]
+    ServerLost { instance: InstanceId, cause: String },
+    /// The instance was not taking jobs when the job arrived (starting, crashed, draining…);
+    /// nothing ran, so another instance may take it.
+    #[error("instance {instance} is {} and takes no jobs", phase.name())]
+    NotTaken {
+        instance: InstanceId,
+        phase: InstancePhase,
+    },
+    /// The instance stopped the job before it finished although its server was fine (its
+    /// shutdown deadline passed): not retried elsewhere.
+    #[error("instance {instance} stopped the job before it finished ({reason}); submit it again")]
+    Aborted {
+        instance: InstanceId,
+        reason: String,
+    },
+}
+
+impl JobFailure {
+    /// Whether another instance may succeed where this one failed.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Self::Backend(error) => error.is_retriable(),
+            Self::ServerLost { .. } | Self::NotTaken { .. } => true,
+            Self::Aborted { .. } => false,
+        }
+    }
 }
 
 /// GPU monitor → scheduler and metrics: a fresh sample of every GPU.

@@ -1,8 +1,9 @@
 //! The ports: the few traits through which actors reach the world.
 //!
 //! `comfy-fleet` implements them with real adapters (awc for [`Backend`], child processes for
-//! [`Launcher`], NVML for [`GpuProbe`], serenity for [`Chat`]); tests implement them with the
-//! fake ComfyUI process or small in-memory fakes. Futures are local (`!Send`): actix actors and
+//! [`Launcher`], NVML for [`GpuProbe`], serenity for [`Chat`], a shared board for
+//! [`PhaseObserver`]); tests implement them with the fake ComfyUI process or small in-memory
+//! fakes. Futures are local (`!Send`): actix actors and
 //! awc clients live on one arbiter thread each.
 
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use uuid::Uuid;
 
 use crate::ids::{GpuId, InstanceId};
 use crate::job::JobOutput;
+use crate::messages::InstanceUpdate;
 
 // ---------------------------------------------------------------------------------------------
 // Backend: one ComfyUI server's API
@@ -124,7 +126,7 @@ impl std::fmt::Display for NodeError {
 
 /// Why a backend call failed. [`BackendError::is_retriable`] says whether another instance
 /// might succeed where this one failed.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum BackendError {
     #[error("ComfyUI at {url} is unreachable: {reason}")]
     Unreachable { url: String, reason: String },
@@ -374,4 +376,15 @@ pub trait Chat {
         text: String,
         files: Vec<ChatAttachment>,
     ) -> LocalBoxFuture<'_, Result<(), ChatError>>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// PhaseObserver: instance phases for readers outside the actor system
+// ---------------------------------------------------------------------------------------------
+
+/// Told every instance phase the scheduler applied, in the order it applied them, on the
+/// scheduler's thread; keep it quick (record it, wake waiters). `/readyz`, `/v1/status`,
+/// `comfy-fleet run` and tests read phases and wait for readiness through it.
+pub trait PhaseObserver {
+    fn phase_applied(&self, update: &InstanceUpdate);
 }

@@ -1,8 +1,9 @@
 //! The Instance actor against in-memory fakes of the Launcher and Backend ports: boot,
 //! crash and restart with backoff, crash loop and quarantine, readiness timeout, health
-//! failures, jobs (progress, exactly one JobFinished, also on crash), the watchdog, shutdown
-//! and attach mode. Everything is awaited on channels the fakes feed; the only timeouts are
-//! safety nets.
+//! failures, jobs (progress, exactly one JobFinished, also on crash, reported after the crash),
+//! the watchdog, shutdown and attach mode; and, behind the real scheduler, what a submitter is
+//! told of a job its instance stopped. Everything is awaited on channels the fakes feed; the
+//! only timeouts are safety nets.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -17,13 +18,15 @@ use comfy_fleet_actors::instance::{
     BackoffConfig, Instance, InstanceConfig, InstanceMode, InstanceSetup, RestartIntensity,
 };
 use comfy_fleet_actors::messages::{
-    CancelJob, InstancePhase, InstanceUpdate, JobFinished, JobProgress, RunJob, Shutdown,
+    CancelJob, InstanceHandle, InstancePhase, InstanceReport, InstanceUpdate, JobFailure,
+    JobFinished, JobProgress, JobSpec, RegisterInstance, RunJob, Shutdown, Submit,
 };
 use comfy_fleet_actors::ports::{
     Backend, BackendError, EventSink, ExecutionEvent, ExitInfo, InputFile, LaunchError, LaunchSpec,
-    Launched, Launcher, ProcessStopper, PromptRun, PromptStatus, RunResult,
+    Launched, Launcher, PhaseObserver, ProcessStopper, PromptRun, PromptStatus, RunResult,
 };
-use comfy_fleet_actors::{InstanceId, JobId, JobOutput};
+use comfy_fleet_actors::scheduling::{Scheduler, SchedulerConfig};
+use comfy_fleet_actors::{InstanceId, JobEvent, JobId, JobOutput, UserId};
 use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
 use uuid::Uuid;
@@ -97,6 +100,8 @@ struct Reports {
     updates: Chan<InstanceUpdate>,
     progress: Chan<JobProgress>,
     finished: Chan<JobFinished>,
+    /// Every report, in the order received.
+    all: Chan<InstanceReport>,
 }
 
 struct Collector(Reports);
@@ -105,24 +110,15 @@ impl Actor for Collector {
     type Context = Context<Self>;
 }
 
-impl Handler<InstanceUpdate> for Collector {
+impl Handler<InstanceReport> for Collector {
     type Result = ();
-    fn handle(&mut self, msg: InstanceUpdate, _: &mut Context<Self>) {
-        self.0.updates.send(msg);
-    }
-}
-
-impl Handler<JobProgress> for Collector {
-    type Result = ();
-    fn handle(&mut self, msg: JobProgress, _: &mut Context<Self>) {
-        self.0.progress.send(msg);
-    }
-}
-
-impl Handler<JobFinished> for Collector {
-    type Result = ();
-    fn handle(&mut self, msg: JobFinished, _: &mut Context<Self>) {
-        self.0.finished.send(msg);
+    fn handle(&mut self, report: InstanceReport, _: &mut Context<Self>) {
+        self.0.all.send(report.clone());
+        match report {
+            InstanceReport::Phase(update) => self.0.updates.send(update),
+            InstanceReport::Progress(progress) => self.0.progress.send(progress),
+            InstanceReport::Finished(finished) => self.0.finished.send(finished),
+        }
     }
 }
 
@@ -392,8 +388,25 @@ fn start(config: InstanceConfig, attach: Option<&str>) -> Harness {
         updates: Chan::new(),
         progress: Chan::new(),
         finished: Chan::new(),
+        all: Chan::new(),
     };
     let collector = Collector(reports.clone()).start();
+    let (addr, launcher, server) = start_instance(config, attach, collector.clone().recipient());
+    Harness {
+        addr,
+        collector,
+        reports,
+        launcher,
+        server,
+    }
+}
+
+/// Starts an instance on the fakes that reports to `reports`.
+fn start_instance(
+    config: InstanceConfig,
+    attach: Option<&str>,
+    reports: Recipient<InstanceReport>,
+) -> (Addr<Instance>, Rc<FakeLauncher>, Rc<FakeServer>) {
     let launcher = Rc::new(FakeLauncher {
         launched: Chan::new(),
         stops: Chan::new(),
@@ -431,18 +444,10 @@ fn start(config: InstanceConfig, attach: Option<&str>) -> Harness {
                 server: Rc::clone(&factory_server),
             }) as Rc<dyn Backend>
         }),
-        updates: collector.clone().recipient(),
-        progress: collector.clone().recipient(),
-        finished: collector.clone().recipient(),
+        reports,
     })
     .unwrap();
-    Harness {
-        addr: instance.start(),
-        collector,
-        reports,
-        launcher,
-        server,
-    }
+    (instance.start(), launcher, server)
 }
 
 impl Harness {
@@ -850,7 +855,10 @@ async fn process_death_mid_job_reports_the_job_retriable_once() {
     assert_eq!(finished.job, job);
     let error = finished.result.unwrap_err();
     assert!(error.is_retriable(), "{error}");
-    assert!(error.to_string().contains("exit code 1"), "{error}");
+    assert_eq!(
+        error.to_string(),
+        "instance gpu0 failed under the job: process exited (exit code 1)"
+    );
     h.expect_phases(&[
         InstancePhase::Crashed,
         InstancePhase::Restarting,
@@ -863,6 +871,28 @@ async fn process_death_mid_job_reports_the_job_retriable_once() {
     h.expect_phases(&[InstancePhase::Ready]).await;
     h.flush().await;
     assert!(h.reports.finished.try_recv().is_none(), "reported once");
+    // The crash reached the scheduler before the job's failure: its retry cannot be placed on
+    // the instance that just went down.
+    let mut order = Vec::new();
+    while let Some(report) = h.reports.all.try_recv() {
+        match report {
+            InstanceReport::Phase(update) => order.push(format!("{:?}", update.phase)),
+            InstanceReport::Finished(f) if f.job == job => order.push("job failed".into()),
+            InstanceReport::Finished(_) | InstanceReport::Progress(_) => {}
+        }
+    }
+    assert_eq!(
+        order,
+        [
+            "Starting",
+            "Ready",
+            "Crashed",
+            "job failed",
+            "Restarting",
+            "Starting",
+            "Ready"
+        ]
+    );
 }
 
 #[actix_rt::test]
@@ -885,7 +915,10 @@ async fn hung_job_is_interrupted_reported_silent_and_the_instance_restarted() {
     let finished = h.finished().await;
     assert_eq!(finished.job, job);
     let error = finished.result.unwrap_err();
-    assert!(matches!(error, BackendError::Silent { .. }), "{error}");
+    assert!(
+        matches!(error, JobFailure::Backend(BackendError::Silent { .. })),
+        "{error}"
+    );
     assert!(error.is_retriable());
     let seen = h.expect_phases(&[InstancePhase::Crashed]).await;
     assert!(
@@ -939,7 +972,10 @@ async fn cancel_interrupts_the_running_prompt() {
         run.prompt_id
     );
     let finished = h.finished().await;
-    assert!(matches!(finished.result, Err(BackendError::Interrupted)));
+    assert_eq!(
+        finished.result,
+        Err(JobFailure::Backend(BackendError::Interrupted))
+    );
 }
 
 #[actix_rt::test]
@@ -954,8 +990,12 @@ async fn run_job_before_ready_is_refused_retriable() {
     assert_eq!(refused.job, job);
     let error = refused.result.unwrap_err();
     assert!(
-        error.is_retriable() && error.to_string().contains("takes no jobs"),
-        "{error}"
+        error.is_retriable(),
+        "nothing ran: another instance may take it"
+    );
+    assert_eq!(
+        error.to_string(),
+        "instance gpu0 is starting and takes no jobs"
     );
 }
 
@@ -1015,7 +1055,7 @@ async fn shutdown_drains_then_resolves_only_after_the_process_exited() {
 }
 
 #[actix_rt::test]
-async fn shutdown_deadline_cancels_unfinished_jobs_and_reports_them_retriable() {
+async fn shutdown_deadline_cancels_unfinished_jobs_and_reports_them_stopped_not_retriable() {
     let h = start(config(), None);
     let process = h.boot().await;
     h.server.honour_cancel.set(false);
@@ -1032,14 +1072,121 @@ async fn shutdown_deadline_cancels_unfinished_jobs_and_reports_them_retriable() 
         let finished = h.finished().await;
         assert_eq!(finished.job, job);
         let error = finished.result.unwrap_err();
-        assert!(
-            error.is_retriable() && error.to_string().contains("shutting down"),
-            "{error}"
-        );
+        assert!(matches!(error, JobFailure::Aborted { .. }), "{error:?}");
+        assert!(!error.is_retriable(), "the server was fine: {error}");
+        let text = error.to_string();
+        assert!(text.contains("shutting down"), "{text}");
+        assert!(!text.contains("unreachable"), "{text}");
         assert_eq!(next(&h.launcher.stops, "the stop").await, process.number);
     };
     let (resolved, ()) =
         futures_util::future::join(actix::clock::timeout(SAFETY, shutdown), finish).await;
     resolved.unwrap().unwrap();
     h.expect_phases(&[InstancePhase::Stopped]).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Behind the real scheduler: what the submitter is told
+// ---------------------------------------------------------------------------------------------
+
+/// The submitter: records the events of its jobs.
+struct Submitter(Chan<JobEvent>);
+
+impl Actor for Submitter {
+    type Context = Context<Self>;
+}
+
+impl Handler<JobEvent> for Submitter {
+    type Result = ();
+    fn handle(&mut self, event: JobEvent, _: &mut Context<Self>) {
+        self.0.send(event);
+    }
+}
+
+/// Records the phases the scheduler applied.
+struct PhaseLog(Chan<InstanceUpdate>);
+
+impl PhaseObserver for PhaseLog {
+    fn phase_applied(&self, update: &InstanceUpdate) {
+        self.0.send(update.clone());
+    }
+}
+
+#[actix_rt::test]
+async fn a_job_its_instance_stopped_fails_with_that_reason_not_as_an_unreachable_comfyui() {
+    let phases = Chan::new();
+    let scheduler = Scheduler::new(SchedulerConfig::default())
+        .observe_phases(PhaseLog(phases.clone()))
+        .start();
+    let (instance, _launcher, server) =
+        start_instance(config(), None, scheduler.clone().recipient());
+    let id = InstanceId::new("gpu0");
+    scheduler.do_send(RegisterInstance(InstanceHandle {
+        id: id.clone(),
+        gpu: None,
+        run: instance.clone().recipient(),
+        cancel: instance.clone().recipient(),
+    }));
+    loop {
+        let update = next(&phases, "a phase the scheduler applied").await;
+        assert_eq!(update.instance, id);
+        if update.phase == InstancePhase::Ready {
+            break;
+        }
+    }
+
+    let events = Chan::new();
+    let submitter = Submitter(events.clone()).start();
+    let job = JobId::new();
+    scheduler
+        .send(Submit {
+            job: JobSpec {
+                id: job,
+                user: UserId::new("alice"),
+                priority: 0,
+                template: "demo".into(),
+                prompt: serde_json::json!({"3": {"class_type": "KSampler", "inputs": {}}}),
+                extra_data: serde_json::json!({}),
+                inputs: Vec::new(),
+                models: Vec::new(),
+            },
+            events: submitter.recipient(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let run = next(&server.runs, "the run").await;
+    assert_eq!(run.prompt_id, job.0);
+
+    // The operator stops this one instance; the fleet (and its scheduler) keeps running.
+    actix::clock::timeout(
+        SAFETY,
+        instance.send(Shutdown {
+            deadline: Duration::ZERO,
+        }),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let mut seen = Vec::new();
+    let last = loop {
+        let event = next(&events, "the job's events").await;
+        if event.is_final() {
+            break event;
+        }
+        seen.push(event);
+    };
+    assert!(
+        !seen.iter().any(|e| matches!(e, JobEvent::Retrying { .. })),
+        "a stopped job is not retried: {seen:?}"
+    );
+    let JobEvent::Failed { message, .. } = last else {
+        panic!("expected the job to fail, got {last:?} after {seen:?}")
+    };
+    assert_eq!(
+        message,
+        "instance gpu0 stopped the job before it finished (the instance is shutting down and \
+         its deadline for running jobs passed); submit it again"
+    );
+    assert!(!message.contains("unreachable"), "{message}");
 }

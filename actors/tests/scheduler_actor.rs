@@ -14,8 +14,8 @@ use serde_json::json;
 use comfy_fleet_actors::job::{JobEvent, JobOutput, JobState};
 use comfy_fleet_actors::messages::{
     Cancel, CancelError, CancelJob, GetSchedulerSnapshot, InstanceHandle, InstancePhase,
-    InstanceUpdate, JobFinished, JobProgress, JobSpec, RegisterInstance, RunJob, Shutdown, Submit,
-    SubmitError,
+    InstanceReport, InstanceUpdate, JobFinished, JobProgress, JobSpec, RegisterInstance, RunJob,
+    Shutdown, Submit, SubmitError,
 };
 use comfy_fleet_actors::ports::{BackendError, ExecutionEvent, RunResult};
 use comfy_fleet_actors::scheduling::{
@@ -168,12 +168,13 @@ struct Finish {
 impl Handler<Finish> for FakeInstance {
     type Result = ();
     fn handle(&mut self, msg: Finish, _ctx: &mut Self::Context) {
-        self.scheduler.do_send(JobFinished {
-            instance: self.id.clone(),
-            job: msg.job,
-            attempt: msg.attempt,
-            result: msg.result,
-        });
+        self.scheduler
+            .do_send(InstanceReport::Finished(JobFinished {
+                instance: self.id.clone(),
+                job: msg.job,
+                attempt: msg.attempt,
+                result: msg.result.map_err(Into::into),
+            }));
     }
 }
 
@@ -185,11 +186,12 @@ struct Report(JobId, ExecutionEvent);
 impl Handler<Report> for FakeInstance {
     type Result = ();
     fn handle(&mut self, msg: Report, _ctx: &mut Self::Context) {
-        self.scheduler.do_send(JobProgress {
-            instance: self.id.clone(),
-            job: msg.0,
-            event: msg.1,
-        });
+        self.scheduler
+            .do_send(InstanceReport::Progress(JobProgress {
+                instance: self.id.clone(),
+                job: msg.0,
+                event: msg.1,
+            }));
     }
 }
 
@@ -236,12 +238,12 @@ impl Fleet {
                 .await
                 .unwrap();
             scheduler
-                .send(InstanceUpdate {
+                .send(InstanceReport::Phase(InstanceUpdate {
                     instance: id,
                     phase: InstancePhase::Ready,
                     url: Some(format!("http://127.0.0.1:0/{name}")),
                     detail: None,
-                })
+                }))
                 .await
                 .unwrap();
             instances.push(addr);

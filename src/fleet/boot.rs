@@ -29,7 +29,7 @@ use crate::fleet::events::JobEventHub;
 use crate::fleet::metrics::{GpuView, MetricsReporter};
 use crate::fleet::plan::{InstancePlan, PlanKind, plan_instances};
 use crate::fleet::recorded_uploads::RecordedUploads;
-use crate::fleet::watch::{InstanceWatch, PhaseBoard};
+use crate::fleet::watch::PhaseBoard;
 use crate::gpu::{Discovery, discover};
 use crate::launch::{InstanceFolders, ProcessLauncher, StateLock, StateLockError, sweep_stale};
 use crate::workflow::{TemplateSet, WorkflowError};
@@ -142,7 +142,8 @@ impl Fleet {
         tracing::info!(source = %discovery.source, gpus = discovery.gpus.len(), "GPUs found");
         tracing::info!(dir = %config.workflows.dir.display(), templates = ?templates.names(), "templates loaded");
 
-        let scheduler = Scheduler::new(config.scheduler.clone());
+        let phases = PhaseBoard::default();
+        let scheduler = Scheduler::new(config.scheduler.clone()).observe_phases(phases.clone());
         let table = scheduler.table();
         let scheduler = scheduler.start();
         let limiter = RateLimiter::new(config.limits.clone()).start();
@@ -165,13 +166,6 @@ impl Fleet {
             config.gpus.sample_interval,
             vec![scheduler.clone().recipient(), reporter.recipient()],
         );
-        let phases = PhaseBoard::default();
-        let watch = InstanceWatch::new(
-            scheduler.clone().recipient(),
-            scheduler.clone().recipient(),
-            phases.clone(),
-        )
-        .start();
 
         if demo {
             tracing::warn!(
@@ -222,10 +216,7 @@ impl Fleet {
                 mode,
                 config: instance_config.clone(),
                 backend_factory: backend_factory(folders),
-                updates: watch.clone().recipient(),
-                progress: scheduler.clone().recipient(),
-                // Through the watch, so reports stay in order with the phase updates.
-                finished: watch.clone().recipient(),
+                reports: scheduler.clone().recipient(),
             })
             .map_err(|e| BootError::Setting(e.to_string()))?
             .start();

@@ -1,17 +1,14 @@
-//! Instance phases as the rest of the program sees them: every `InstanceUpdate` passes through
-//! [`InstanceWatch`] on its way to the scheduler, is logged, and lands on the [`PhaseBoard`],
-//! which anyone can read or wait on (readiness of `serve`, `run` and `/readyz`).
-//!
-//! Instances also send their `JobFinished` reports through the watch, so the scheduler receives
-//! them in the order the instance sent them relative to its phase updates: an instance that
-//! crashed under a job is known to be down before that job's retry is placed.
+//! Instance phases as the rest of the program sees them: the scheduler tells the
+//! [`PhaseBoard`] every phase change it applied, in the order it applied them, and anyone can
+//! read the board from any thread or wait on it (readiness of `serve`, `run` and `/readyz`, an
+//! instance's URL for its outputs, `/v1/status`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use actix::{Actor, Context, Handler, Recipient};
 use comfy_fleet_actors::InstanceId;
-use comfy_fleet_actors::messages::{InstancePhase, InstanceUpdate, JobFinished};
+use comfy_fleet_actors::messages::{InstancePhase, InstanceUpdate};
+use comfy_fleet_actors::ports::PhaseObserver;
 use tokio::sync::watch;
 
 /// One instance's last reported phase.
@@ -68,45 +65,9 @@ impl PhaseBoard {
     }
 }
 
-/// Forwards instance updates to the scheduler after recording them, and job reports in order
-/// with them.
-pub struct InstanceWatch {
-    scheduler: Recipient<InstanceUpdate>,
-    finished: Recipient<JobFinished>,
-    board: PhaseBoard,
-}
-
-impl InstanceWatch {
-    pub fn new(
-        scheduler: Recipient<InstanceUpdate>,
-        finished: Recipient<JobFinished>,
-        board: PhaseBoard,
-    ) -> Self {
-        Self {
-            scheduler,
-            finished,
-            board,
-        }
-    }
-}
-
-impl Actor for InstanceWatch {
-    type Context = Context<Self>;
-}
-
-impl Handler<InstanceUpdate> for InstanceWatch {
-    type Result = ();
-
-    fn handle(&mut self, update: InstanceUpdate, _: &mut Context<Self>) {
-        self.board.update(&update);
-        self.scheduler.do_send(update);
-    }
-}
-
-impl Handler<JobFinished> for InstanceWatch {
-    type Result = ();
-
-    fn handle(&mut self, report: JobFinished, _: &mut Context<Self>) {
-        self.finished.do_send(report);
+/// The scheduler's view, published as it applies each phase.
+impl PhaseObserver for PhaseBoard {
+    fn phase_applied(&self, update: &InstanceUpdate) {
+        self.update(update);
     }
 }

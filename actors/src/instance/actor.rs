@@ -1,30 +1,28 @@
 //! The Instance actor: one per managed (or attached) ComfyUI server.
 //!
-//! A thin shell around [`Lifecycle`], [`Watchdog`] and [`JobBook`]: it receives messages and
-//! the results of its own futures, feeds them to the policies with the current time, and
-//! performs the effects they return through the [`Launcher`] and [`Backend`] ports. Every
-//! `RunJob` it accepts is answered by exactly one `JobFinished`.
+//! A thin shell around its policies: it receives messages and the results of its own futures,
+//! hands them to [`Lifecycle`] and [`JobBook`] with the current time, and performs the effects
+//! they return, in the order returned, through the [`Launcher`] and [`Backend`] ports.
+//! Everything it has to say goes to one recipient as [`InstanceReport`]s, in the order it
+//! happened. Every `RunJob` it receives is answered by exactly one `JobFinished` report.
 
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use actix::clock::{sleep, timeout};
 use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
 use uuid::Uuid;
 
 use crate::ids::{GpuId, InstanceId, JobId};
 use crate::instance::config::{InstanceConfig, InstanceConfigError};
-use crate::instance::jobs::JobBook;
-use crate::instance::lifecycle::{AbortReason, CrashCause, Effect, Event, Lifecycle};
+use crate::instance::jobs::{JobBook, JobEffect};
+use crate::instance::lifecycle::{Effect, Event, Lifecycle};
+use crate::instance::server_calls::{ProbeSettings, bounded, probe_readiness, upload_and_run};
 use crate::instance::stop_latch::StopLatch;
-use crate::instance::watchdog::{Silence, Watchdog, WatchdogAction};
-use crate::messages::{CancelJob, InstanceUpdate, JobFinished, JobProgress, RunJob, Shutdown};
-use crate::ports::{
-    Backend, BackendError, LaunchSpec, Launched, Launcher, ProcessStopper, PromptRun, PromptStatus,
-    RunResult,
-};
+use crate::instance::watchdog::Watchdog;
+use crate::messages::{CancelJob, InstanceReport, JobProgress, RunJob, Shutdown};
+use crate::ports::{Backend, LaunchSpec, Launched, Launcher, ProcessStopper};
 
 /// Makes the backend client of a server from its base URL.
 pub type BackendFactory = Box<dyn Fn(&str) -> Rc<dyn Backend>>;
@@ -48,12 +46,9 @@ pub struct InstanceSetup {
     pub mode: InstanceMode,
     pub config: InstanceConfig,
     pub backend_factory: BackendFactory,
-    /// Receives every phase change.
-    pub updates: Recipient<InstanceUpdate>,
-    /// Receives every execution event of every job.
-    pub progress: Recipient<JobProgress>,
-    /// Receives one `JobFinished` per accepted `RunJob`.
-    pub finished: Recipient<JobFinished>,
+    /// Receives every report — phase changes, job progress, finished jobs — in the order they
+    /// happened: the scheduler.
+    pub reports: Recipient<InstanceReport>,
 }
 
 /// Why an instance cannot be built.
@@ -78,20 +73,14 @@ pub struct Instance {
     config: InstanceConfig,
     mode: InstanceMode,
     backend_factory: BackendFactory,
-    updates: Recipient<InstanceUpdate>,
-    progress: Recipient<JobProgress>,
-    finished: Recipient<JobFinished>,
+    reports: Recipient<InstanceReport>,
     lifecycle: Lifecycle,
-    watchdog: Watchdog,
     jobs: JobBook<SpawnHandle>,
     backend: Option<Rc<dyn Backend>>,
     stopper: Option<Rc<dyn ProcessStopper>>,
     probe: Option<SpawnHandle>,
     stopped: StopLatch,
-    /// Stops under way (signals, then the launcher's clean-up of files and records).
-    stops_pending: usize,
-    /// The lifecycle has finished its shutdown; `stopped` opens once no stop is pending.
-    shutdown_complete: bool,
+    /// Events raised while effects are being performed, handled next in order.
     events: VecDeque<Event>,
     applying: bool,
 }
@@ -120,23 +109,18 @@ impl Instance {
             Box::new(rand::random::<f64>),
         );
         Ok(Self {
-            watchdog: Watchdog::new(setup.config.job_silence),
+            jobs: JobBook::new(setup.id.clone(), Watchdog::new(setup.config.job_silence)),
             id: setup.id,
             gpu: setup.gpu,
             config: setup.config,
             mode: setup.mode,
             backend_factory: setup.backend_factory,
-            updates: setup.updates,
-            progress: setup.progress,
-            finished: setup.finished,
+            reports: setup.reports,
             lifecycle,
-            jobs: JobBook::default(),
             backend: None,
             stopper: None,
             probe: None,
             stopped: StopLatch::default(),
-            stops_pending: 0,
-            shutdown_complete: false,
             events: VecDeque::new(),
             applying: false,
         })
@@ -148,16 +132,8 @@ impl Instance {
             .map_or_else(|| "none".to_string(), ToString::to_string)
     }
 
-    fn url(&self) -> String {
-        match (self.lifecycle.url(), &self.mode) {
-            (Some(url), _) => url.to_string(),
-            (None, InstanceMode::Attach { url }) => url.clone(),
-            (None, InstanceMode::Managed { .. }) => format!("instance {}", self.id),
-        }
-    }
-
-    /// Feeds an event to the lifecycle and performs its effects; events raised while
-    /// performing are queued and handled in order.
+    /// Feeds an event to the lifecycle and performs its effects in the order returned; events
+    /// raised while performing are queued and handled in order.
     fn apply(&mut self, event: Event, ctx: &mut Context<Self>) {
         self.events.push_back(event);
         if self.applying {
@@ -165,11 +141,7 @@ impl Instance {
         }
         self.applying = true;
         while let Some(event) = self.events.pop_front() {
-            let mut effects = self.lifecycle.handle(event, Instant::now());
-            // Phase reports first: the scheduler must know the instance is down before it
-            // hears of the jobs aborted by the same step, or it places their retries here.
-            effects.sort_by_key(|e| !matches!(e, Effect::Report { .. }));
-            for effect in effects {
+            for effect in self.lifecycle.handle(event, Instant::now()) {
                 self.perform(effect, ctx);
             }
         }
@@ -191,7 +163,10 @@ impl Instance {
                     self.spawn_stop(stopper.stop(grace), ctx);
                 }
             }
-            Effect::AbortJobs { reason, interrupt } => self.abort_jobs(&reason, interrupt, ctx),
+            Effect::AbortJobs { reason, interrupt } => {
+                let fx = self.jobs.abort_all(&reason, interrupt);
+                self.perform_jobs(fx, ctx);
+            }
             Effect::Arm {
                 timer,
                 after,
@@ -201,35 +176,119 @@ impl Instance {
                     act.apply(Event::TimerFired { timer, epoch }, ctx);
                 });
             }
-            Effect::Report { phase, detail } => {
-                self.updates.do_send(InstanceUpdate {
-                    instance: self.id.clone(),
-                    phase,
-                    url: self.lifecycle.url().map(str::to_string),
-                    detail,
-                });
-            }
-            Effect::ShutdownComplete => {
-                self.shutdown_complete = true;
-                self.open_when_stopped();
+            Effect::Report(update) => self.reports.do_send(InstanceReport::Phase(update)),
+            Effect::ShutdownComplete => self.stopped.shutdown_complete(),
+        }
+    }
+
+    /// Performs the job book's effects in the order returned.
+    fn perform_jobs(&mut self, fx: Vec<JobEffect<SpawnHandle>>, ctx: &mut Context<Self>) {
+        for effect in fx {
+            match effect {
+                JobEffect::StopRun(handle) => {
+                    ctx.cancel_future(handle);
+                }
+                JobEffect::Interrupt { job, prompt_id } => {
+                    self.interrupt(job, prompt_id, None, ctx)
+                }
+                JobEffect::Watch {
+                    job,
+                    attempt,
+                    after,
+                } => {
+                    ctx.run_later(after, move |act, ctx| {
+                        let fx = act.jobs.check_silence(job, attempt, Instant::now());
+                        act.perform_jobs(fx, ctx);
+                    });
+                }
+                JobEffect::AskStatus {
+                    job,
+                    attempt,
+                    prompt_id,
+                    silent_for,
+                } => {
+                    let backend = self.backend.clone();
+                    let control = self.config.control_timeout;
+                    let ask = async move {
+                        match backend {
+                            Some(backend) => {
+                                bounded(control, backend.prompt_status(prompt_id)).await
+                            }
+                            None => Err("no server to ask".to_string()),
+                        }
+                    };
+                    ctx.spawn(ask.into_actor(self).map(move |status, act, ctx| {
+                        let fx = act.jobs.status_answered(
+                            job,
+                            attempt,
+                            silent_for,
+                            status,
+                            Instant::now(),
+                        );
+                        act.perform_jobs(fx, ctx);
+                    }));
+                }
+                JobEffect::InterruptHung {
+                    job,
+                    prompt_id,
+                    generation,
+                    silent_for,
+                } => {
+                    let hung = Event::JobHung {
+                        generation,
+                        job,
+                        silent_for,
+                    };
+                    self.interrupt(job, prompt_id, Some(hung), ctx);
+                }
+                JobEffect::Report(finished) => {
+                    self.reports.do_send(InstanceReport::Finished(finished));
+                }
+                JobEffect::Busy => self.apply(Event::JobsStarted, ctx),
+                JobEffect::Idle => self.apply(Event::JobsIdle, ctx),
             }
         }
+    }
+
+    /// Asks ComfyUI to interrupt `prompt_id`, then applies `then`, if any.
+    fn interrupt(
+        &mut self,
+        job: JobId,
+        prompt_id: Uuid,
+        then: Option<Event>,
+        ctx: &mut Context<Self>,
+    ) {
+        let backend = self.backend.clone();
+        let control = self.config.control_timeout;
+        let id = self.id.clone();
+        let call = async move {
+            let Some(backend) = backend else { return };
+            match bounded(control, backend.cancel(prompt_id)).await {
+                Ok(()) => tracing::info!(instance = %id, %job, %prompt_id, "prompt interrupted"),
+                Err(e) => {
+                    tracing::warn!(instance = %id, %job, %prompt_id, error = %e, "could not interrupt the prompt")
+                }
+            }
+        };
+        ctx.spawn(call.into_actor(self).map(move |(), act, ctx| {
+            if let Some(event) = then {
+                act.apply(event, ctx);
+            }
+        }));
     }
 
     /// Runs a stop; a shutdown is confirmed only once it has finished, so the launcher's
     /// clean-up (ephemeral files, the on-disk record) is done before the program exits.
     fn spawn_stop(&mut self, stop: LocalBoxFuture<'static, ()>, ctx: &mut Context<Self>) {
-        self.stops_pending += 1;
-        ctx.spawn(stop.into_actor(self).map(|(), act, _| {
-            act.stops_pending -= 1;
-            act.open_when_stopped();
-        }));
-    }
-
-    fn open_when_stopped(&self) {
-        if self.shutdown_complete && self.stops_pending == 0 {
-            self.stopped.open();
-        }
+        self.stopped.stop_started();
+        let stopped = self.stopped.clone();
+        ctx.spawn(
+            async move {
+                stop.await;
+                stopped.stop_finished();
+            }
+            .into_actor(self),
+        );
     }
 
     fn launch(&mut self, generation: u64, ctx: &mut Context<Self>) {
@@ -310,31 +369,12 @@ impl Instance {
             });
             return;
         };
-        let poll = self.config.readiness_poll;
-        let control = self.config.control_timeout;
-        let warmup = self.config.warmup_prompt.clone();
-        let id = self.id.clone();
-        let probe = async move {
-            wait_until_ok(poll, || async {
-                flatten(timeout(control, backend.ping()).await, control)
-            })
-            .await;
-            tracing::debug!(instance = %id, "HTTP up; loading object_info");
-            wait_until_ok(poll, || backend.object_info()).await;
-            if let Some(prompt) = warmup {
-                tracing::info!(instance = %id, "running the warm-up prompt");
-                let run = PromptRun {
-                    prompt_id: Uuid::new_v4(),
-                    prompt,
-                    extra_data: serde_json::json!({}),
-                };
-                backend
-                    .run(run, Box::new(|_| {}))
-                    .await
-                    .map_err(|e| format!("the warm-up prompt failed: {e}"))?;
-            }
-            Ok::<(), String>(())
+        let settings = ProbeSettings {
+            poll: self.config.readiness_poll,
+            control: self.config.control_timeout,
+            warmup: self.config.warmup_prompt.clone(),
         };
+        let probe = probe_readiness(backend, self.id.clone(), settings);
         let handle = ctx.spawn(probe.into_actor(self).map(move |outcome, act, ctx| {
             act.probe = None;
             let event = match outcome {
@@ -355,231 +395,10 @@ impl Instance {
             return;
         };
         let control = self.config.control_timeout;
-        let fut = async move { flatten(timeout(control, backend.ping()).await, control) };
-        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+        let ping = async move { bounded(control, backend.ping()).await };
+        ctx.spawn(ping.into_actor(self).map(move |result, act, ctx| {
             act.apply(Event::HealthChecked { epoch, result }, ctx);
         }));
-    }
-
-    fn abort_jobs(&mut self, reason: &AbortReason, interrupt: bool, ctx: &mut Context<Self>) {
-        let url = self.url();
-        for entry in self.jobs.take_all() {
-            if let Some(handle) = entry.handle {
-                ctx.cancel_future(handle);
-            }
-            if interrupt && let Some(backend) = self.backend.clone() {
-                let control = self.config.control_timeout;
-                let prompt_id = entry.prompt_id;
-                let fut = async move {
-                    if let Err(e) =
-                        flatten(timeout(control, backend.cancel(prompt_id)).await, control)
-                    {
-                        tracing::warn!(%prompt_id, error = %e, "could not cancel an abandoned prompt");
-                    }
-                };
-                ctx.spawn(fut.into_actor(self));
-            }
-            let error = match reason {
-                AbortReason::Crash(CrashCause::JobHung { job, silent_for })
-                    if *job == entry.job =>
-                {
-                    BackendError::Silent {
-                        silent_for: *silent_for,
-                    }
-                }
-                AbortReason::Crash(cause) => BackendError::Unreachable {
-                    url: url.clone(),
-                    reason: format!("instance {} failed under the job: {cause}", self.id),
-                },
-                AbortReason::Shutdown => BackendError::Unreachable {
-                    url: url.clone(),
-                    reason: format!(
-                        "instance {} is shutting down and cancelled the job before it finished",
-                        self.id
-                    ),
-                },
-            };
-            tracing::warn!(
-                instance = %self.id, gpu = %self.gpu_name(), job = %entry.job,
-                attempt = entry.attempt, %error, "job given up, retriable"
-            );
-            self.report_finished(entry.job, entry.attempt, Err(error));
-        }
-    }
-
-    fn report_finished(&self, job: JobId, attempt: u32, result: Result<RunResult, BackendError>) {
-        self.finished.do_send(JobFinished {
-            instance: self.id.clone(),
-            job,
-            attempt,
-            result,
-        });
-    }
-
-    fn refuse(&self, msg: &RunJob) {
-        let error = BackendError::Unreachable {
-            url: self.url(),
-            reason: format!(
-                "instance {} is {:?} and takes no jobs",
-                self.id,
-                self.lifecycle.phase()
-            ),
-        };
-        tracing::info!(instance = %self.id, job = %msg.job, %error, "job refused");
-        self.report_finished(msg.job, msg.attempt, Err(error));
-    }
-
-    fn on_job_result(
-        &mut self,
-        job: JobId,
-        attempt: u32,
-        result: Result<RunResult, BackendError>,
-        ctx: &mut Context<Self>,
-    ) {
-        if self.jobs.finish(job, attempt).is_none() {
-            return;
-        }
-        match &result {
-            Ok(run) => tracing::info!(
-                instance = %self.id, gpu = %self.gpu_name(), %job, attempt,
-                outputs = run.outputs.len(), "job finished"
-            ),
-            Err(error) => tracing::info!(
-                instance = %self.id, gpu = %self.gpu_name(), %job, attempt,
-                %error, retriable = error.is_retriable(), "job failed"
-            ),
-        }
-        self.report_finished(job, attempt, result);
-        if self.jobs.is_empty() {
-            self.apply(Event::JobsIdle, ctx);
-        }
-    }
-
-    fn arm_watchdog(&self, job: JobId, attempt: u32, after: Duration, ctx: &mut Context<Self>) {
-        ctx.run_later(after, move |act, ctx| act.check_silence(job, attempt, ctx));
-    }
-
-    fn check_silence(&mut self, job: JobId, attempt: u32, ctx: &mut Context<Self>) {
-        let Some(backend) = self.backend.clone() else {
-            return;
-        };
-        let Some(entry) = self.jobs.get_mut(job, attempt) else {
-            return;
-        };
-        match self.watchdog.check(entry.activity.last(), Instant::now()) {
-            Silence::Within { remaining } => self.arm_watchdog(job, attempt, remaining, ctx),
-            Silence::Exceeded { silent_for } => {
-                if entry.checking {
-                    return;
-                }
-                entry.checking = true;
-                let prompt_id = entry.prompt_id;
-                tracing::warn!(
-                    instance = %self.id, gpu = %self.gpu_name(), %job, attempt,
-                    silent_for = %humantime::format_duration(silent_for),
-                    "job silent; asking ComfyUI where it stands"
-                );
-                let control = self.config.control_timeout;
-                let fut = async move {
-                    flatten(
-                        timeout(control, backend.prompt_status(prompt_id)).await,
-                        control,
-                    )
-                };
-                ctx.spawn(fut.into_actor(self).map(move |status, act, ctx| {
-                    act.on_watchdog_status(job, attempt, silent_for, status, ctx);
-                }));
-            }
-        }
-    }
-
-    fn on_watchdog_status(
-        &mut self,
-        job: JobId,
-        attempt: u32,
-        silent_for: Duration,
-        status: Result<PromptStatus, String>,
-        ctx: &mut Context<Self>,
-    ) {
-        let gpu = self.gpu_name();
-        let Some(entry) = self.jobs.get_mut(job, attempt) else {
-            return;
-        };
-        entry.checking = false;
-        let action = self.watchdog.decide(status.clone(), entry.view());
-        tracing::warn!(
-            instance = %self.id, %gpu, %job, attempt,
-            status = ?status, action = ?action, "watchdog decision"
-        );
-        match action {
-            WatchdogAction::InterruptAndRestart => {
-                let generation = entry.generation;
-                let prompt_id = entry.prompt_id;
-                let control = self.config.control_timeout;
-                let backend = self.backend.clone();
-                let fut = async move {
-                    if let Some(backend) = backend
-                        && let Err(e) =
-                            flatten(timeout(control, backend.cancel(prompt_id)).await, control)
-                    {
-                        tracing::warn!(%prompt_id, error = %e, "could not interrupt the hung prompt");
-                    }
-                };
-                ctx.spawn(fut.into_actor(self).map(move |(), act, ctx| {
-                    act.apply(
-                        Event::JobHung {
-                            generation,
-                            job,
-                            silent_for,
-                        },
-                        ctx,
-                    );
-                }));
-            }
-            WatchdogAction::AwaitReconcile => {
-                entry.reconciling = true;
-                entry.activity.touch(Instant::now());
-                let silence = self.watchdog.silence();
-                self.arm_watchdog(job, attempt, silence, ctx);
-            }
-            WatchdogAction::GiveUp(error) => {
-                if let Some(entry) = self.jobs.finish(job, attempt) {
-                    if let Some(handle) = entry.handle {
-                        ctx.cancel_future(handle);
-                    }
-                    self.report_finished(job, attempt, Err(error));
-                    if self.jobs.is_empty() {
-                        self.apply(Event::JobsIdle, ctx);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Calls `attempt` until it succeeds, pausing `poll` between tries (bounded by the caller).
-async fn wait_until_ok<T, E, F, Fut>(poll: Duration, mut attempt: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-{
-    while attempt().await.is_err() {
-        sleep(poll).await;
-    }
-}
-
-/// A control call bounded by a timeout, reduced to its error text.
-fn flatten<T, Elapsed>(
-    outcome: Result<Result<T, BackendError>, Elapsed>,
-    limit: Duration,
-) -> Result<T, String> {
-    match outcome {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err(format!(
-            "no answer within {}",
-            humantime::format_duration(limit)
-        )),
     }
 }
 
@@ -600,25 +419,27 @@ impl Handler<RunJob> for Instance {
     type Result = ();
 
     fn handle(&mut self, msg: RunJob, ctx: &mut Context<Self>) {
-        let backend = match (&self.backend, self.lifecycle.accepts_jobs()) {
-            (Some(backend), true) => Rc::clone(backend),
-            _ => return self.refuse(&msg),
-        };
         let RunJob {
             job,
             attempt,
             run,
             inputs,
         } = msg;
-        let now = Instant::now();
+        let backend = match &self.backend {
+            Some(backend) if self.lifecycle.accepts_jobs() => Rc::clone(backend),
+            _ => {
+                let fx = self.jobs.refuse(job, attempt, self.lifecycle.phase());
+                return self.perform_jobs(fx, ctx);
+            }
+        };
         let generation = self.lifecycle.generation();
-        let activity = match self
+        let accepted = self
             .jobs
-            .accept(job, attempt, run.prompt_id, generation, now)
-        {
-            Ok(activity) => activity,
+            .accept(job, attempt, run.prompt_id, generation, Instant::now());
+        let (activity, fx) = match accepted {
+            Ok(accepted) => accepted,
             Err(error) => {
-                // The first RunJob's JobFinished answers for this job.
+                // The first RunJob's report answers for this job.
                 tracing::error!(instance = %self.id, %job, attempt, %error, "duplicate RunJob ignored");
                 return;
             }
@@ -627,44 +448,21 @@ impl Handler<RunJob> for Instance {
             instance = %self.id, gpu = %self.gpu_name(), %job, attempt,
             inputs = inputs.len(), "job accepted"
         );
-        let progress = self.progress.clone();
-        let instance = self.id.clone();
-        let fut = async move {
-            for input in inputs {
-                let wanted = if input.subfolder.is_empty() {
-                    input.name.clone()
-                } else {
-                    format!("{}/{}", input.subfolder, input.name)
-                };
-                let stored = backend.upload(input).await?;
-                if stored != wanted {
-                    tracing::warn!(%instance, %job, %wanted, %stored, "ComfyUI stored the upload under another name");
-                }
-                activity.touch(Instant::now());
-            }
-            activity.mark_submitted();
-            activity.touch(Instant::now());
-            let sink_activity = Rc::clone(&activity);
-            let sink = Box::new(move |event| {
-                sink_activity.touch(Instant::now());
-                progress.do_send(JobProgress {
-                    instance: instance.clone(),
-                    job,
-                    event,
-                });
-            });
-            backend.run(run, sink).await
-        };
-        let handle = ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
-            act.on_job_result(job, attempt, result, ctx);
+        let (reports, instance) = (self.reports.clone(), self.id.clone());
+        let events = Box::new(move |event| {
+            reports.do_send(InstanceReport::Progress(JobProgress {
+                instance: instance.clone(),
+                job,
+                event,
+            }));
+        });
+        let run = upload_and_run(backend, self.id.clone(), job, run, inputs, activity, events);
+        let handle = ctx.spawn(run.into_actor(self).map(move |result, act, ctx| {
+            let fx = act.jobs.finished(job, attempt, result);
+            act.perform_jobs(fx, ctx);
         }));
-        if let Some(entry) = self.jobs.get_mut(job, attempt) {
-            entry.handle = Some(handle);
-        }
-        self.arm_watchdog(job, attempt, self.watchdog.silence(), ctx);
-        if self.jobs.len() == 1 {
-            self.apply(Event::JobsStarted, ctx);
-        }
+        self.jobs.attach(job, attempt, handle);
+        self.perform_jobs(fx, ctx);
     }
 }
 
@@ -672,41 +470,8 @@ impl Handler<CancelJob> for Instance {
     type Result = ();
 
     fn handle(&mut self, msg: CancelJob, ctx: &mut Context<Self>) {
-        let Some(entry) = self.jobs.get(msg.job) else {
-            tracing::debug!(instance = %self.id, job = %msg.job, "cancel for a job not running here");
-            return;
-        };
-        let attempt = entry.attempt;
-        if !entry.activity.submitted() {
-            // Still uploading: nothing reached ComfyUI's queue yet.
-            if let Some(entry) = self.jobs.finish(msg.job, attempt) {
-                if let Some(handle) = entry.handle {
-                    ctx.cancel_future(handle);
-                }
-                tracing::info!(instance = %self.id, job = %msg.job, "job cancelled before submission");
-                self.report_finished(msg.job, attempt, Err(BackendError::Interrupted));
-                if self.jobs.is_empty() {
-                    self.apply(Event::JobsIdle, ctx);
-                }
-            }
-            return;
-        }
-        let Some(backend) = self.backend.clone() else {
-            return;
-        };
-        let prompt_id = entry.prompt_id;
-        let control = self.config.control_timeout;
-        let id = self.id.clone();
-        let job = msg.job;
-        let fut = async move {
-            match flatten(timeout(control, backend.cancel(prompt_id)).await, control) {
-                Ok(()) => tracing::info!(instance = %id, %job, "job interrupted on request"),
-                Err(e) => {
-                    tracing::warn!(instance = %id, %job, error = %e, "could not interrupt the job")
-                }
-            }
-        };
-        ctx.spawn(fut.into_actor(self));
+        let fx = self.jobs.cancel(msg.job);
+        self.perform_jobs(fx, ctx);
     }
 }
 

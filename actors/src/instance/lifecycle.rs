@@ -4,8 +4,11 @@
 //! (process exit, launch failure, readiness timeout, failed health, hung job)
 //! `Crashed → Restarting → Starting…` with exponential backoff, or `Crashed → Quarantined →
 //! Starting…` when the crash-loop breaker trips. The actor feeds [`Event`]s with the current time
-//! and performs the [`Effect`]s returned; every transition is logged with the instance, GPU,
-//! from, to, reason and the delay before the next attempt.
+//! and performs the [`Effect`]s returned, in the order returned: that order is the order they
+//! must happen in (a crash is reported before the jobs it aborts are, so their retries are not
+//! placed on this instance; jobs are given up before the process is stopped, and a shutdown is
+//! confirmed last). Every transition is logged with the instance, GPU, from, to, reason and the
+//! delay before the next attempt.
 //!
 //! Results of asynchronous work carry the process *generation* they belong to (one per launch),
 //! timers and health pings carry the state *epoch* (one per transition): anything that arrives
@@ -18,7 +21,7 @@ use crate::ids::{GpuId, InstanceId, JobId};
 use crate::instance::config::InstanceConfig;
 use crate::instance::health::{HealthCheck, HealthVerdict};
 use crate::instance::supervision::{RestartDecision, Supervision};
-use crate::messages::InstancePhase;
+use crate::messages::{InstancePhase, InstanceUpdate};
 
 /// Why an instance counts as crashed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,8 +152,8 @@ pub enum Effect {
     Ping { epoch: u64 },
     /// Stop the running process: SIGTERM, `grace`, SIGKILL.
     StopProcess { grace: Duration },
-    /// Report every in-flight job as finished with a retriable error; when `interrupt`, ask
-    /// ComfyUI to cancel them first (the server is believed alive).
+    /// Give up every in-flight job, each reported finished with the failure `reason` makes of
+    /// it; when `interrupt`, ask ComfyUI to cancel them too (the server is believed alive).
     AbortJobs {
         reason: AbortReason,
         interrupt: bool,
@@ -161,11 +164,8 @@ pub enum Effect {
         after: Duration,
         epoch: u64,
     },
-    /// Tell the scheduler (as an `InstanceUpdate`, with the URL once known).
-    Report {
-        phase: InstancePhase,
-        detail: Option<String>,
-    },
+    /// Tell the scheduler the new phase (with the URL once known).
+    Report(InstanceUpdate),
     /// The instance is stopped and its process gone: resolve pending `Shutdown`s.
     ShutdownComplete,
 }
@@ -312,7 +312,7 @@ impl Lifecycle {
         matches!(self.state, State::Idle | State::Busy)
     }
 
-    /// Feeds one event; returns the effects to perform, in order.
+    /// Feeds one event; returns the effects to perform, in the order they must happen.
     pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Effect> {
         let mut fx = Vec::new();
         match event {
@@ -532,15 +532,18 @@ impl Lifecycle {
         self.arm(Timer::ReadinessTimeout, self.readiness_timeout, fx);
     }
 
+    /// Reports the crash, then gives up the jobs (whose retries must not come back here), then
+    /// stops the process or, when none runs, schedules the restart.
     fn crash(&mut self, cause: CrashCause, now: Instant, fx: &mut Vec<Effect>) {
-        fx.push(Effect::AbortJobs {
-            reason: AbortReason::Crash(cause.clone()),
-            interrupt: false,
-        });
         let unit = (self.jitter)();
         let decision = self.supervision.on_crash(now, unit);
         let reason = cause.to_string();
+        let abort = AbortReason::Crash(cause.clone());
         self.goto(State::Crashed { cause, decision }, &reason, None, fx);
+        fx.push(Effect::AbortJobs {
+            reason: abort,
+            interrupt: false,
+        });
         if self.process_alive {
             // Apply the decision once the process is gone (`ProcessExited`).
             fx.push(Effect::StopProcess {
@@ -651,10 +654,12 @@ impl Lifecycle {
                 (_, Some(next)) => Some(format!("{reason}; next attempt in {next}")),
                 (_, None) => Some(reason.to_string()),
             };
-            fx.push(Effect::Report {
+            fx.push(Effect::Report(InstanceUpdate {
+                instance: self.instance.clone(),
                 phase: self.state.phase(),
+                url: self.url.clone(),
                 detail,
-            });
+            }));
         } else {
             tracing::debug!(
                 instance = %self.instance,
@@ -710,8 +715,30 @@ mod tests {
     fn phases(fx: &[Effect]) -> Vec<InstancePhase> {
         fx.iter()
             .filter_map(|e| match e {
-                Effect::Report { phase, .. } => Some(*phase),
+                Effect::Report(update) => Some(update.phase),
                 _ => None,
+            })
+            .collect()
+    }
+
+    /// The effects in order, in short: `report crashed`, `abort`, `stop`, `arm Backoff`…
+    fn steps(fx: &[Effect]) -> Vec<String> {
+        fx.iter()
+            .map(|e| match e {
+                Effect::Launch { .. } => "launch".to_string(),
+                Effect::ProbeReadiness { .. } => "probe".to_string(),
+                Effect::CancelProbe => "cancel probe".to_string(),
+                Effect::Ping { .. } => "ping".to_string(),
+                Effect::StopProcess { .. } => "stop".to_string(),
+                Effect::AbortJobs { interrupt, .. } => if *interrupt {
+                    "abort, interrupting"
+                } else {
+                    "abort"
+                }
+                .to_string(),
+                Effect::Arm { timer, .. } => format!("arm {timer:?}"),
+                Effect::Report(update) => format!("report {}", update.phase.name()),
+                Effect::ShutdownComplete => "shutdown complete".to_string(),
             })
             .collect()
     }
@@ -792,10 +819,12 @@ mod tests {
         let mut l = lifecycle(true);
         let fx = boot(&mut l, Instant::now());
         assert!(
-            fx.contains(&Effect::Report {
+            fx.contains(&Effect::Report(InstanceUpdate {
+                instance: InstanceId::new("gpu0"),
                 phase: InstancePhase::Ready,
+                url: Some("http://127.0.0.1:8188".into()),
                 detail: None
-            }),
+            })),
             "{fx:?}"
         );
         assert_eq!(armed(&fx, Timer::Health).map(|a| a.0), Some(S(1)));
@@ -861,9 +890,9 @@ mod tests {
             },
             t0 + S(2),
         );
-        assert_eq!(phases(&fx), vec![InstancePhase::Crashed]);
+        assert_eq!(steps(&fx), ["report crashed", "abort", "stop"]);
         assert!(matches!(
-            &fx[0],
+            &fx[1],
             Effect::AbortJobs {
                 reason: AbortReason::Crash(CrashCause::Unhealthy { failures: 2, .. }),
                 interrupt: false
@@ -874,10 +903,10 @@ mod tests {
         let fx = exit(&mut l, t0 + S(3));
         assert_eq!(phases(&fx), vec![InstancePhase::Restarting]);
         assert_eq!(armed(&fx, Timer::Backoff).map(|a| a.0), Some(S(1)));
-        let Effect::Report {
+        let Effect::Report(InstanceUpdate {
             detail: Some(detail),
             ..
-        } = &fx[0]
+        }) = &fx[0]
         else {
             panic!("{fx:?}")
         };
@@ -921,8 +950,19 @@ mod tests {
             !fx.iter().any(|e| matches!(e, Effect::StopProcess { .. })),
             "{fx:?}"
         );
+        // The crash is reported before the jobs are given up, so the scheduler knows the
+        // instance is down before their retries are placed.
+        assert_eq!(
+            steps(&fx),
+            [
+                "report crashed",
+                "abort",
+                "report restarting",
+                "arm Backoff"
+            ]
+        );
         assert!(matches!(
-            &fx[0],
+            &fx[1],
             Effect::AbortJobs {
                 reason: AbortReason::Crash(CrashCause::Exited(_)),
                 ..
@@ -964,12 +1004,14 @@ mod tests {
             t0,
         );
         let fx = fire(&mut l, &start, Timer::ReadinessTimeout, t0 + S(10));
-        assert_eq!(fx[0], Effect::CancelProbe);
+        assert_eq!(
+            steps(&fx),
+            ["cancel probe", "report crashed", "abort", "stop"]
+        );
         assert!(matches!(
-            &fx[1],
+            &fx[2],
             Effect::AbortJobs { reason: AbortReason::Crash(CrashCause::NotReady { within }), .. } if *within == S(10)
         ));
-        assert_eq!(phases(&fx), vec![InstancePhase::Crashed]);
         assert!(fx.contains(&Effect::StopProcess { grace: S(3) }));
         // A readiness success arriving after the timeout is stale.
         assert!(
@@ -1072,10 +1114,10 @@ mod tests {
         );
         assert_eq!(l.state(), &State::Quarantined { until: t0 + S(35) });
         assert_eq!(armed(&fx, Timer::Cooldown).map(|a| a.0), Some(S(30)));
-        let Some(Effect::Report {
+        let Some(Effect::Report(InstanceUpdate {
             detail: Some(detail),
             ..
-        }) = fx.iter().rev().find(|e| matches!(e, Effect::Report { .. }))
+        })) = fx.iter().rev().find(|e| matches!(e, Effect::Report(_)))
         else {
             panic!("{fx:?}")
         };
@@ -1132,11 +1174,11 @@ mod tests {
             },
             t0 + S(600),
         );
+        assert_eq!(steps(&fx), ["report crashed", "abort", "stop"]);
         assert!(matches!(
-            &fx[0],
+            &fx[1],
             Effect::AbortJobs { reason: AbortReason::Crash(CrashCause::JobHung { job: j, .. }), interrupt: false } if *j == job
         ));
-        assert_eq!(phases(&fx), vec![InstancePhase::Crashed]);
         assert!(fx.contains(&Effect::StopProcess { grace: S(3) }));
     }
 
@@ -1146,13 +1188,11 @@ mod tests {
         let t0 = Instant::now();
         boot(&mut l, t0);
         let fx = l.handle(Event::Shutdown { deadline: S(30) }, t0);
-        assert_eq!(phases(&fx), vec![InstancePhase::Draining]);
+        assert_eq!(steps(&fx), ["report draining", "stop"]);
         assert!(fx.contains(&Effect::StopProcess { grace: S(3) }));
-        assert!(!fx.contains(&Effect::ShutdownComplete));
         assert!(!l.accepts_jobs());
         let fx = exit(&mut l, t0 + S(1));
-        assert_eq!(phases(&fx), vec![InstancePhase::Stopped]);
-        assert!(fx.contains(&Effect::ShutdownComplete));
+        assert_eq!(steps(&fx), ["report stopped", "shutdown complete"]);
         // A later shutdown resolves at once.
         assert_eq!(
             l.handle(Event::Shutdown { deadline: S(1) }, t0),
@@ -1186,6 +1226,8 @@ mod tests {
         l.handle(Event::JobsStarted, t0);
         let fx = l.handle(Event::Shutdown { deadline: S(30) }, t0);
         let fx = fire(&mut l, &fx, Timer::DrainDeadline, t0 + S(30));
+        // The jobs are given up (and interrupted) before the process is stopped.
+        assert_eq!(steps(&fx), ["abort, interrupting", "stop"]);
         assert_eq!(
             fx[0],
             Effect::AbortJobs {
@@ -1195,6 +1237,9 @@ mod tests {
         );
         assert!(fx.contains(&Effect::StopProcess { grace: S(3) }));
         assert_eq!(l.state(), &State::Stopping);
+        // The stop is confirmed last, once the process is gone.
+        let fx = exit(&mut l, t0 + S(31));
+        assert_eq!(steps(&fx), ["report stopped", "shutdown complete"]);
     }
 
     #[test]
@@ -1205,6 +1250,7 @@ mod tests {
         l.handle(Event::JobsStarted, t0);
         l.handle(Event::Shutdown { deadline: S(30) }, t0);
         let fx = exit(&mut l, t0 + S(1));
+        assert_eq!(steps(&fx), ["abort", "report stopped", "shutdown complete"]);
         assert!(matches!(
             fx[0],
             Effect::AbortJobs {
@@ -1212,7 +1258,6 @@ mod tests {
                 ..
             }
         ));
-        assert!(fx.contains(&Effect::ShutdownComplete));
         assert_eq!(l.phase(), InstancePhase::Stopped);
     }
 

@@ -3,14 +3,17 @@
 //! Decisions live in plain synchronous structs that take the current time and randomness as
 //! inputs: [`lifecycle`] (the state machine), [`supervision`] (backoff and crash-loop breaker),
 //! [`health`] (idle pings), [`watchdog`] (per-job silence) and [`jobs`] (the in-flight jobs,
-//! reported exactly once). [`actor`] is the thin shell that performs their effects through the
-//! [`Launcher`](crate::ports::Launcher) and [`Backend`](crate::ports::Backend) ports.
+//! each reported exactly once with the failure its end deserves). They return their effects in
+//! the order they must happen; [`actor`] is the thin shell that performs them through the
+//! [`Launcher`](crate::ports::Launcher) and [`Backend`](crate::ports::Backend) ports, with the
+//! futures of [`server_calls`], and reports everything on one ordered channel.
 
 pub mod actor;
 pub mod config;
 pub mod health;
 pub mod jobs;
 pub mod lifecycle;
+pub mod server_calls;
 pub mod stop_latch;
 pub mod supervision;
 pub mod watchdog;

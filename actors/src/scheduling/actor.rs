@@ -5,6 +5,11 @@
 //! away is simply not told). `RunJob` goes with `try_send`; if the instance's mailbox is closed
 //! the instance is treated as gone and its jobs are retried elsewhere.
 //!
+//! Instances report on one channel ([`InstanceReport`]), so their phase changes, progress and
+//! finished jobs are applied in the order they happened. Each phase change applied is also told
+//! to the [`PhaseObserver`], if any, so readers outside the actor system see what the scheduler
+//! sees, in the same order.
+//!
 //! `Shutdown` answers once no job is left waiting for a result: at once if idle, when the last
 //! running job reports, or at the deadline (remaining jobs are then failed and interrupted).
 
@@ -21,9 +26,9 @@ use crate::ids::{InstanceId, JobId};
 use crate::job::JobEvent;
 use crate::messages::{
     Cancel, CancelError, CancelJob, DeregisterInstance, GetSchedulerSnapshot, GpuSample,
-    InstanceHandle, InstanceUpdate, JobFinished, JobProgress, RegisterInstance, Shutdown, Submit,
-    SubmitError, SubmitReceipt,
+    InstanceHandle, InstanceReport, RegisterInstance, Shutdown, Submit, SubmitError, SubmitReceipt,
 };
+use crate::ports::PhaseObserver;
 
 use super::config::SchedulerConfig;
 use super::job_table::JobTable;
@@ -37,6 +42,7 @@ pub struct Scheduler {
     drain_waiters: Vec<Waker>,
     /// When the drain ends, and the timer that ends it.
     deadline: Option<(Instant, SpawnHandle)>,
+    phases: Option<Box<dyn PhaseObserver>>,
 }
 
 impl Scheduler {
@@ -48,7 +54,14 @@ impl Scheduler {
             submitters: HashMap::new(),
             drain_waiters: Vec::new(),
             deadline: None,
+            phases: None,
         }
+    }
+
+    /// Tells `observer` every instance phase change applied from now on, in order.
+    pub fn observe_phases(mut self, observer: impl PhaseObserver + 'static) -> Self {
+        self.phases = Some(Box::new(observer));
+        self
     }
 
     /// The job table, readable without asking the actor. Take it before starting the actor.
@@ -182,44 +195,46 @@ impl Handler<DeregisterInstance> for Scheduler {
     }
 }
 
-impl Handler<InstanceUpdate> for Scheduler {
+impl Handler<InstanceReport> for Scheduler {
     type Result = ();
 
-    fn handle(&mut self, msg: InstanceUpdate, _ctx: &mut Self::Context) {
-        tracing::info!(instance = %msg.instance, phase = ?msg.phase, detail = ?msg.detail, "instance phase");
-        let actions = self.policy.instance_update(
-            &msg.instance,
-            msg.phase,
-            msg.url,
-            msg.detail,
-            Instant::now(),
-        );
-        self.apply(actions);
-    }
-}
-
-impl Handler<JobProgress> for Scheduler {
-    type Result = ();
-
-    fn handle(&mut self, msg: JobProgress, _ctx: &mut Self::Context) {
-        if let Some(event) = self.policy.job_progress(&msg.instance, msg.job, msg.event) {
-            self.notify(event);
+    fn handle(&mut self, report: InstanceReport, _ctx: &mut Self::Context) {
+        match report {
+            InstanceReport::Phase(update) => {
+                tracing::info!(instance = %update.instance, phase = ?update.phase, detail = ?update.detail, "instance phase");
+                let actions = self.policy.instance_update(
+                    &update.instance,
+                    update.phase,
+                    update.url.clone(),
+                    update.detail.clone(),
+                    Instant::now(),
+                );
+                if let Some(phases) = &self.phases
+                    && self.instances.contains_key(&update.instance)
+                {
+                    phases.phase_applied(&update);
+                }
+                self.apply(actions);
+            }
+            InstanceReport::Progress(progress) => {
+                let event =
+                    self.policy
+                        .job_progress(&progress.instance, progress.job, progress.event);
+                if let Some(event) = event {
+                    self.notify(event);
+                }
+            }
+            InstanceReport::Finished(finished) => {
+                let actions = self.policy.job_finished(
+                    &finished.instance,
+                    finished.job,
+                    finished.attempt,
+                    finished.result,
+                    Instant::now(),
+                );
+                self.apply(actions);
+            }
         }
-    }
-}
-
-impl Handler<JobFinished> for Scheduler {
-    type Result = ();
-
-    fn handle(&mut self, msg: JobFinished, _ctx: &mut Self::Context) {
-        let actions = self.policy.job_finished(
-            &msg.instance,
-            msg.job,
-            msg.attempt,
-            msg.result,
-            Instant::now(),
-        );
-        self.apply(actions);
     }
 }
 

@@ -40,7 +40,9 @@ use uuid::Uuid;
 
 use crate::ids::{GpuId, InstanceId, JobId};
 use crate::job::{JobEvent, JobState};
-use crate::messages::{CancelError, InstancePhase, JobSpec, RunJob, SubmitError, SubmitReceipt};
+use crate::messages::{
+    CancelError, InstancePhase, JobFailure, JobSpec, RunJob, SubmitError, SubmitReceipt,
+};
 use crate::ports::{BackendError, ExecutionEvent, GpuInfo, PromptRun, RunResult};
 
 use super::config::SchedulerConfig;
@@ -371,7 +373,7 @@ impl SchedulerPolicy {
         instance: &InstanceId,
         job: JobId,
         attempt: u32,
-        result: Result<RunResult, BackendError>,
+        result: Result<RunResult, JobFailure>,
         now: Instant,
     ) -> Vec<SchedulerAction> {
         let Some(slot) = self.instances.get_mut(instance) else {
@@ -406,7 +408,11 @@ impl SchedulerPolicy {
             Err(error) if error.is_retriable() => {
                 self.retry_or_fail(job, instance, error.to_string(), now)
             }
-            Err(BackendError::Interrupted) => self.fail(
+            // The instance gave the job up because the fleet is stopping it.
+            Err(JobFailure::Aborted { .. }) if self.shutting_down => {
+                self.fail(job, SHUTDOWN_RUNNING.to_string(), true, now)
+            }
+            Err(JobFailure::Backend(BackendError::Interrupted)) => self.fail(
                 job,
                 format!(
                     "the prompt was interrupted on {instance} before it finished; submit it again"

@@ -113,6 +113,16 @@ impl Harness {
         attempt: u32,
         result: Result<RunResult, BackendError>,
     ) -> Vec<SchedulerAction> {
+        self.fail_with(instance, job, attempt, result.map_err(JobFailure::from))
+    }
+
+    fn fail_with(
+        &mut self,
+        instance: &str,
+        job: JobId,
+        attempt: u32,
+        result: Result<RunResult, JobFailure>,
+    ) -> Vec<SchedulerAction> {
         self.policy
             .job_finished(&id(instance), job, attempt, result, self.now)
     }
@@ -582,6 +592,64 @@ fn shutdown_refuses_new_jobs_fails_queued_ones_and_lets_running_ones_finish() {
     assert!(matches!(
         events_of(&actions, b).as_slice(),
         [JobEvent::Failed { message, .. }] if message == SHUTDOWN_RUNNING
+    ));
+    assert!(h.policy.is_drained());
+}
+
+#[test]
+fn a_job_its_instance_did_not_take_goes_to_another_instance() {
+    let mut h = Harness::depth(1, &["gpu0", "gpu1"]);
+    let (job, _) = h.submit(spec("a", 0, "t", &[]));
+    let refusal = JobFailure::NotTaken {
+        instance: id("gpu0"),
+        phase: InstancePhase::Crashed,
+    };
+    let actions = h.fail_with("gpu0", job, 1, Err(refusal));
+    assert_eq!(dispatches(&actions), [("gpu1".into(), job, 2)]);
+    match events_of(&actions, job).as_slice() {
+        [JobEvent::Retrying { reason, .. }, JobEvent::Started { .. }] => {
+            assert_eq!(reason, "instance gpu0 is crashed and takes no jobs");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_job_its_instance_stopped_fails_with_the_reason_and_is_not_retried() {
+    let mut h = Harness::depth(1, &["gpu0", "gpu1"]);
+    let (job, _) = h.submit(spec("a", 0, "t", &[]));
+    let aborted = JobFailure::Aborted {
+        instance: id("gpu0"),
+        reason: "the instance is shutting down".into(),
+    };
+    let actions = h.fail_with("gpu0", job, 1, Err(aborted));
+    assert!(dispatches(&actions).is_empty());
+    match events_of(&actions, job).as_slice() {
+        [JobEvent::Failed { message, .. }] => {
+            assert!(
+                message.contains("instance gpu0 stopped the job")
+                    && message.contains("submit it again"),
+                "{message}"
+            );
+            assert!(!message.contains("unreachable"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_job_stopped_by_the_fleets_shutdown_is_told_the_fleet_shut_down() {
+    let mut h = Harness::depth(1, &["gpu0"]);
+    let (job, _) = h.submit(spec("a", 0, "t", &[]));
+    h.policy.begin_shutdown(h.now);
+    let aborted = JobFailure::Aborted {
+        instance: id("gpu0"),
+        reason: "the instance is shutting down".into(),
+    };
+    let actions = h.fail_with("gpu0", job, 1, Err(aborted));
+    assert!(matches!(
+        events_of(&actions, job).as_slice(),
+        [JobEvent::Failed { message, retriable: true, .. }] if message == SHUTDOWN_RUNNING
     ));
     assert!(h.policy.is_drained());
 }
