@@ -28,6 +28,7 @@ use crate::config::{BackendKind, Config};
 use crate::fleet::FleetHandle;
 use crate::fleet::catalog::Catalog;
 use crate::fleet::events::JobEventHub;
+use crate::fleet::job_metrics::JobMetrics;
 use crate::fleet::metrics::{GpuView, MetricsReporter};
 use crate::fleet::plan::{InstancePlan, PlanKind, plan_instances};
 use crate::fleet::recorded_uploads::RecordedUploads;
@@ -100,9 +101,11 @@ impl Fleet {
         let table = scheduler.table();
         let scheduler = scheduler.start();
         let limiter = RateLimiter::new(rate_limit_config(&config)).start();
+        let job_metrics = JobMetrics::new();
         let events = JobEventHub::new(
             config.scheduler.job_retention,
             Some(limiter.clone().recipient()),
+            job_metrics.clone(),
         )
         .start();
         let gpus = GpuView::default();
@@ -210,6 +213,7 @@ impl Fleet {
             table,
             catalog: Arc::new(Catalog::new(templates)),
             gpus,
+            job_metrics,
             demo,
         };
         Ok(Self {

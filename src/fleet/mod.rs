@@ -4,6 +4,7 @@ pub mod boot;
 pub mod catalog;
 pub mod events;
 pub mod images;
+pub mod job_metrics;
 pub mod metrics;
 pub mod outputs;
 pub mod plan;
@@ -21,6 +22,7 @@ use comfy_fleet_actors::scheduling::{JobTable, Scheduler};
 use crate::config::Config;
 use crate::fleet::catalog::Catalog;
 use crate::fleet::events::JobEventHub;
+use crate::fleet::job_metrics::JobMetrics;
 use crate::fleet::metrics::GpuView;
 
 pub use boot::{BootError, Fleet};
@@ -37,6 +39,8 @@ pub struct FleetHandle {
     pub catalog: Arc<Catalog>,
     /// The latest GPU sample.
     pub gpus: GpuView,
+    /// Jobs counted and timed as they end (for `/metrics`).
+    pub job_metrics: JobMetrics,
     /// Whether the instances are the demo backend (`fake-comfyui`).
     pub demo: bool,
 }
