@@ -255,7 +255,7 @@ fn fleet_gauges(snap: &SchedulerSnapshot, gpus: &[GpuInfo], demo: bool) -> Regis
     }
     registry.register(
         "comfy_fleet_instance_phase",
-        "Each instance's current phase (1)",
+        "1 for each instance, labelled with its current phase",
         phase_of,
     );
     registry.register(
