@@ -226,6 +226,9 @@ pub struct HttpConfig {
     pub max_body_mb: u64,
     /// The user id of requests without a token when no tokens are configured.
     pub anonymous_user: String,
+    /// Quiet time after which a job's event stream gets a `: keep-alive` comment (0 = never).
+    #[serde(with = "humantime_serde")]
+    pub sse_keep_alive: Duration,
     /// Tokens from `COMFY_FLEET_API_TOKENS` (`token=user,…`); never written in the file.
     #[serde(skip)]
     pub tokens: BTreeMap<String, String>,
@@ -239,6 +242,7 @@ impl Default for HttpConfig {
             allow_workflows: true,
             max_body_mb: 25,
             anonymous_user: "local".into(),
+            sse_keep_alive: Duration::from_secs(15),
             tokens: BTreeMap::new(),
         }
     }

@@ -26,6 +26,7 @@ use crate::config::{BackendKind, Config, ConfigError};
 use crate::fleet::FleetHandle;
 use crate::fleet::catalog::Catalog;
 use crate::fleet::events::JobEventHub;
+use crate::fleet::job_metrics::JobMetrics;
 use crate::fleet::metrics::{GpuView, MetricsReporter};
 use crate::fleet::plan::{InstancePlan, PlanKind, plan_instances};
 use crate::fleet::recorded_uploads::RecordedUploads;
@@ -147,9 +148,11 @@ impl Fleet {
         let table = scheduler.table();
         let scheduler = scheduler.start();
         let limiter = RateLimiter::new(config.limits.clone()).start();
+        let job_metrics = JobMetrics::new();
         let events = JobEventHub::new(
             config.scheduler.job_retention,
             Some(limiter.clone().recipient()),
+            job_metrics.clone(),
         )
         .start();
         let gpus = GpuView::default();
@@ -239,6 +242,7 @@ impl Fleet {
             gpus,
             phases,
             gpu_source: discovery.source,
+            job_metrics,
             demo,
         };
         Ok(Self {

@@ -3,14 +3,18 @@
 //! The scheduler sends every [`JobEvent`] of every job here (the hub is the submitters'
 //! `Recipient<JobEvent>`); HTTP server-sent-event streams and chat sessions subscribe per job and
 //! get the events so far followed by the live ones. The log is the plain [`EventLog`]; the actor
-//! only receives messages and calls it.
+//! only receives messages and calls it. Every event also goes to [`JobClocks`], which counts and
+//! times the jobs for `/metrics`.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
 
 use actix::{Actor, Context, Handler, Message, Recipient};
 use comfy_fleet_actors::rate_limit::Release;
 use comfy_fleet_actors::{JobEvent, JobId, UserId};
 use tokio::sync::mpsc;
+
+use crate::fleet::job_metrics::{JobClocks, JobMetrics};
 
 /// Live events of one job for one subscriber.
 pub type EventReceiver = mpsc::UnboundedReceiver<JobEvent>;
@@ -112,18 +116,21 @@ impl EventLog {
     }
 }
 
-/// The actor around [`EventLog`]. It also gives each watched job's rate-limit slot back when
-/// the job ends.
+/// The actor around [`EventLog`] and [`JobClocks`]. It also gives each watched job's rate-limit
+/// slot back when the job ends.
 pub struct JobEventHub {
     log: EventLog,
+    clocks: JobClocks,
     owners: HashMap<JobId, UserId>,
     release: Option<Recipient<Release>>,
 }
 
 impl JobEventHub {
-    pub fn new(retention: usize, release: Option<Recipient<Release>>) -> Self {
+    /// Keeps the events of `retention` finished jobs, and records every job in `metrics`.
+    pub fn new(retention: usize, release: Option<Recipient<Release>>, metrics: JobMetrics) -> Self {
         Self {
             log: EventLog::new(retention),
+            clocks: JobClocks::new(metrics),
             owners: HashMap::new(),
             release,
         }
@@ -160,6 +167,8 @@ impl Handler<JobEvent> for JobEventHub {
         {
             release.do_send(Release { user });
         }
+        // Before the subscribers hear of it, so whoever saw a job end finds it counted.
+        self.clocks.observe(&event, Instant::now());
         self.log.record(event);
     }
 }

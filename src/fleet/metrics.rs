@@ -2,15 +2,23 @@
 //!
 //! [`MetricsReporter`] keeps the latest GPU sample (it subscribes to the GPU monitor) and, every
 //! `logging.metrics_interval`, logs one structured event from the scheduler's snapshot.
+//! [`render_prometheus`] writes the job counters and histograms of [`JobMetrics`] and gauges of
+//! the fleet as it is at the scrape.
 
-use std::fmt::Write as _;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, WrapFuture};
-use comfy_fleet_actors::messages::{GetSchedulerSnapshot, GpuSample};
+use comfy_fleet_actors::messages::{GetSchedulerSnapshot, GpuSample, InstancePhase};
 use comfy_fleet_actors::ports::GpuInfo;
 use comfy_fleet_actors::scheduling::{Scheduler, SchedulerSnapshot};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::fleet::job_metrics::JobMetrics;
 
 /// The latest GPU sample, shared with the HTTP API.
 #[derive(Clone, Default)]
@@ -132,134 +140,256 @@ pub fn log_metrics(snap: &SchedulerSnapshot, gpus: &[GpuInfo], demo: bool) {
     );
 }
 
-/// The Prometheus text exposition of the fleet.
-pub fn render_prometheus(snap: &SchedulerSnapshot, gpus: &[GpuInfo], demo: bool) -> String {
-    let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, samples: &[(String, f64)]| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for (labels, value) in samples {
-            if value.is_finite() {
-                let _ = writeln!(out, "{name}{labels} {value}");
-            }
-        }
-    };
-    gauge(
-        "comfy_fleet_demo_backend",
-        "1 when the instances are the demo backend (fake-comfyui).",
-        &[(String::new(), f64::from(u8::from(demo)))],
-    );
-    gauge(
-        "comfy_fleet_queue_depth",
-        "Jobs waiting in the fleet queue.",
-        &[(String::new(), snap.queue_depth as f64)],
-    );
-    gauge(
-        "comfy_fleet_queue_capacity",
-        "Most jobs the queue holds.",
-        &[(String::new(), snap.queue_capacity as f64)],
-    );
-    let j = &snap.jobs;
-    gauge(
-        "comfy_fleet_jobs",
-        "Jobs known to the fleet, by state.",
-        &[
-            ("{state=\"queued\"}".into(), j.queued as f64),
-            ("{state=\"running\"}".into(), j.running as f64),
-            ("{state=\"done\"}".into(), j.done as f64),
-            ("{state=\"failed\"}".into(), j.failed as f64),
-            ("{state=\"cancelled\"}".into(), j.cancelled as f64),
-        ],
-    );
-    let l = &snap.latency;
-    let secs = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64());
-    gauge(
-        "comfy_fleet_job_wait_seconds",
-        "Time from submit to start over recent jobs.",
-        &[
-            ("{quantile=\"0.5\"}".into(), secs(l.wait_p50)),
-            ("{quantile=\"0.95\"}".into(), secs(l.wait_p95)),
-        ],
-    );
-    gauge(
-        "comfy_fleet_job_run_seconds",
-        "Time from start to done over recent jobs.",
-        &[
-            ("{quantile=\"0.5\"}".into(), secs(l.run_p50)),
-            ("{quantile=\"0.95\"}".into(), secs(l.run_p95)),
-        ],
-    );
-    gauge(
-        "comfy_fleet_jobs_per_minute",
-        "Jobs finished per minute recently.",
-        &[(String::new(), l.jobs_per_minute)],
-    );
-    let phases: Vec<(String, f64)> = snap
-        .instances
-        .iter()
-        .map(|i| {
-            (
-                format!(
-                    "{{instance=\"{}\",phase=\"{}\"}}",
-                    escape(&i.id.0),
-                    format!("{:?}", i.phase).to_lowercase()
-                ),
-                1.0,
-            )
-        })
-        .collect();
-    gauge(
-        "comfy_fleet_instance_phase",
-        "Each instance's current phase.",
-        &phases,
-    );
-    let running: Vec<(String, f64)> = snap
-        .instances
-        .iter()
-        .map(|i| {
-            (
-                format!("{{instance=\"{}\"}}", escape(&i.id.0)),
-                i.running.len() as f64,
-            )
-        })
-        .collect();
-    gauge(
-        "comfy_fleet_instance_running_jobs",
-        "Jobs handed to each instance.",
-        &running,
-    );
-    let label = |g: &GpuInfo| format!("{{gpu=\"{}\",uuid=\"{}\"}}", g.index, escape(&g.id.0));
-    let used: Vec<(String, f64)> = gpus
-        .iter()
-        .map(|g| (label(g), g.memory_used_bytes as f64))
-        .collect();
-    gauge(
-        "comfy_fleet_gpu_memory_used_bytes",
-        "GPU memory in use.",
-        &used,
-    );
-    let total: Vec<(String, f64)> = gpus
-        .iter()
-        .map(|g| (label(g), g.memory_total_bytes as f64))
-        .collect();
-    gauge(
-        "comfy_fleet_gpu_memory_total_bytes",
-        "GPU memory in all.",
-        &total,
-    );
-    let util: Vec<(String, f64)> = gpus
-        .iter()
-        .filter_map(|g| g.utilization_percent.map(|u| (label(g), f64::from(u))))
-        .collect();
-    gauge(
-        "comfy_fleet_gpu_utilization_percent",
-        "GPU utilisation.",
-        &util,
-    );
-    out
+/// The content type of [`render_prometheus`]'s text.
+pub const PROMETHEUS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PhaseLabel {
+    phase: &'static str,
 }
 
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct InstancePhaseLabels {
+    instance: String,
+    phase: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct InstanceLabel {
+    instance: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct GpuLabels {
+    gpu: u32,
+    uuid: String,
+}
+
+/// Every phase, so `comfy_fleet_instances{phase}` shows each one, at 0 when none is in it.
+const PHASES: [InstancePhase; 7] = [
+    InstancePhase::Starting,
+    InstancePhase::Ready,
+    InstancePhase::Draining,
+    InstancePhase::Crashed,
+    InstancePhase::Restarting,
+    InstancePhase::Quarantined,
+    InstancePhase::Stopped,
+];
+
+fn phase_label(phase: InstancePhase) -> &'static str {
+    match phase {
+        InstancePhase::Starting => "starting",
+        InstancePhase::Ready => "ready",
+        InstancePhase::Draining => "draining",
+        InstancePhase::Crashed => "crashed",
+        InstancePhase::Restarting => "restarting",
+        InstancePhase::Quarantined => "quarantined",
+        InstancePhase::Stopped => "stopped",
+    }
+}
+
+fn count(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
+    let gauge = Gauge::<i64>::default();
+    gauge.set(value);
+    registry.register(name, help, gauge);
+}
+
+/// The fleet as it is now: queue, instances and GPUs, as gauges made afresh for one scrape.
+fn fleet_gauges(snap: &SchedulerSnapshot, gpus: &[GpuInfo], demo: bool) -> Registry {
+    let mut registry = Registry::default();
+    gauge(
+        &mut registry,
+        "comfy_fleet_demo_backend",
+        "1 when the instances are the demo backend (fake-comfyui)",
+        i64::from(demo),
+    );
+    gauge(
+        &mut registry,
+        "comfy_fleet_queue_depth",
+        "Jobs waiting in the fleet queue",
+        count(snap.queue_depth),
+    );
+    gauge(
+        &mut registry,
+        "comfy_fleet_queue_capacity",
+        "Most jobs the queue holds",
+        count(snap.queue_capacity),
+    );
+    gauge(
+        &mut registry,
+        "comfy_fleet_jobs_running",
+        "Jobs placed on an instance and not finished",
+        count(snap.jobs.running),
+    );
+
+    let by_phase = Family::<PhaseLabel, Gauge>::default();
+    for phase in PHASES {
+        let n = snap.instances.iter().filter(|i| i.phase == phase).count();
+        by_phase
+            .get_or_create(&PhaseLabel {
+                phase: phase_label(phase),
+            })
+            .set(count(n));
+    }
+    registry.register("comfy_fleet_instances", "Instances by phase", by_phase);
+
+    let phase_of = Family::<InstancePhaseLabels, Gauge>::default();
+    let running = Family::<InstanceLabel, Gauge>::default();
+    for i in &snap.instances {
+        phase_of
+            .get_or_create(&InstancePhaseLabels {
+                instance: i.id.0.clone(),
+                phase: phase_label(i.phase),
+            })
+            .set(1);
+        running
+            .get_or_create(&InstanceLabel {
+                instance: i.id.0.clone(),
+            })
+            .set(count(i.running.len()));
+    }
+    registry.register(
+        "comfy_fleet_instance_phase",
+        "1 for each instance, labelled with its current phase",
+        phase_of,
+    );
+    registry.register(
+        "comfy_fleet_instance_running_jobs",
+        "Jobs handed to each instance and not finished",
+        running,
+    );
+
+    let used = Family::<GpuLabels, Gauge>::default();
+    let total = Family::<GpuLabels, Gauge>::default();
+    let utilization = Family::<GpuLabels, Gauge>::default();
+    for g in gpus {
+        let labels = GpuLabels {
+            gpu: g.index,
+            uuid: g.id.0.clone(),
+        };
+        used.get_or_create(&labels).set(count(g.memory_used_bytes));
+        total
+            .get_or_create(&labels)
+            .set(count(g.memory_total_bytes));
+        if let Some(percent) = g.utilization_percent {
+            utilization.get_or_create(&labels).set(i64::from(percent));
+        }
+    }
+    registry.register(
+        "comfy_fleet_gpu_memory_used_bytes",
+        "GPU memory in use",
+        used,
+    );
+    registry.register(
+        "comfy_fleet_gpu_memory_total_bytes",
+        "GPU memory in all",
+        total,
+    );
+    registry.register(
+        "comfy_fleet_gpu_utilization_percent",
+        "GPU utilisation",
+        utilization,
+    );
+    registry
+}
+
+/// The fleet's metrics in the OpenMetrics text format (which Prometheus reads): the job
+/// counters and histograms, then the current queue, instances and GPUs.
+pub fn render_prometheus(
+    jobs: &JobMetrics,
+    snap: &SchedulerSnapshot,
+    gpus: &[GpuInfo],
+    demo: bool,
+) -> Result<String, std::fmt::Error> {
+    let mut out = String::new();
+    jobs.encode(&mut out)?;
+    encode_registry(&mut out, &fleet_gauges(snap, gpus, demo))?;
+    encode_eof(&mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use comfy_fleet_actors::scheduling::{InstanceSnapshot, JobCounts, LatencySummary};
+    use comfy_fleet_actors::{GpuId, InstanceId, JobId};
+
+    use super::*;
+    use crate::fleet::job_metrics::Outcome;
+
+    fn instance(id: &str, phase: InstancePhase, running: usize) -> InstanceSnapshot {
+        InstanceSnapshot {
+            id: InstanceId(id.into()),
+            gpu: None,
+            phase,
+            url: None,
+            detail: None,
+            running: (0..running).map(|_| JobId::new()).collect(),
+            loaded_models: vec![],
+        }
+    }
+
+    #[test]
+    fn the_text_has_counters_that_outlive_the_table_and_gauges_of_the_moment() {
+        let jobs = JobMetrics::new();
+        for _ in 0..5 {
+            jobs.ended(Outcome::Done);
+        }
+        let snap = SchedulerSnapshot {
+            queue_depth: 3,
+            queue_capacity: 10,
+            // The table remembers only two of the five.
+            jobs: JobCounts {
+                queued: 3,
+                running: 2,
+                done: 2,
+                failed: 0,
+                cancelled: 0,
+            },
+            instances: vec![
+                instance("gpu0", InstancePhase::Ready, 2),
+                instance("gpu1", InstancePhase::Quarantined, 0),
+            ],
+            latency: LatencySummary::default(),
+            shutting_down: false,
+        };
+        let gpu = GpuInfo {
+            index: 0,
+            id: GpuId("GPU-a\"b".into()),
+            name: "Test GPU".into(),
+            pci_bus_id: "0000:01:00.0".into(),
+            memory_total_bytes: 8 << 30,
+            memory_used_bytes: 1 << 30,
+            memory_free_bytes: 7 << 30,
+            utilization_percent: None,
+            temperature_celsius: None,
+            processes: vec![],
+        };
+        let text = render_prometheus(&jobs, &snap, &[gpu], false).unwrap();
+        for line in [
+            "comfy_fleet_jobs_total{outcome=\"done\"} 5",
+            "comfy_fleet_demo_backend 0",
+            "comfy_fleet_queue_depth 3",
+            "comfy_fleet_jobs_running 2",
+            "comfy_fleet_instances{phase=\"ready\"} 1",
+            "comfy_fleet_instances{phase=\"quarantined\"} 1",
+            "comfy_fleet_instances{phase=\"crashed\"} 0",
+            "comfy_fleet_instance_phase{instance=\"gpu1\",phase=\"quarantined\"} 1",
+            "comfy_fleet_instance_running_jobs{instance=\"gpu0\"} 2",
+            "comfy_fleet_gpu_memory_used_bytes{gpu=\"0\",uuid=\"GPU-a\\\"b\"} 1073741824",
+            "comfy_fleet_gpu_memory_total_bytes{gpu=\"0\",uuid=\"GPU-a\\\"b\"} 8589934592",
+            "# EOF",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+        }
+        assert!(
+            !text.contains("comfy_fleet_gpu_utilization_percent{"),
+            "an unknown utilisation is left out:\n{text}"
+        );
+        assert_eq!(text.lines().last(), Some("# EOF"));
+    }
 }

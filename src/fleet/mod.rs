@@ -6,6 +6,7 @@ pub mod boot;
 pub mod catalog;
 pub mod events;
 pub mod images;
+pub mod job_metrics;
 pub mod metrics;
 pub mod outputs;
 pub mod plan;
@@ -26,6 +27,7 @@ use futures_util::Stream;
 use crate::config::Config;
 use crate::fleet::catalog::Catalog;
 use crate::fleet::events::{JobEventHub, Subscribe};
+use crate::fleet::job_metrics::JobMetrics;
 use crate::fleet::metrics::GpuView;
 use crate::fleet::outputs::{OutputError, OutputSource};
 use crate::fleet::watch::PhaseBoard;
@@ -49,6 +51,8 @@ pub struct FleetHandle {
     pub phases: PhaseBoard,
     /// Where the GPU list came from.
     pub gpu_source: GpuSource,
+    /// Jobs counted and timed as they end (for `/metrics`).
+    pub job_metrics: JobMetrics,
     /// Whether the instances are the demo backend (`fake-comfyui`).
     pub demo: bool,
 }

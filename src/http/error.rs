@@ -5,7 +5,8 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
+
+use crate::http::api_types::{ErrorBody, ErrorDetail};
 
 /// Everything the API can refuse, each with a message a person can act on.
 #[derive(Debug, thiserror::Error)]
@@ -74,15 +75,64 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::RateLimited { retry_after, .. } = self {
-            let secs = retry_after.as_secs_f64().ceil() as u64;
-            body["error"]["retry_after_seconds"] = json!(secs);
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                response.insert_header((header::RETRY_AFTER, v));
+        let retry_after_seconds = match self {
+            Self::RateLimited { retry_after, .. } => {
+                let secs = retry_after.as_secs_f64().ceil() as u64;
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    response.insert_header((header::RETRY_AFTER, v));
+                }
+                Some(secs)
             }
-        }
-        response.json(body)
+            _ => None,
+        };
+        response.json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code().into(),
+                message: self.to_string(),
+                retry_after_seconds,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn answer(error: ApiError) -> (u16, Option<String>, ErrorBody) {
+        let response = error.error_response();
+        let status = response.status().as_u16();
+        let retry = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_string());
+        let body = actix_web::body::to_bytes(response.into_body())
+            .await
+            .unwrap();
+        (status, retry, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[actix_rt::test]
+    async fn a_refusal_has_its_code_and_message_and_a_rate_limit_its_wait() {
+        let (status, retry, body) = answer(ApiError::RateLimited {
+            message: "2 jobs per hour".into(),
+            retry_after: Duration::from_millis(1_200),
+        })
+        .await;
+        assert_eq!((status, retry.as_deref()), (429, Some("2")));
+        assert_eq!(
+            body.error,
+            ErrorDetail {
+                code: "rate_limited".into(),
+                message: "2 jobs per hour".into(),
+                retry_after_seconds: Some(2),
+            }
+        );
+
+        let (status, retry, body) = answer(ApiError::NotFound("no job x".into())).await;
+        assert_eq!((status, retry), (404, None));
+        assert_eq!(body.error.code, "not_found");
+        assert_eq!(body.error.retry_after_seconds, None);
     }
 }

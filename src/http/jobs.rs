@@ -1,39 +1,24 @@
 //! `/v1/jobs`: submit (JSON or multipart with images), read, follow (server-sent events),
 //! download outputs and cancel.
 
-use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use actix_multipart::Multipart;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use bytes::Bytes;
 use comfy_fleet_actors::messages::{Cancel, CancelError, SubmitError};
 use comfy_fleet_actors::scheduling::JobRecord;
 use comfy_fleet_actors::{JobEvent, JobId, JobState};
 use futures_util::{StreamExt, TryStreamExt};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::fleet::events::{Subscribe, Subscription};
 use crate::fleet::images::InputImage;
 use crate::fleet::outputs::OutputError;
 use crate::fleet::submit::{JobRequest, JobSource, SubmitFailure, submit};
 use crate::http::ApiState;
+use crate::http::api_types::{CreatedJob, JobStateView, JobView, NewJob};
 use crate::http::error::ApiError;
+use crate::http::sse::job_stream;
 use crate::workflow::Workflow;
-
-/// The JSON body of `POST /v1/jobs` (or the `request` part of a multipart body).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JobBody {
-    pub template: Option<String>,
-    pub workflow: Option<Value>,
-    #[serde(default)]
-    pub params: BTreeMap<String, Value>,
-    #[serde(default)]
-    pub extra_data: Option<Value>,
-}
 
 fn parse_id(raw: &str) -> Result<JobId, ApiError> {
     uuid::Uuid::parse_str(raw).map(JobId).map_err(|_| {
@@ -44,7 +29,7 @@ fn parse_id(raw: &str) -> Result<JobId, ApiError> {
 }
 
 fn into_request(
-    body: JobBody,
+    body: NewJob,
     user: comfy_fleet_actors::UserId,
     images: Vec<InputImage>,
     allow_workflows: bool,
@@ -83,7 +68,9 @@ fn into_request(
         params: body.params,
         images,
         uploads: Vec::new(),
-        extra_data: body.extra_data.unwrap_or_else(|| json!({})),
+        extra_data: body
+            .extra_data
+            .unwrap_or_else(|| Value::Object(serde_json::Map::new())),
     })
 }
 
@@ -116,7 +103,7 @@ impl From<SubmitFailure> for ApiError {
 pub async fn create_json(
     state: web::Data<ApiState>,
     req: HttpRequest,
-    body: web::Json<JobBody>,
+    body: web::Json<NewJob>,
 ) -> Result<HttpResponse, ApiError> {
     let user = state.tokens.user(&req)?;
     let request = into_request(
@@ -137,7 +124,7 @@ pub async fn create_multipart(
 ) -> Result<HttpResponse, ApiError> {
     let user = state.tokens.user(&req)?;
     let limit = state.fleet.config.http.max_body_mb as usize * 1024 * 1024;
-    let mut body: Option<JobBody> = None;
+    let mut body: Option<NewJob> = None;
     let mut images = Vec::new();
     let bad = |m: String| ApiError::bad_request("bad_multipart", m);
     while let Some(field) = form
@@ -189,54 +176,14 @@ pub async fn create_multipart(
 
 async fn created(state: &ApiState, request: JobRequest) -> Result<HttpResponse, ApiError> {
     let submitted = submit(&state.fleet, request).await?;
-    let id = submitted.job.to_string();
-    let mut body = json!({ "id": id, "position": submitted.position });
-    if let Some(seed) = submitted.seed {
-        body["seed"] = json!(seed);
-    }
+    let answer = CreatedJob {
+        id: submitted.job.0,
+        position: submitted.position,
+        seed: submitted.seed,
+    };
     Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/v1/jobs/{id}")))
-        .json(body))
-}
-
-fn millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// The public view of a job.
-pub fn job_json(record: &JobRecord) -> Value {
-    let id = record.id.to_string();
-    let outputs: Vec<Value> = record
-        .outputs
-        .iter()
-        .enumerate()
-        .map(|(n, o)| {
-            json!({
-                "index": n,
-                "node_id": o.node_id,
-                "filename": o.filename,
-                "url": format!("/v1/jobs/{id}/outputs/{n}"),
-            })
-        })
-        .collect();
-    let state = serde_json::to_value(record.state).unwrap_or(Value::Null);
-    json!({
-        "id": id,
-        "state": state,
-        "template": record.template,
-        "user": record.user.0,
-        "instance": record.instance.as_ref().map(|i| i.0.clone()),
-        "attempt": record.attempt,
-        "position": record.position,
-        "eta_seconds": record.eta.map(|d| d.as_secs_f64()),
-        "queued_at_ms": millis(record.queued_at),
-        "started_at_ms": record.started_at.map(millis),
-        "finished_at_ms": record.finished_at.map(millis),
-        "outputs": outputs,
-        "error": record.error,
-    })
+        .insert_header((header::LOCATION, format!("/v1/jobs/{}", answer.id)))
+        .json(answer))
 }
 
 /// The record of a job the caller may see (their own, or any without tokens).
@@ -261,7 +208,7 @@ pub async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let record = visible(&state, &req, &path)?;
-    Ok(HttpResponse::Ok().json(job_json(&record)))
+    Ok(HttpResponse::Ok().json(JobView::from(&record)))
 }
 
 /// `DELETE /v1/jobs/{id}`: removes a queued job, interrupts a running one.
@@ -280,15 +227,12 @@ pub async fn cancel(
     match answer {
         Ok(()) => {
             let record = state.fleet.table.get(record.id).unwrap_or(record);
-            Ok(HttpResponse::Accepted().json(job_json(&record)))
+            Ok(HttpResponse::Accepted().json(JobView::from(&record)))
         }
         Err(CancelError::NotFound(id)) => Err(ApiError::NotFound(format!("no job {id}"))),
         Err(CancelError::AlreadyFinished(id)) => Err(ApiError::Conflict(format!(
             "job {id} has already finished ({}); nothing to cancel",
-            serde_json::to_value(record.state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default()
+            JobStateView::from(record.state).as_str()
         ))),
     }
 }
@@ -302,13 +246,11 @@ pub async fn output(
     let (raw, n) = path.into_inner();
     let record = visible(&state, &req, &raw)?;
     if record.state != JobState::Done && record.outputs.is_empty() {
-        return Err(ApiError::NotFound(
-            format!(
-                "job {} has no outputs yet (it is {:?})",
-                record.id, record.state
-            )
-            .to_lowercase(),
-        ));
+        return Err(ApiError::NotFound(format!(
+            "job {} has no outputs yet (it is {})",
+            record.id,
+            JobStateView::from(record.state).as_str()
+        )));
     }
     let (file, bytes) = state
         .fleet
@@ -330,27 +272,8 @@ pub async fn output(
         .body(bytes))
 }
 
-/// The SSE name and data of one event.
-pub fn sse_frame(event: &JobEvent) -> Bytes {
-    let name = match event {
-        JobEvent::Queued { .. } => "queued",
-        JobEvent::Started { .. } => "started",
-        JobEvent::Executing { .. } => "executing",
-        JobEvent::Progress { .. } => "progress",
-        JobEvent::Preview { .. } => "preview",
-        JobEvent::Retrying { .. } => "retrying",
-        JobEvent::Done { .. } => "done",
-        JobEvent::Failed { .. } => "failed",
-        JobEvent::Cancelled { .. } => "cancelled",
-    };
-    let mut data = serde_json::to_value(event).unwrap_or(Value::Null);
-    if let (JobEvent::Preview { bytes, .. }, Some(map)) = (event, data.as_object_mut()) {
-        map.insert("size".into(), json!(bytes.len()));
-    }
-    Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
-}
-
-/// `GET /v1/jobs/{id}/events`: the events so far, then live ones, until the job ends.
+/// `GET /v1/jobs/{id}/events`: the events so far, then live ones, until the job ends, with a
+/// keep-alive comment every `http.sse_keep_alive` of quiet.
 pub async fn events(
     state: web::Data<ApiState>,
     req: HttpRequest,
@@ -375,22 +298,12 @@ pub async fn events(
             }
         }
     };
-    let past = futures_util::stream::iter(
-        past.iter()
-            .map(sse_frame)
-            .map(Ok::<_, actix_web::Error>)
-            .collect::<Vec<_>>(),
-    );
-    let live = futures_util::stream::unfold(live, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|event| (Ok::<_, actix_web::Error>(sse_frame(&event)), rx))
-    });
+    let keep_alive = state.fleet.config.http.sse_keep_alive;
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(past.chain(live)))
+        .streaming(job_stream(past, live, keep_alive)))
 }
 
 fn final_event(record: &JobRecord) -> Option<JobEvent> {

@@ -3,9 +3,11 @@
 //! Bound to 127.0.0.1:8080 by default. Requests carry `Authorization: Bearer <token>` when
 //! tokens are configured; errors are JSON `{"error": {"code", "message"}}`.
 
+pub mod api_types;
 pub mod auth;
 pub mod error;
 pub mod jobs;
+pub mod sse;
 pub mod status;
 
 use std::net::SocketAddr;
