@@ -375,14 +375,20 @@ impl SessionRegistry {
         }
     }
 
-    /// Sends INVALID_SESSION (op 9) to the current session; unless `resumable`, the session ends.
+    /// Sends INVALID_SESSION (op 9) to the current session; unless `resumable`, the session ends
+    /// and its connection may IDENTIFY again.
     pub fn invalidate_current(&mut self, resumable: bool) -> bool {
         let sent = self.tell_current(Outbound::Frame(control_frame(9, json!(resumable))));
         if sent
             && !resumable
             && let Some(id) = self.current.take()
+            && let Some(session) = self.sessions.remove(&id)
+            && let Some((conn, _)) = session.link
+            && let Some(record) = self.connections.get_mut(conn)
         {
-            self.sessions.remove(&id);
+            record.identified = false;
+            record.resumed = false;
+            record.session_id = None;
         }
         sent
     }

@@ -371,6 +371,7 @@ fn check_options(
             });
         }
         if let Some(choices) = definition.get("choices").and_then(Value::as_array)
+            && !choices.is_empty()
             && !typing
         {
             let value = option_value(&input.value);

@@ -7,6 +7,9 @@
 //! 2. `default_member_permissions` of application commands: the schema says integer, the
 //!    application-commands documentation says a string bit set ("?string"), and Discord takes
 //!    both (serenity sends a string).
+//! 3. Field errors of a 50035 answer: the description's `InnerErrors._errors[].code` is an
+//!    integer, but Discord sends strings such as `"BASE_TYPE_REQUIRED"` (reference: "Error
+//!    Messages"). This one matters only for checking the fake's own answers.
 
 use serde_json::{Value, json};
 
@@ -14,6 +17,19 @@ use serde_json::{Value, json};
 pub fn apply(document: &mut Value) {
     snowflakes_accept_integers(document);
     permissions_accept_strings(document);
+    field_error_codes_are_strings(document);
+}
+
+fn field_error_codes_are_strings(document: &mut Value) {
+    if let Some(items) =
+        document.pointer_mut("/components/schemas/InnerErrors/properties/_errors/items")
+    {
+        *items = json!({
+            "type": "object",
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            "required": ["code", "message"]
+        });
+    }
 }
 
 fn snowflakes_accept_integers(document: &mut Value) {
@@ -54,11 +70,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn both_relaxations_rewrite_their_schemas() {
+    fn the_relaxations_rewrite_their_schemas() {
         let mut doc = json!({"components": {"schemas": {
             "SnowflakeType": {"type": "string", "pattern": "^(0|[1-9][0-9]*)$"},
             "ApplicationCommandCreateRequest": {"properties": {
-                "default_member_permissions": {"type": ["integer", "null"], "minimum": 0}}}
+                "default_member_permissions": {"type": ["integer", "null"], "minimum": 0}}},
+            "InnerErrors": {"properties": {"_errors": {"items": {"$ref": "#/components/schemas/Error"}}}}
         }}});
         apply(&mut doc);
         assert_eq!(
@@ -70,6 +87,12 @@ mod tests {
                 "/components/schemas/ApplicationCommandCreateRequest/properties/default_member_permissions/type"
             ),
             Some(&json!(["integer", "string", "null"]))
+        );
+        assert_eq!(
+            doc.pointer(
+                "/components/schemas/InnerErrors/properties/_errors/items/properties/code/type"
+            ),
+            Some(&json!("string"))
         );
     }
 }

@@ -174,6 +174,8 @@ fn respond(
         );
     }
     let mut answer = json!({"interaction": interaction});
+    // The resource (with its message) only for CHANNEL_MESSAGE_WITH_SOURCE and UPDATE_MESSAGE.
+    let message = message.filter(|_| matches!(callback_type, 4 | 7));
     if let (Some(message), Some(fields)) = (message, answer.as_object_mut()) {
         fields.insert(
             "resource".into(),
