@@ -53,11 +53,11 @@ fn error(status: StatusCode, message: impl Into<String>) -> HttpResponse {
     )
 }
 
-fn parse<T: DeserializeOwned>(raw: &Bytes, what: &str) -> Result<T, HttpResponse> {
+/// The body as `T`, or the 400 message saying why not.
+fn parse<T: DeserializeOwned>(raw: &Bytes, what: &str) -> Result<T, String> {
     serde_json::from_slice(raw).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("the body is not a valid {what}: {e}; see fake_discord::control_types for its fields"),
+        format!(
+            "the body is not a valid {what}: {e}; see fake_discord::control_types for its fields"
         )
     })
 }
@@ -103,7 +103,7 @@ fn dispatch(
 pub async fn inject_command(shared: SharedData, raw: Bytes) -> HttpResponse {
     let spec: SlashCommand = match parse(&raw, "SlashCommand") {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     match shared.change(|w| {
         dispatch(w, |w, now| {
@@ -118,7 +118,7 @@ pub async fn inject_command(shared: SharedData, raw: Bytes) -> HttpResponse {
 pub async fn inject_autocomplete(shared: SharedData, raw: Bytes) -> HttpResponse {
     let spec: SlashCommand = match parse(&raw, "SlashCommand") {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     match shared.change(|w| {
         dispatch(w, |w, now| {
@@ -133,7 +133,7 @@ pub async fn inject_autocomplete(shared: SharedData, raw: Bytes) -> HttpResponse
 pub async fn inject_component(shared: SharedData, raw: Bytes) -> HttpResponse {
     let click: ComponentClick = match parse(&raw, "ComponentClick") {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     match shared.change(|w| {
         dispatch(w, |w, now| {
@@ -186,19 +186,16 @@ fn interaction_view(world: &World, record: &InteractionRecord) -> InteractionVie
     }
 }
 
-fn id_param(raw: &str, what: &str) -> Result<u64, HttpResponse> {
-    raw.parse().map_err(|_| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("{what} must be a snowflake (a decimal id), not {raw:?}"),
-        )
-    })
+/// A snowflake path parameter, or the 400 message saying why not.
+fn id_param(raw: &str, what: &str) -> Result<u64, String> {
+    raw.parse()
+        .map_err(|_| format!("{what} must be a snowflake (a decimal id), not {raw:?}"))
 }
 
 pub async fn interaction(shared: SharedData, path: web::Path<String>) -> HttpResponse {
     let id = match id_param(&path, "the interaction id") {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     match shared.read(|w| w.interactions.get(id).map(|r| interaction_view(w, r))) {
         Some(view) => json_reply(StatusCode::OK, &view),
@@ -212,7 +209,7 @@ pub async fn interaction(shared: SharedData, path: web::Path<String>) -> HttpRes
 pub async fn expire_token(shared: SharedData, path: web::Path<String>) -> HttpResponse {
     let id = match id_param(&path, "the interaction id") {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     let found = shared.change(|w| match w.interactions.get_mut(id) {
         Some(record) => {
@@ -234,7 +231,7 @@ pub async fn expire_token(shared: SharedData, path: web::Path<String>) -> HttpRe
 pub async fn channel_messages(shared: SharedData, path: web::Path<String>) -> HttpResponse {
     let id = match id_param(&path, "the channel id") {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     let views: Vec<MessageView> = shared.read(|w| {
         w.messages
@@ -270,7 +267,7 @@ pub async fn requests(shared: SharedData) -> HttpResponse {
 pub async fn arm_rate_limit(shared: SharedData, raw: Bytes) -> HttpResponse {
     let arm: ArmRateLimit = match parse(&raw, "ArmRateLimit") {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     if !(arm.retry_after.is_finite() && arm.retry_after >= 0.0) {
         return error(

@@ -110,19 +110,18 @@ impl FormErrors {
     /// The nested `errors` object of Discord's 50035 answer.
     pub fn to_tree(&self) -> Value {
         let mut root = Map::new();
-        for (path, error) in &self.entries {
+        'entries: for (path, error) in &self.entries {
             let mut node = &mut root;
             for key in path {
-                let child = node
+                // Only a field literally named `_errors` could meet a list here.
+                let Some(child) = node
                     .entry(key.clone())
-                    .or_insert_with(|| Value::Object(Map::new()));
-                if !child.is_object() {
-                    *child = Value::Object(Map::new());
-                }
-                node = match child {
-                    Value::Object(map) => map,
-                    _ => unreachable!("just made an object"),
+                    .or_insert_with(|| Value::Object(Map::new()))
+                    .as_object_mut()
+                else {
+                    continue 'entries;
                 };
+                node = child;
             }
             let list = node
                 .entry("_errors".to_string())

@@ -90,11 +90,11 @@ impl<'a> Validator<'a> {
                 self.check_union(members, instance, path, out, depth + 1);
             }
         }
-        if let Some(types) = schema.get("type") {
-            if !type_allows(types, instance) {
-                out.push(path, type_error(schema, types, instance));
-                return;
-            }
+        if let Some(types) = schema.get("type")
+            && !type_allows(types, instance)
+        {
+            out.push(path, type_error(schema, types, instance));
+            return;
         }
         if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
             && !allowed.iter().any(|a| same_value(a, instance))

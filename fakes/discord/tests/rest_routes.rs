@@ -568,6 +568,27 @@ async fn uploads_go_through_files_n_to_the_cdn_within_the_size_limit() {
     assert_eq!(refused["code"], 50035);
     assert!(refused["errors"]["attachments"]["0"]["id"]["_errors"].is_array());
 
+    let second = bot.generate().await;
+    let (content_type, body) = multipart(
+        &json!({"type": 4, "data": {"content": "with a file", "attachments": [{"id": 0, "filename": "direct.png"}]}}),
+        &[("files[0]", "direct.png", &result)],
+    );
+    let response = bot
+        .request(Method::POST, &Bot::callback_path(&second))
+        .insert_header(("Content-Type", content_type))
+        .send_body(body)
+        .await
+        .expect("callback with a file");
+    assert_eq!(response.status().as_u16(), 204);
+    let answered = bot
+        .control
+        .interaction(&second.id)
+        .await
+        .expect("view")
+        .original
+        .expect("message");
+    assert_eq!(answered.attachments()[0]["filename"], "direct.png");
+
     let too_big = vec![7u8; 1001];
     let (content_type, body) = multipart(
         &json!({"content": "big"}),
@@ -821,6 +842,74 @@ async fn autocomplete_and_button_interactions_round_trip() {
     assert_eq!(updated.id, message.id);
     assert_eq!(updated.content(), "cancelled");
     assert!(updated.custom_ids().is_empty());
+
+    // DEFERRED_UPDATE_MESSAGE, then an edit of @original: the clicked message changes.
+    let again = bot
+        .control
+        .click(&ComponentClick::button(&message.id, "again"))
+        .await;
+    assert!(again.is_err(), "the button is gone after the update");
+    let third = bot.generate().await;
+    let (status, _, _) = bot
+        .api(
+            Method::POST,
+            &Bot::callback_path(&third),
+            Some(json!({"type": 4, "data": {"content": "pick", "components": buttons}})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let third_message = bot
+        .control
+        .interaction(&third.id)
+        .await
+        .expect("view")
+        .original
+        .expect("message");
+    let click = bot
+        .control
+        .click(&ComponentClick::button(&third_message.id, "again"))
+        .await
+        .expect("click");
+    let (status, _, _) = bot
+        .api(
+            Method::POST,
+            &Bot::callback_path(&click),
+            Some(json!({"type": 6})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, _, edited) = bot
+        .api(
+            Method::PATCH,
+            &bot.webhook_path(&click, "/messages/@original"),
+            Some(json!({"content": "working on it"})),
+        )
+        .await;
+    assert_eq!(
+        (status, edited["id"].clone()),
+        (200, json!(third_message.id))
+    );
+
+    // MODAL: the fake keeps what the bot asked for.
+    let modal_for = bot.generate().await;
+    let modal = json!({"custom_id": "details", "title": "Details", "components": [{"type": 1, "components": [
+        {"type": 4, "custom_id": "negative", "style": 2, "label": "Negative prompt"}]}]});
+    let (status, _, body) = bot
+        .api(
+            Method::POST,
+            &Bot::callback_path(&modal_for),
+            Some(json!({"type": 9, "data": modal})),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(
+        bot.control
+            .interaction(&modal_for.id)
+            .await
+            .expect("view")
+            .modal,
+        Some(modal)
+    );
     bot.assert_answers_match_the_schema().await;
 }
 
