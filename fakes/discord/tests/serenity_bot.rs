@@ -33,8 +33,10 @@ enum BotEvent {
         interaction: String,
         downloaded: usize,
     },
+    /// serenity's view of a refused edit: HTTP status and Discord JSON code.
     EditRefused {
         status: u16,
+        code: isize,
     },
     Failed(String),
 }
@@ -88,8 +90,13 @@ impl TestBot {
         };
         match command.edit_response(&ctx.http, edit()).await {
             Ok(_) => {}
-            Err(serenity::Error::Http(e)) if e.status_code().map(|s| s.as_u16()) == Some(429) => {
-                self.report(BotEvent::EditRefused { status: 429 });
+            Err(serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(refused)))
+                if refused.status_code.as_u16() == 429 =>
+            {
+                self.report(BotEvent::EditRefused {
+                    status: 429,
+                    code: refused.error.code,
+                });
                 tokio::time::sleep(BACK_OFF).await;
                 command
                     .edit_response(&ctx.http, edit())
@@ -197,6 +204,10 @@ async fn serenity_registers_commands_defers_downloads_and_edits_with_a_button_an
         )
         .await
         .expect("inject");
+    assert!(
+        injected.payload.to_string().len() >= FakeConfig::default().compress_threshold,
+        "this INTERACTION_CREATE travels zlib-compressed, so serenity's decompression is exercised"
+    );
     match next_event(&mut events).await {
         BotEvent::Handled {
             interaction,
@@ -370,7 +381,9 @@ async fn a_429_armed_on_the_edit_route_is_answered_and_the_retry_recorded() {
         .await
         .expect("inject");
     match next_event(&mut events).await {
-        BotEvent::EditRefused { status } => assert_eq!(status, 429),
+        // The documented 429 body has no `code`, which serenity's error type requires: serenity
+        // reports code -1 and the bot cannot learn `retry_after` through it.
+        BotEvent::EditRefused { status, code } => assert_eq!((status, code), (429, -1)),
         other => panic!("expected the edit refused with 429, got {other:?}"),
     }
     assert!(matches!(
