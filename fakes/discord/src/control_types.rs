@@ -291,21 +291,7 @@ impl MessageView {
 
     /// The `custom_id`s of every component, depth first.
     pub fn custom_ids(&self) -> Vec<String> {
-        fn walk(items: &[Value], out: &mut Vec<String>) {
-            for item in items {
-                if let Some(id) = item.get("custom_id").and_then(Value::as_str) {
-                    out.push(id.to_string());
-                }
-                if let Some(children) = item.get("components").and_then(Value::as_array) {
-                    walk(children, out);
-                }
-            }
-        }
-        let mut out = Vec::new();
-        if let Some(items) = self.message.get("components").and_then(Value::as_array) {
-            walk(items, &mut out);
-        }
-        out
+        crate::messages::custom_ids(&self.message)
     }
 
     pub fn flags(&self) -> u64 {

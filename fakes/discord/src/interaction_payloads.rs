@@ -604,15 +604,7 @@ pub fn component_interaction(
         InjectError::UnknownComponent {
             message: click.message_id.clone(),
             custom_id: click.custom_id.clone(),
-            present: crate::control_types::MessageView {
-                id: String::new(),
-                channel_id: String::new(),
-                message: message.clone(),
-                history: Vec::new(),
-                deleted_at_ms: None,
-            }
-            .custom_ids()
-            .join(", "),
+            present: crate::messages::custom_ids(&message).join(", "),
         }
     })?;
     let mut invoker = click.invoker.clone();

@@ -379,6 +379,28 @@ fn number(component: &Value, next: &mut u64, taken: &[u64]) -> Value {
     c
 }
 
+/// The `custom_id`s of every component of a message object, depth first.
+pub fn custom_ids(message: &Value) -> Vec<String> {
+    fn walk(items: &[Value], out: &mut Vec<String>) {
+        for item in items {
+            if let Some(id) = item.get("custom_id").and_then(Value::as_str) {
+                out.push(id.to_string());
+            }
+            if let Some(children) = item.get("components").and_then(Value::as_array) {
+                walk(children, out);
+            }
+            if let Some(accessory) = item.get("accessory").filter(|a| a.is_object()) {
+                walk(std::slice::from_ref(accessory), out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(items) = message.get("components").and_then(Value::as_array) {
+        walk(items, &mut out);
+    }
+    out
+}
+
 /// A copy of `value` without object fields that are null.
 pub fn without_nulls(value: &Value) -> Value {
     match value {
