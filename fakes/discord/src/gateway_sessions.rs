@@ -595,6 +595,37 @@ mod tests {
     }
 
     #[test]
+    fn lost_dropped_and_silent_connections_leave_the_session_resumable() {
+        let mut fx = Fixture::new();
+        for end in [
+            ConnectionEnd::Lost,
+            ConnectionEnd::Dropped,
+            ConnectionEnd::HeartbeatTimeout,
+            ConnectionEnd::Client { code: Some(4000) },
+        ] {
+            let (conn, _rx) = fx.connect();
+            fx.identify(conn, 1);
+            fx.registry.closed(conn, end, Instant::now());
+            assert!(fx.registry.has_session());
+            assert!(!fx.registry.sessions().iter().any(|s| s.connected));
+        }
+        let (conn, _rx) = fx.connect();
+        fx.identify(conn, 1);
+        fx.registry.closed(
+            conn,
+            ConnectionEnd::Server {
+                code: 4004,
+                reason: String::new(),
+            },
+            Instant::now(),
+        );
+        assert!(
+            !fx.registry.has_session(),
+            "a fatal close code ends the session"
+        );
+    }
+
+    #[test]
     fn a_resume_ahead_of_the_session_is_an_invalid_seq() {
         let mut fx = Fixture::new();
         let (conn, _rx) = fx.connect();

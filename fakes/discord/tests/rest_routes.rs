@@ -677,7 +677,12 @@ async fn channel_messages_are_created_and_edited_with_discords_rules() {
 
 #[actix_rt::test]
 async fn every_answer_has_rate_limit_headers_and_armed_429s_follow_the_docs() {
-    let bot = Bot::start(FakeConfig::for_tests()).await;
+    let bot = Bot::start(FakeConfig {
+        // One window for the whole test, so the count cannot reset between two requests.
+        rate_limit_window: Duration::from_secs(3600),
+        ..FakeConfig::for_tests()
+    })
+    .await;
     let remaining = |headers: &awc::http::header::HeaderMap| {
         headers
             .get("x-ratelimit-remaining")
