@@ -12,3 +12,6 @@ pub mod http;
 pub mod launch;
 pub mod telemetry;
 pub mod workflow;
+
+#[cfg(test)]
+mod test_fixtures;

@@ -1,14 +1,9 @@
-//! Shared pieces of the end-to-end fleet benches: a fleet of `fake-comfyui` instances booted
-//! in-process, jobs submitted through the real submit path and awaited on the event hub, and
-//! small statistics helpers.
-//!
-//! Included by each bench with `#[path = "support/mod.rs"] mod support;` (a folder, so cargo does
-//! not take it for a bench target of its own).
-
-#![allow(dead_code)]
+//! A fleet of `fake-comfyui` instances booted in this process (`Fleet::boot`, no HTTP API), for
+//! the end-to-end benches: jobs submitted through the real submit path (rate limiter, template,
+//! scheduler) and awaited on the event hub.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use comfy_fleet::config::{Config, DiscoveryMode};
@@ -20,22 +15,14 @@ use comfy_fleet_actors::messages::InstancePhase;
 use comfy_fleet_actors::{JobEvent, JobId, UserId};
 use serde_json::{Value, json};
 
+use super::{FAKE_COMFYUI, workflows_dir};
+
 /// The user every bench job runs as (exempt from the rate limits).
 pub const BENCH_USER: &str = "bench";
 /// Canvas side of the demo jobs: small, so PNG encoding in the fake costs next to nothing.
 pub const CANVAS: u64 = 64;
 /// Safety net on any wait; the benches wait on real signals (events, log lines).
 pub const GUARD: Duration = Duration::from_secs(300);
-
-/// The fake ComfyUI binary cargo built for this bench.
-pub fn fake_binary() -> String {
-    env!("CARGO_BIN_EXE_fake-comfyui").to_string()
-}
-
-/// The repository's workflow templates.
-pub fn workflows_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows")
-}
 
 /// A fleet of `instances` CPU-only fake ComfyUIs with the given node and step times, no rate
 /// limits for [`BENCH_USER`], and room for `queue_capacity` waiting jobs.
@@ -47,7 +34,7 @@ pub fn fleet_config(
 ) -> Config {
     let mut config = Config::default();
     config.comfyui.command = vec![
-        fake_binary(),
+        FAKE_COMFYUI.to_string(),
         "--fake-node-time".into(),
         humantime::format_duration(node_time).to_string(),
         "--fake-step-time".into(),
@@ -176,55 +163,4 @@ pub async fn run_job(fleet: &FleetHandle, seed: u64) -> Duration {
     let job = submit_job(fleet, seed).await;
     wait_done(fleet, job).await;
     started.elapsed()
-}
-
-/// The `p`-th percentile (0–100) of the samples, nearest-rank.
-pub fn percentile(samples: &[Duration], p: f64) -> Duration {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-/// Milliseconds with three decimals.
-pub fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
-}
-
-/// A `KEY:   N kB` line of /proc/PID/status, in kB.
-pub fn proc_status_kb(pid: &str, key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with(key))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// The pids of this process's direct children.
-pub fn child_pids() -> Vec<String> {
-    let me = std::process::id().to_string();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.chars().all(|c| c.is_ascii_digit()))
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
-                    let after = stat.rsplit_once(')')?.1.to_owned();
-                    after.split_whitespace().nth(1).map(|p| p == me)
-                })
-                .unwrap_or(false)
-        })
-        .collect()
 }
