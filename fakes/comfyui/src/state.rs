@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use crate::config::FakeConfig;
 use crate::files::Folders;
 use crate::hub::Hub;
+use crate::stop_signal::StopSignal;
 
 /// ComfyUI's history cap.
 pub const MAX_HISTORY: usize = 10_000;
@@ -212,6 +213,8 @@ pub struct Shared {
     pub hub: Hub,
     pub config: FakeConfig,
     pub folders: Folders,
+    /// Raised when an in-process server stops: the worker ends.
+    pub stop: StopSignal,
 }
 
 impl Shared {
@@ -220,6 +223,14 @@ impl Shared {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Stops the worker: its pauses end, and it returns instead of taking the next prompt.
+    pub fn stop_worker(&self) {
+        // raised under the state lock, so the worker cannot miss it between its check and its wait
+        let _state = self.lock();
+        self.stop.raise();
+        self.wake.notify_all();
     }
 
     /// Broadcasts `status` with the current queue size (call with the lock held for ordering).

@@ -7,7 +7,9 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
-const OBJECT_INFO: &str = include_str!("object_info.json");
+use crate::files::Folders;
+
+const OBJECT_INFO: &str = include_str!("../data/object_info.json");
 
 /// Loader inputs whose choices are the files of a model folder.
 const MODEL_COMBOS: &[(&str, &str, &str)] = &[
@@ -333,10 +335,9 @@ impl Catalog {
     }
 }
 
-/// The folders that feed live choice lists.
+/// The folders that feed live choice lists (and locate annotated input files).
 pub struct LiveDirs<'a> {
-    pub input_dir: &'a Path,
-    pub models_dir: &'a Path,
+    pub folders: &'a Folders,
 }
 
 impl LiveDirs<'_> {
@@ -352,7 +353,7 @@ impl LiveDirs<'_> {
             .any(|(c, i)| *c == class && *i == input)
         {
             return Some(
-                input_images(self.input_dir)
+                input_images(&self.folders.input)
                     .into_iter()
                     .map(Value::String)
                     .collect(),
@@ -361,7 +362,7 @@ impl LiveDirs<'_> {
         let (_, _, folder) = MODEL_COMBOS
             .iter()
             .find(|(c, i, _)| *c == class && *i == input)?;
-        let mut list: Vec<Value> = model_files(self.models_dir, folder)
+        let mut list: Vec<Value> = model_files(&self.folders.models, folder)
             .into_iter()
             .map(Value::String)
             .collect();
@@ -439,10 +440,8 @@ mod tests {
         std::fs::write(dir.path().join("b.png"), b"x").unwrap();
         std::fs::write(dir.path().join("a.jpg"), b"x").unwrap();
         std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
-        let dirs = LiveDirs {
-            input_dir: dir.path(),
-            models_dir: dir.path(),
-        };
+        let folders = Folders::all_in(dir.path());
+        let dirs = LiveDirs { folders: &folders };
         let spec = catalog().live_input("LoadImage", "image", &dirs).unwrap();
         assert_eq!(
             spec.combo_options().unwrap(),

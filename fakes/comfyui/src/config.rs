@@ -222,6 +222,8 @@ pub struct Faults {
 #[derive(Debug, Clone)]
 pub struct FakeConfig {
     pub argv: Vec<String>,
+    /// The directory relative paths were resolved against (the process's working directory).
+    pub cwd: PathBuf,
     pub listen: Vec<IpAddr>,
     pub listen_text: String,
     pub port: u16,
@@ -233,6 +235,8 @@ pub struct FakeConfig {
     pub database: DatabaseLocation,
     pub cpu: bool,
     pub cuda_device: Option<String>,
+    /// `CUDA_VISIBLE_DEVICES` from the environment, shown when `--cuda-device` is not given.
+    pub cuda_visible_devices: Option<String>,
     pub cache_none: bool,
     pub max_upload_bytes: u64,
     pub disable_api_nodes: bool,
@@ -474,6 +478,7 @@ impl FakeConfig {
         argv.extend(args.iter().cloned());
         Ok(FakeConfig {
             argv,
+            cwd: cwd.to_path_buf(),
             listen,
             listen_text,
             port,
@@ -485,6 +490,7 @@ impl FakeConfig {
             database,
             cpu: has("cpu"),
             cuda_device: value("cuda-device"),
+            cuda_visible_devices: env("CUDA_VISIBLE_DEVICES"),
             cache_none: has("cache-none"),
             max_upload_bytes,
             disable_api_nodes: has("disable-api-nodes"),

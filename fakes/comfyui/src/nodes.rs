@@ -263,7 +263,7 @@ pub fn run_node(call: &NodeCall<'_>) -> Result<NodeResult, NodeFailure> {
     match call.class {
         "LoadImage" | "LoadImageMask" => {
             let name = call.string("image").unwrap_or_default();
-            let path = files::resolve_annotated(&call.folders.input, &name)
+            let path = files::resolve_annotated(call.folders, &name)
                 .unwrap_or_else(|| call.folders.input.join(&name));
             let bytes = std::fs::read(&path).map_err(|_| missing_file_failure(&path))?;
             let (w, h) = imaging::probe(&bytes).ok_or_else(|| pil_failure(&path))?;

@@ -3,7 +3,6 @@
 //! counter, PreviewImage's random temp prefix and the upload rename rule.
 
 use std::path::{Component, Path, PathBuf};
-use std::sync::OnceLock;
 
 use rand::Rng;
 
@@ -17,19 +16,19 @@ pub struct Folders {
     pub models: PathBuf,
 }
 
-static FOLDERS: OnceLock<Folders> = OnceLock::new();
-
-/// Records the process's folders (once, at start).
-pub fn init(folders: Folders) {
-    let _ = FOLDERS.set(folders);
-}
-
-/// The process's folders, if initialised.
-pub fn folders() -> Option<&'static Folders> {
-    FOLDERS.get()
-}
-
 impl Folders {
+    /// Every folder is `dir` (for unit tests).
+    #[cfg(test)]
+    pub fn all_in(dir: &Path) -> Folders {
+        Folders {
+            input: dir.to_path_buf(),
+            output: dir.to_path_buf(),
+            temp: dir.to_path_buf(),
+            user: dir.to_path_buf(),
+            models: dir.to_path_buf(),
+        }
+    }
+
     /// The folder of a `type` (`input`, `output`, `temp`).
     pub fn by_type(&self, kind: &str) -> Option<&Path> {
         match kind {
@@ -80,18 +79,18 @@ pub fn safe_join(root: &Path, relative: &str) -> Option<PathBuf> {
 }
 
 /// The file an annotated image name refers to (input folder unless annotated).
-pub fn resolve_annotated(input_dir: &Path, name: &str) -> Option<PathBuf> {
+pub fn resolve_annotated(folders: &Folders, name: &str) -> Option<PathBuf> {
     let (plain, kind) = annotated(name);
     let root = match kind {
-        None | Some("input") => input_dir.to_path_buf(),
-        Some(k) => folders()?.by_type(k)?.to_path_buf(),
+        None => &folders.input,
+        Some(k) => folders.by_type(k)?,
     };
-    safe_join(&root, plain)
+    safe_join(root, plain)
 }
 
 /// LoadImage's VALIDATE_INPUTS: does the annotated file exist?
-pub fn annotated_path_exists(input_dir: &Path, name: &str) -> bool {
-    resolve_annotated(input_dir, name).is_some_and(|p| p.is_file())
+pub fn annotated_path_exists(folders: &Folders, name: &str) -> bool {
+    resolve_annotated(folders, name).is_some_and(|p| p.is_file())
 }
 
 /// Where SaveImage writes: the folder, the subfolder text and the first free counter.

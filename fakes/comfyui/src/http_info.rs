@@ -11,8 +11,8 @@ use crate::catalog::{LiveDirs, MODEL_FOLDERS, catalog, model_files};
 use crate::http_support::{json_ok, json_text, json_with, not_found};
 use crate::state::Shared;
 
-const EXTENSIONS: &str = include_str!("extensions.json");
-const NODE_REPLACEMENTS: &str = include_str!("node_replacements.json");
+const EXTENSIONS: &str = include_str!("../data/extensions.json");
+const NODE_REPLACEMENTS: &str = include_str!("../data/node_replacements.json");
 
 /// Bytes of total and available memory from /proc/meminfo (fallback: 16 GiB / 12 GiB).
 fn memory() -> (u64, u64) {
@@ -56,7 +56,7 @@ pub async fn system_stats(shared: web::Data<Arc<Shared>>) -> HttpResponse {
         let visible = config
             .cuda_device
             .clone()
-            .or_else(|| std::env::var("CUDA_VISIBLE_DEVICES").ok())
+            .or_else(|| config.cuda_visible_devices.clone())
             .unwrap_or_else(|| "all".into());
         let total: u64 = 24 * (1 << 30);
         json!({
@@ -100,8 +100,7 @@ pub async fn features(shared: web::Data<Arc<Shared>>) -> HttpResponse {
 
 fn dirs(shared: &Shared) -> LiveDirs<'_> {
     LiveDirs {
-        input_dir: &shared.folders.input,
-        models_dir: &shared.folders.models,
+        folders: &shared.folders,
     }
 }
 

@@ -88,8 +88,7 @@ pub async fn post_prompt(shared: web::Data<Arc<Shared>>, body: web::Bytes) -> Ht
         .and_then(Value::as_array)
         .map(|a| a.iter().map(crate::pyfmt::str_of).collect());
     let dirs = LiveDirs {
-        input_dir: &shared.folders.input,
-        models_dir: &shared.folders.models,
+        folders: &shared.folders,
     };
     let verdict = validate_prompt(&mut prompt, targets.as_deref(), &dirs);
     let mut extra_data = match data.get("extra_data") {

@@ -1,10 +1,9 @@
 //! The single worker thread that executes queued prompts one at a time (ComfyUI's
 //! `prompt_worker`): takes the lowest-numbered pending prompt, announces it with `status`, runs
 //! it, writes history *before* sending `status` and `executing{node:null}`, and applies POST /free
-//! requests between prompts.
+//! requests between prompts. It ends when the server's stop signal is raised.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::json;
 
@@ -33,6 +32,9 @@ fn worker_loop(shared: &Shared) {
                         console::info("Unloading models and freeing memory (POST /free)");
                     }
                 }
+                if shared.stop.is_raised() {
+                    return;
+                }
                 if let Some(item) = state.take_next() {
                     state.running = Some(Running {
                         item: item.clone(),
@@ -48,9 +50,8 @@ fn worker_loop(shared: &Shared) {
         match run_prompt(shared, &mut cache, &item) {
             RunEnd::Hang => {
                 shared.lock().worker_stuck = true;
-                loop {
-                    std::thread::sleep(Duration::from_secs(3600));
-                }
+                shared.stop.wait();
+                return;
             }
             RunEnd::Finished(record) => {
                 let client = item.client_id();

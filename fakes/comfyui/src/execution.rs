@@ -7,7 +7,6 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
@@ -86,7 +85,7 @@ fn signatures(prompt: &Map<String, Value>, folders: &files::Folders) -> HashMap<
             // LoadImage's IS_CHANGED: the file's content.
             if (class == "LoadImage" || class == "LoadImageMask")
                 && let Some(name) = inputs.get("image").and_then(Value::as_str)
-                && let Some(path) = files::resolve_annotated(&folders.input, name)
+                && let Some(path) = files::resolve_annotated(folders, name)
             {
                 std::fs::read(path).ok().hash(&mut h);
             }
@@ -233,12 +232,6 @@ fn injected_failure(node: &str, class: &str) -> NodeFailure {
 
 /// Sleeps in small slices (so a long node time stays responsive to nothing but time itself:
 /// like the real server, interrupts are only noticed between nodes and steps).
-fn pause(d: Duration) {
-    if !d.is_zero() {
-        std::thread::sleep(d);
-    }
-}
-
 /// Runs `item` to the end (or forever, for the hang fault; or aborts, for the crash fault).
 pub fn run_prompt(shared: &Shared, cache: &mut OutputCache, item: &QueueItem) -> RunEnd {
     let config = &shared.config;
@@ -381,7 +374,7 @@ pub fn run_prompt(shared: &Shared, cache: &mut OutputCache, item: &QueueItem) ->
                 console::error("Got an OOM, unloading all loaded models.");
                 break 'work Some(oom_failure());
             }
-            pause(config.node_time);
+            shared.stop.sleep(config.node_time);
             if let Some(steps) = nodes::progress_steps(&call) {
                 let sampler = nodes::is_sampler(&class);
                 let spec = linked
@@ -390,7 +383,7 @@ pub fn run_prompt(shared: &Shared, cache: &mut OutputCache, item: &QueueItem) ->
                     .cloned()
                     .unwrap_or(ImageSpec::default());
                 for step in 1..=steps {
-                    pause(config.step_time);
+                    shared.stop.sleep(config.step_time);
                     if shared.interrupt.load(Ordering::SeqCst) {
                         outcome = Outcome::Cancelled;
                         break 'work None;

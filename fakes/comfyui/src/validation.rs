@@ -294,7 +294,7 @@ impl Validator<'_> {
         }
         for (x, val) in custom_checked {
             let name = pyfmt::str_of(&val);
-            if !annotated_path_exists(self.dirs.input_dir, &name) {
+            if !annotated_path_exists(self.dirs.folders, &name) {
                 errors.push(err(
                     "custom_validation_failed",
                     "Custom validation failed for node",
@@ -555,14 +555,13 @@ pub fn validate_prompt(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::Folders;
     use std::path::Path;
 
     fn run(prompt: Value) -> Verdict {
         let mut map = prompt.as_object().cloned().unwrap();
-        let dirs = LiveDirs {
-            input_dir: Path::new("/nonexistent"),
-            models_dir: Path::new("/nonexistent"),
-        };
+        let folders = Folders::all_in(Path::new("/nonexistent"));
+        let dirs = LiveDirs { folders: &folders };
         validate_prompt(&mut map, None, &dirs)
     }
 
