@@ -1,18 +1,19 @@
-//! Conversion speed over the shared corpus: every UI workflow converted with its server's
+//! Conversion speed over the vendored corpus (`tests/fixtures/corpus.tar.gz`): every UI workflow converted with its server's
 //! `/object_info` (parsing included), plus the slowest single case.
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::hint::black_box;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use comfy_fleet::workflow::{ObjectInfo, Workflow};
 use criterion::{Criterion, criterion_group, criterion_main};
-
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus");
+use support::fixtures::corpus;
 
 fn load() -> (ObjectInfo, Vec<(String, Vec<u8>)>) {
-    let object_info = ObjectInfo::load(&Path::new(CORPUS).join("object_info.json")).unwrap();
-    let dir = Path::new(CORPUS).join("cases");
+    let object_info = ObjectInfo::load(&corpus("object_info.json")).unwrap();
+    let dir = corpus("cases");
     let mut cases: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(|e| {

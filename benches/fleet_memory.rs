@@ -9,7 +9,7 @@
 //!
 //! Run: `cargo bench --bench fleet_memory [-- --queued 10000 --instances 16]`
 
-#[path = "support/mod.rs"]
+#[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};
@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use comfy_fleet::fleet::FleetHandle;
 use comfy_fleet_actors::messages::GetSchedulerSnapshot;
 
-use support::*;
+use support::in_process_fleet::*;
+use support::measures::*;
 
 const PIPELINE_DEPTH: usize = 2;
 

@@ -15,7 +15,7 @@
 //!
 //! Run: `cargo bench --bench fleet_overhead [-- --jobs 300]`
 
-#[path = "support/mod.rs"]
+#[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};
@@ -25,7 +25,8 @@ use futures_util::StreamExt;
 use futures_util::future::join_all;
 use uuid::Uuid;
 
-use support::*;
+use support::in_process_fleet::*;
+use support::measures::*;
 
 const BLOCK: usize = 25;
 const WARMUP: usize = 20;

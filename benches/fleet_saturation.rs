@@ -13,7 +13,7 @@
 //!
 //! Run: `cargo bench --bench fleet_saturation [-- --node-time 65ms --per-instance 20]`
 
-#[path = "support/mod.rs"]
+#[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};
@@ -23,7 +23,8 @@ use futures_util::StreamExt;
 use futures_util::future::join_all;
 use uuid::Uuid;
 
-use support::*;
+use support::in_process_fleet::*;
+use support::measures::*;
 
 const SIZES: [u32; 5] = [1, 2, 4, 8, 16];
 /// Nodes that execute per job: `EmptyImage`'s inputs never change, so after the first job

@@ -14,3 +14,6 @@ pub mod launch;
 pub mod shutdown;
 pub mod telemetry;
 pub mod workflow;
+
+#[cfg(test)]
+mod test_fixtures;

@@ -4,6 +4,8 @@
 //! a job that would run for an hour, `/readyz` says the program is stopping, and no instance
 //! process outlives the application.
 
+mod support;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,21 +16,21 @@ use comfy_fleet::shutdown::{self, ShutdownTrigger};
 use comfy_fleet_actors::scheduling::SHUTDOWN_RUNNING;
 use comfy_fleet_actors::{JobEvent, JobId, UserId};
 use futures_util::StreamExt;
-
-/// Safety net only: every wait ends on a real signal long before this.
-const SAFETY: Duration = Duration::from_secs(60);
+use support::processes::processes_mentioning;
+use support::waits::SAFETY;
+use support::{FAKE_COMFYUI, workflows_dir};
 
 fn config(dir: &Path, node_time: &str, drain: Duration) -> Config {
     let mut c = Config::default();
     c.comfyui.state_dir = dir.join("state");
     c.comfyui.command = vec![
-        env!("CARGO_BIN_EXE_fake-comfyui").to_string(),
+        FAKE_COMFYUI.to_string(),
         "--fake-node-time".into(),
         node_time.into(),
         "--fake-step-time".into(),
         "0ms".into(),
     ];
-    c.workflows.dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
+    c.workflows.dir = workflows_dir();
     c.logging.metrics_interval = Duration::ZERO;
     c.gpus.discovery = DiscoveryMode::Declared;
     c.gpus.cpu_instances = 1;
@@ -74,18 +76,12 @@ async fn until_started(events: &mut (impl futures_util::Stream<Item = JobEvent> 
     }
 }
 
-/// The instance processes (fake-comfyui) launched for this state folder that still run.
-fn instance_processes(state: &Path) -> Vec<String> {
-    let needle = state.display().to_string();
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains("fake-comfyui") && cmdline.contains(&needle) {
-            found.push(cmdline);
-        }
-    }
-    found
+/// The pids of the instance processes launched for this test's state folder that still run.
+fn instance_processes(dir: &Path) -> Vec<i32> {
+    processes_mentioning(dir)
+        .into_iter()
+        .map(|p| p.pid)
+        .collect()
 }
 
 #[actix_rt::test]

@@ -2,11 +2,15 @@
 //! a setting refused by one is refused by the other with the same message (naming the key and
 //! its line), and what passes check-config is what serve starts with.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
+use support::COMFY_FLEET;
+
 fn comfy_fleet(args: &[&str], config: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_comfy-fleet"))
+    Command::new(COMFY_FLEET)
         .args(args)
         .arg("--config")
         .arg(config)
@@ -24,10 +28,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn workflows_dir() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("workflows")
-        .display()
-        .to_string()
+    support::workflows_dir().display().to_string()
 }
 
 /// A config file in `dir` with `body` after a `[workflows]` section naming the real templates.
@@ -56,7 +57,7 @@ fn serve_fails(config: &Path) -> String {
 #[test]
 fn the_shipped_config_checks_out_and_says_what_it_sets_up() {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_comfy-fleet"))
+    let out = Command::new(COMFY_FLEET)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["check-config", "--config"])
         .arg(&shipped)

@@ -1,13 +1,14 @@
 //! `comfy-fleet run` end to end: the real binary against the real `fake-comfyui` process.
 
-#[path = "support/fake_process.rs"]
-mod fake_process;
+mod support;
 
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use fake_process::{FakeComfy, closed_port_url, fixture_path};
+use support::fake_process::FakeComfy;
+use support::fixtures::captured;
+use support::images::png_file_size;
+use support::ports::closed_port_url;
 
 /// A fake on a port of its own choosing.
 fn start_fake() -> FakeComfy {
@@ -18,7 +19,7 @@ fn start_fake() -> FakeComfy {
 }
 
 fn comfy_fleet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_comfy-fleet"))
+    Command::new(support::COMFY_FLEET)
         .args(args)
         .env_remove("COMFY_FLEET_URL")
         .output()
@@ -27,18 +28,6 @@ fn comfy_fleet(args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn png_size(path: &Path) -> (u32, u32) {
-    let bytes = std::fs::read(path).unwrap();
-    assert_eq!(
-        &bytes[..8],
-        b"\x89PNG\r\n\x1a\n",
-        "{} is not a PNG",
-        path.display()
-    );
-    let reader = png::Decoder::new(Cursor::new(bytes)).read_info().unwrap();
-    (reader.info().width, reader.info().height)
 }
 
 fn write_json(dir: &Path, name: &str, value: &serde_json::Value) -> PathBuf {
@@ -54,8 +43,8 @@ fn run_uploads_the_input_writes_a_real_png_and_prints_its_path() {
     let work = tempfile::tempdir().unwrap();
     // LoadImage in the workflow names `fixture_upload.png`: upload a file of that name.
     let input = work.path().join("fixture_upload.png");
-    std::fs::copy(fixture_path("upload_source.png"), &input).unwrap();
-    let workflow = fixture_path("prompt_loadimage.json");
+    std::fs::copy(captured("upload_source.png"), &input).unwrap();
+    let workflow = captured("prompt_loadimage.json");
     let out = work.path().join("results");
 
     let args = [
@@ -74,7 +63,7 @@ fn run_uploads_the_input_writes_a_real_png_and_prints_its_path() {
     let printed: Vec<PathBuf> = text(&first.stdout).lines().map(PathBuf::from).collect();
     assert_eq!(printed.len(), 1, "stdout: {}", text(&first.stdout));
     assert!(printed[0].starts_with(&out));
-    assert_eq!(png_size(&printed[0]), (64, 48));
+    assert_eq!(png_file_size(&printed[0]), (64, 48));
     assert!(stderr.contains("executing node 13 (SaveImage)"), "{stderr}");
     // The job went through the fleet, on the server as its one attached instance.
     assert!(stderr.contains("running on url (attempt 1)"), "{stderr}");
@@ -88,7 +77,7 @@ fn run_uploads_the_input_writes_a_real_png_and_prints_its_path() {
     assert_eq!(printed2.len(), 1);
     assert_ne!(printed2[0], printed[0]);
     assert_eq!(std::fs::read(&printed[0]).unwrap(), first_bytes);
-    assert_eq!(png_size(&printed2[0]), (64, 48));
+    assert_eq!(png_file_size(&printed2[0]), (64, 48));
 }
 
 #[test]
@@ -97,7 +86,7 @@ fn rejected_workflow_prints_node_input_and_reason_and_fails() {
     let fake_url = fake.base_url();
     let work = tempfile::tempdir().unwrap();
     let record: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture_path("error_multiple_errors.json")).unwrap(),
+        &std::fs::read_to_string(captured("error_multiple_errors.json")).unwrap(),
     )
     .unwrap();
     let workflow = write_json(
@@ -180,7 +169,7 @@ fn ui_workflows_run_and_errors_are_explained() {
     assert_eq!(result.status.code(), Some(1), "{}", text(&result.stderr));
 
     let url = closed_port_url();
-    let api = fixture_path("prompt_trivial.json");
+    let api = captured("prompt_trivial.json");
     let result = comfy_fleet(&["run", api.to_str().unwrap(), "--url", &url]);
     let stderr = text(&result.stderr);
     assert_eq!(result.status.code(), Some(1), "{stderr}");

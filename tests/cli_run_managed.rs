@@ -1,35 +1,19 @@
 //! `comfy-fleet run` without `--url`: boots the configured instances (fake-comfyui processes),
 //! runs a template on them, writes the outputs and leaves no process behind.
 
-use std::path::Path;
+mod support;
+
 use std::process::Command;
 
-/// Processes whose command line mentions `needle` (our state folder).
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|n| n.chars().all(|c| c.is_ascii_digit()))
-        else {
-            continue;
-        };
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(needle) {
-                found.push(format!("{pid}: {cmdline}"));
-            }
-        }
-    }
-    found
-}
+use support::images::png_file_size;
+use support::processes::processes_mentioning;
+use support::{COMFY_FLEET, FAKE_COMFYUI, workflows_dir};
 
 #[test]
 fn a_template_runs_on_booted_instances_and_nothing_is_left_behind() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let workflows = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
+    let workflows = workflows_dir();
     let config = dir.path().join("fleet.toml");
     std::fs::write(
         &config,
@@ -37,14 +21,14 @@ fn a_template_runs_on_booted_instances_and_nothing_is_left_behind() {
             "[comfyui]\ncommand = [{:?}, \"--fake-node-time\", \"10ms\"]\nstate_dir = {:?}\n\
              [gpus]\ndiscovery = \"declared\"\ncpu_instances = 2\n\
              [workflows]\ndir = {:?}\n[logging]\nmetrics_interval = \"0s\"\n",
-            env!("CARGO_BIN_EXE_fake-comfyui"),
+            FAKE_COMFYUI,
             state.display().to_string(),
             workflows.display().to_string(),
         ),
     )
     .unwrap();
     let out = dir.path().join("out");
-    let result = Command::new(env!("CARGO_BIN_EXE_comfy-fleet"))
+    let result = Command::new(COMFY_FLEET)
         .args(["run", "demo", "--config"])
         .arg(&config)
         .args([
@@ -68,16 +52,10 @@ fn a_template_runs_on_booted_instances_and_nothing_is_left_behind() {
     let stdout = String::from_utf8_lossy(&result.stdout);
     let paths: Vec<&str> = stdout.lines().collect();
     assert_eq!(paths.len(), 1, "{stdout}");
-    let png = std::fs::read(paths[0]).unwrap();
-    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-    let (w, h) = (
-        u32::from_be_bytes(png[16..20].try_into().unwrap()),
-        u32::from_be_bytes(png[20..24].try_into().unwrap()),
-    );
-    assert_eq!((w, h), (80, 64));
+    assert_eq!(png_file_size(std::path::Path::new(paths[0])), (80, 64));
 
     // `run` returned only after every instance exited: none is left.
-    let left = processes_mentioning(&state.display().to_string());
+    let left = processes_mentioning(&state);
     assert!(left.is_empty(), "left behind: {left:?}");
     assert!(
         !state
@@ -97,16 +75,13 @@ fn a_bad_parameter_is_refused_with_its_bounds_and_the_instances_stop() {
         format!(
             "[comfyui]\ncommand = [{:?}]\nstate_dir = {:?}\n[gpus]\ndiscovery = \"declared\"\n\
              [workflows]\ndir = {:?}\n[logging]\nmetrics_interval = \"0s\"\n",
-            env!("CARGO_BIN_EXE_fake-comfyui"),
+            FAKE_COMFYUI,
             dir.path().join("state").display().to_string(),
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("workflows")
-                .display()
-                .to_string(),
+            workflows_dir().display().to_string(),
         ),
     )
     .unwrap();
-    let result = Command::new(env!("CARGO_BIN_EXE_comfy-fleet"))
+    let result = Command::new(COMFY_FLEET)
         .args(["run", "demo", "--config"])
         .arg(&config)
         .args(["--set", "width=5"])
@@ -118,5 +93,5 @@ fn a_bad_parameter_is_refused_with_its_bounds_and_the_instances_stop() {
         stderr.contains("width") && stderr.contains("64"),
         "{stderr}"
     );
-    assert!(processes_mentioning(&dir.path().display().to_string()).is_empty());
+    assert!(processes_mentioning(dir.path()).is_empty());
 }

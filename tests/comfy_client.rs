@@ -2,8 +2,7 @@
 //! error class, websocket loss and recovery from history, crashes, hangs, uploads, downloads
 //! and concurrent prompts.
 
-#[path = "support/fake_process.rs"]
-mod fake_process;
+mod support;
 
 use std::cell::RefCell;
 use std::io::Cursor;
@@ -17,9 +16,12 @@ use comfy_fleet_actors::job::JobOutput;
 use comfy_fleet_actors::ports::{
     Backend, BackendError, ExecutionEvent, InputFile, PromptRun, PromptStatus,
 };
-use fake_process::{FakeComfy, closed_port_url, fixture_json, fixture_path};
 use futures_util::future::{Either, join, select};
 use serde_json::{Value, json};
+use support::fake_process::FakeComfy;
+use support::fixtures::{captured, captured_json};
+use support::images::png_size;
+use support::ports::closed_port_url;
 use tcp_cutter::TcpCutter;
 use uuid::Uuid;
 
@@ -42,17 +44,11 @@ fn client(fake: &FakeComfy) -> ComfyClient {
 
 /// EmptyImage → ImageInvert → SaveImage with a given size and prefix.
 fn trivial_prompt(width: u32, height: u32, prefix: &str) -> Value {
-    let mut p = fixture_json("prompt_trivial.json");
+    let mut p = captured_json("prompt_trivial.json");
     p["1"]["inputs"]["width"] = json!(width);
     p["1"]["inputs"]["height"] = json!(height);
     p["3"]["inputs"]["filename_prefix"] = json!(prefix);
     p
-}
-
-fn png_size(bytes: &[u8]) -> (u32, u32) {
-    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
-    let reader = png::Decoder::new(Cursor::new(bytes)).read_info().unwrap();
-    (reader.info().width, reader.info().height)
 }
 
 async fn guarded<F: std::future::Future>(f: F) -> F::Output {
@@ -208,7 +204,7 @@ async fn trivial_prompt_streams_events_and_downloads_a_real_png() {
 async fn uploaded_image_feeds_loadimage_and_output_keeps_its_subfolder() {
     let fake = start_fake(&[]);
     let c = client(&fake);
-    let source = std::fs::read(fixture_path("upload_source.png")).unwrap();
+    let source = std::fs::read(captured("upload_source.png")).unwrap();
     let stored = c
         .upload_image(&Upload {
             filename: "fixture_upload.png",
@@ -238,7 +234,7 @@ async fn uploaded_image_feeds_loadimage_and_output_keeps_its_subfolder() {
 
     let outcome = guarded(c.run_prompt(
         Uuid::new_v4(),
-        &fixture_json("prompt_loadimage.json"),
+        &captured_json("prompt_loadimage.json"),
         None,
         &RunOptions::default(),
         |_: &ServerEvent| {},
@@ -265,7 +261,7 @@ async fn uploaded_image_feeds_loadimage_and_output_keeps_its_subfolder() {
 async fn mask_upload_puts_the_mask_alpha_on_the_original() {
     let fake = start_fake(&[]);
     let c = client(&fake);
-    let source = std::fs::read(fixture_path("upload_source.png")).unwrap();
+    let source = std::fs::read(captured("upload_source.png")).unwrap();
     let original = c
         .upload_image(&Upload {
             filename: "paint.png",
@@ -396,7 +392,7 @@ async fn invalid_workflow_is_rejected_with_node_input_and_reason() {
     let fake = start_fake(&[]);
     let c = client(&fake);
     let prompt =
-        fixture_json("error_multiple_errors.json")["request"]["json_body"]["prompt"].clone();
+        captured_json("error_multiple_errors.json")["request"]["json_body"]["prompt"].clone();
     let mut events = 0;
     let err = guarded(c.run_prompt(
         Uuid::new_v4(),
@@ -460,7 +456,7 @@ async fn partly_valid_workflow_is_rejected_although_http_200_and_is_withdrawn() 
     let id = Uuid::new_v4();
     let err = guarded(c.run_prompt(
         id,
-        &fixture_json("prompt_partly_valid.json"),
+        &captured_json("prompt_partly_valid.json"),
         None,
         &RunOptions::default(),
         |_: &ServerEvent| {},
@@ -531,7 +527,7 @@ async fn interrupting_the_running_prompt_ends_it_as_interrupted() {
     let c = client(&fake);
     let id = Uuid::new_v4();
     let pid = id.to_string();
-    let prompt = fixture_json("prompt_slow_blur_chain.json");
+    let prompt = captured_json("prompt_slow_blur_chain.json");
     let (tx, rx) = signal();
     let options = RunOptions::default();
     let run = c.run_prompt(id, &prompt, None, &options, |e: &ServerEvent| {
@@ -782,7 +778,7 @@ async fn backend_port_runs_uploads_reports_and_downloads() {
     // The port reports how many node classes the server knows (the captured 0.33.0 count).
     assert_eq!(backend.object_info().await.unwrap(), 887);
 
-    let source = std::fs::read(fixture_path("upload_source.png")).unwrap();
+    let source = std::fs::read(captured("upload_source.png")).unwrap();
     let name = backend
         .upload(InputFile {
             name: "fixture_upload.png".into(),
@@ -794,7 +790,7 @@ async fn backend_port_runs_uploads_reports_and_downloads() {
         .unwrap();
     assert_eq!(name, "jobs/fixture_upload.png");
 
-    let mut prompt = fixture_json("prompt_loadimage.json");
+    let mut prompt = captured_json("prompt_loadimage.json");
     prompt["10"]["inputs"]["image"] = json!(name);
     let id = Uuid::new_v4();
     let seen = std::rc::Rc::new(RefCell::new(Vec::new()));

@@ -1,38 +1,27 @@
 //! Contract tests for `fake-comfyui`: the real binary is started on a free port and every captured
-//! ComfyUI 0.33.0 exchange in `../shared/fixtures/comfyui` is replayed against it. HTTP answers
+//! ComfyUI 0.33.0 exchange in `tests/fixtures/comfyui` is replayed against it. HTTP answers
 //! must have the captured status and the same body shape (keys and JSON types, recursively; ids,
 //! timestamps and paths may differ); websocket scenarios must produce the same message sequence
 //! (types in order, binary event types, data keys).
 
-#[path = "support/fake_process.rs"]
-mod fake_process;
+mod support;
 
 use std::time::Duration;
 
 use awc::ws;
 use bytes::Bytes;
-use fake_process::FakeComfy;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use support::fake_process::FakeComfy;
+use support::fixtures::{captured, captured_bytes, captured_dir, captured_json};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/comfyui");
 /// Safety net for any single network wait.
 const WAIT: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------- fixtures
 
-fn fixture(name: &str) -> Value {
-    let text = std::fs::read_to_string(format!("{FIXTURES}/{name}"))
-        .unwrap_or_else(|e| panic!("fixture {name}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
-}
-
-fn fixture_bytes(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{FIXTURES}/{name}")).unwrap()
-}
-
 fn ws_fixture(name: &str) -> Vec<Value> {
-    std::fs::read_to_string(format!("{FIXTURES}/{name}"))
+    std::fs::read_to_string(captured(name))
         .unwrap()
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -453,7 +442,7 @@ async fn discovery_routes_match_the_captures() {
     let stats = get(&fake, "/system_stats").await;
     assert_eq!(stats.status, 200);
     let stats = stats.json();
-    assert_shape(&fixture("system_stats.json"), &stats, "system_stats");
+    assert_shape(&captured_json("system_stats.json"), &stats, "system_stats");
     assert_eq!(stats["devices"][0]["type"], "cpu");
     let argv: Vec<String> = stats["system"]["argv"]
         .as_array()
@@ -466,51 +455,54 @@ async fn discovery_routes_match_the_captures() {
 
     assert_eq!(
         get(&fake, "/features").await.json(),
-        fixture("features.json")
+        captured_json("features.json")
     );
     assert_eq!(
         get(&fake, "/api/features").await.json(),
-        fixture("features.json")
+        captured_json("features.json")
     );
     assert_eq!(
         get(&fake, "/embeddings").await.json(),
-        fixture("embeddings.json")
+        captured_json("embeddings.json")
     );
-    assert_eq!(get(&fake, "/models").await.json(), fixture("models.json"));
+    assert_eq!(
+        get(&fake, "/models").await.json(),
+        captured_json("models.json")
+    );
     assert_eq!(
         get(&fake, "/models/checkpoints").await.json(),
-        fixture("models_checkpoints.json")
+        captured_json("models_checkpoints.json")
     );
     assert_eq!(get(&fake, "/models/nonexistent_folder").await.status, 404);
     assert_eq!(
         get(&fake, "/extensions").await.json(),
-        fixture("extensions.json")
+        captured_json("extensions.json")
     );
     assert_eq!(
         get(&fake, "/queue").await.json(),
-        fixture("queue_empty.json")
+        captured_json("queue_empty.json")
     );
     assert_eq!(
         get(&fake, "/prompt").await.json(),
-        fixture("prompt_get_queue_info.json")
+        captured_json("prompt_get_queue_info.json")
     );
     assert_eq!(
         get(&fake, "/history").await.json(),
-        fixture("history_empty.json")
+        captured_json("history_empty.json")
     );
     assert_eq!(
         get(&fake, "/history/00000000-0000-0000-0000-000000000000")
             .await
             .json(),
-        fixture("history_unknown_id.json")
+        captured_json("history_unknown_id.json")
     );
     assert_eq!(
         get(&fake, "/api/jobs").await.json(),
-        fixture("api_jobs_empty.json")
+        captured_json("api_jobs_empty.json")
     );
     let missing = get(&fake, "/api/jobs/00000000-0000-0000-0000-000000000000").await;
     assert_eq!(missing.status, 404);
-    assert_eq!(missing.json(), fixture("api_job_not_found.json"));
+    assert_eq!(missing.json(), captured_json("api_job_not_found.json"));
 
     let info = get(&fake, "/object_info").await;
     assert_eq!(
@@ -518,7 +510,7 @@ async fn discovery_routes_match_the_captures() {
         Some("application/json; charset=utf-8")
     );
     let info = info.json();
-    let captured = fixture("object_info.json");
+    let captured = captured_json("object_info.json");
     assert_eq!(
         info.as_object().unwrap().len(),
         captured.as_object().unwrap().len()
@@ -526,11 +518,11 @@ async fn discovery_routes_match_the_captures() {
     assert_eq!(info["KSampler"], captured["KSampler"]);
     assert_eq!(
         get(&fake, "/object_info/EmptyImage").await.json(),
-        fixture("object_info_EmptyImage.json")
+        captured_json("object_info_EmptyImage.json")
     );
     assert_eq!(
         get(&fake, "/api/object_info/NoSuchNode").await.json(),
-        fixture("object_info_unknown_node.json")
+        captured_json("object_info_unknown_node.json")
     );
 }
 
@@ -547,7 +539,11 @@ async fn gpu_device_names_the_visible_cuda_device() {
     assert_eq!(dev["index"], 0);
     let mut dev = dev.clone();
     dev["index"] = Value::Null;
-    assert_shape(&fixture("system_stats.json")["devices"][0], &dev, "device");
+    assert_shape(
+        &captured_json("system_stats.json")["devices"][0],
+        &dev,
+        "device",
+    );
 }
 
 #[actix_rt::test]
@@ -555,7 +551,7 @@ async fn route_probe_statuses_match_except_static_frontend_routes() {
     // The fake serves no web frontend bundle: these answered from the real frontend package.
     let static_only = ["/templates/index.json", "/docs/", "/api/global_subgraphs"];
     let fake = FakeComfy::start();
-    let probes = fixture("routes_probe.json");
+    let probes = captured_json("routes_probe.json");
     for p in probes.as_array().unwrap() {
         let path = p["path"].as_str().unwrap();
         if static_only.contains(&path) {
@@ -576,12 +572,12 @@ async fn load_image_choices_follow_the_input_folder() {
     let fake = FakeComfy::start();
     std::fs::write(
         fake.input_dir().join("b.png"),
-        fixture_bytes("upload_source.png"),
+        captured_bytes("upload_source.png"),
     )
     .unwrap();
     std::fs::write(
         fake.input_dir().join("a.png"),
-        fixture_bytes("upload_source.png"),
+        captured_bytes("upload_source.png"),
     )
     .unwrap();
     let info = get(&fake, "/object_info/LoadImage").await.json();
@@ -598,11 +594,11 @@ async fn every_captured_prompt_error_gets_the_captured_status_and_body_shape() {
     let fake = FakeComfy::start();
     std::fs::write(
         fake.input_dir().join("fixture_upload.png"),
-        fixture_bytes("upload_source.png"),
+        captured_bytes("upload_source.png"),
     )
     .unwrap();
     let (mut ws, _) = WsClient::connect(&fake, "b8cc6475cc864fce8d10811e60cad969").await;
-    let mut names: Vec<String> = std::fs::read_dir(FIXTURES)
+    let mut names: Vec<String> = std::fs::read_dir(captured_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("error_") && n.ends_with(".json"))
@@ -610,7 +606,7 @@ async fn every_captured_prompt_error_gets_the_captured_status_and_body_shape() {
     names.sort();
     assert_eq!(names.len(), 19);
     for name in &names {
-        let record = fixture(name);
+        let record = captured_json(name);
         let reply = replay(&fake, &record).await;
         assert_record(&record, &reply, name);
         let expected = &record["response"]["body"];
@@ -652,7 +648,7 @@ async fn every_captured_prompt_error_gets_the_captured_status_and_body_shape() {
     // enqueue `status` is the first frame after all those rejections.
     let id = post_prompt(
         &fake,
-        &fixture("prompt_trivial.json"),
+        &captured_json("prompt_trivial.json"),
         Some("b8cc6475cc864fce8d10811e60cad969"),
     )
     .await;
@@ -680,7 +676,7 @@ async fn trivial_then_cached_prompt_matches_ws_history_jobs_and_view() {
     );
     assert_eq!(first["data"]["sid"], cid);
 
-    let record = fixture("trivial_post_prompt.json");
+    let record = captured_json("trivial_post_prompt.json");
     let reply = replay(&fake, &record).await;
     assert_record(&record, &reply, "trivial_post_prompt");
     let id = reply.json()["prompt_id"].as_str().unwrap().to_string();
@@ -694,16 +690,20 @@ async fn trivial_then_cached_prompt_matches_ws_history_jobs_and_view() {
 
     let history = get(&fake, &format!("/history/{id}")).await;
     assert_record(
-        &fixture("trivial_history.json"),
+        &captured_json("trivial_history.json"),
         &history,
         "trivial_history",
     );
     let job = get(&fake, &format!("/api/jobs/{id}")).await;
-    assert_record(&fixture("trivial_api_job.json"), &job, "trivial_api_job");
+    assert_record(
+        &captured_json("trivial_api_job.json"),
+        &job,
+        "trivial_api_job",
+    );
     assert_eq!(job.json()["status"], "completed");
 
     // GET /view
-    let view_record = fixture("trivial_view.json");
+    let view_record = captured_json("trivial_view.json");
     let view = get(&fake, view_record["request"]["path"].as_str().unwrap()).await;
     assert_eq!(view.status, 200);
     for h in [
@@ -719,7 +719,7 @@ async fn trivial_then_cached_prompt_matches_ws_history_jobs_and_view() {
     }
     let png = image::load_from_memory(&view.body).unwrap();
     assert_eq!((png.width(), png.height()), (64, 64));
-    let webp_record = fixture("trivial_view_preview_webp.json");
+    let webp_record = captured_json("trivial_view_preview_webp.json");
     let webp = get(&fake, webp_record["request"]["path"].as_str().unwrap()).await;
     assert_eq!(webp.status, 200);
     assert_eq!(webp.header("content-type").as_deref(), Some("image/webp"));
@@ -737,7 +737,7 @@ async fn trivial_then_cached_prompt_matches_ws_history_jobs_and_view() {
     assert_eq!(jpeg.header("content-type").as_deref(), Some("image/jpeg"));
 
     // the identical prompt again: fully cached, same filename, no new file
-    let record = fixture("trivial_cached_post_prompt.json");
+    let record = captured_json("trivial_cached_post_prompt.json");
     let reply = replay(&fake, &record).await;
     assert_record(&record, &reply, "trivial_cached_post_prompt");
     let id2 = reply.json()["prompt_id"].as_str().unwrap().to_string();
@@ -750,20 +750,20 @@ async fn trivial_then_cached_prompt_matches_ws_history_jobs_and_view() {
     );
     assert_eq!(std::fs::read_dir(fake.output_dir()).unwrap().count(), 1);
     assert_record(
-        &fixture("trivial_cached_history.json"),
+        &captured_json("trivial_cached_history.json"),
         &get(&fake, &format!("/history/{id2}")).await,
         "trivial_cached_history",
     );
     assert_record(
-        &fixture("trivial_cached_api_job.json"),
+        &captured_json("trivial_cached_api_job.json"),
         &get(&fake, &format!("/api/jobs/{id2}")).await,
         "trivial_cached_api_job",
     );
 
     // POST /free drops the cache: the next run executes again and writes a new file
-    let free = replay(&fake, &fixture("free.json")).await;
-    assert_record(&fixture("free.json"), &free, "free");
-    let id3 = post_prompt(&fake, &fixture("prompt_trivial.json"), Some(cid)).await;
+    let free = replay(&fake, &captured_json("free.json")).await;
+    assert_record(&captured_json("free.json"), &free, "free");
+    let id3 = post_prompt(&fake, &captured_json("prompt_trivial.json"), Some(cid)).await;
     let frames = ws.until_done(&id3).await;
     let cached = frames
         .iter()
@@ -809,7 +809,7 @@ async fn different_seeds_give_different_pictures_and_cache_none_always_runs() {
 #[actix_rt::test]
 async fn uploads_follow_comfyui_naming_and_loadimage_runs() {
     let fake = FakeComfy::start();
-    let src = fixture_bytes("upload_source.png");
+    let src = captured_bytes("upload_source.png");
     let r = upload(
         &fake,
         &[
@@ -820,8 +820,11 @@ async fn uploads_follow_comfyui_naming_and_loadimage_runs() {
         ],
     )
     .await;
-    assert_record(&fixture("upload_image.json"), &r, "upload_image");
-    assert_eq!(r.json(), fixture("upload_image.json")["response"]["body"]);
+    assert_record(&captured_json("upload_image.json"), &r, "upload_image");
+    assert_eq!(
+        r.json(),
+        captured_json("upload_image.json")["response"]["body"]
+    );
     let mut other = src.clone();
     other.extend_from_slice(b"different");
     let r = upload(
@@ -834,12 +837,12 @@ async fn uploads_follow_comfyui_naming_and_loadimage_runs() {
     .await;
     assert_eq!(
         r.json(),
-        fixture("upload_image_rename.json")["response"]["body"]
+        captured_json("upload_image_rename.json")["response"]["body"]
     );
     let r = upload(&fake, &[("image", Some("fixture_upload.png"), &src)]).await;
     assert_eq!(
         r.json(),
-        fixture("upload_image_duplicate.json")["response"]["body"]
+        captured_json("upload_image_duplicate.json")["response"]["body"]
     );
     let r = upload(
         &fake,
@@ -852,7 +855,7 @@ async fn uploads_follow_comfyui_naming_and_loadimage_runs() {
     .await;
     assert_eq!(
         r.json(),
-        fixture("upload_image_subfolder.json")["response"]["body"]
+        captured_json("upload_image_subfolder.json")["response"]["body"]
     );
     let r = upload(
         &fake,
@@ -864,7 +867,7 @@ async fn uploads_follow_comfyui_naming_and_loadimage_runs() {
     .await;
     assert_eq!(
         r.json(),
-        fixture("upload_image_corrupt.json")["response"]["body"]
+        captured_json("upload_image_corrupt.json")["response"]["body"]
     );
     assert_eq!(
         std::fs::read(fake.input_dir().join("discord/sub_upload.png")).unwrap(),
@@ -874,22 +877,22 @@ async fn uploads_follow_comfyui_naming_and_loadimage_runs() {
     // LoadImage → ImageScale → ImageInvert → SaveImage into a subfolder
     let cid = "loadimage";
     let (mut ws, _) = WsClient::connect(&fake, cid).await;
-    let id = post_prompt(&fake, &fixture("prompt_loadimage.json"), Some(cid)).await;
+    let id = post_prompt(&fake, &captured_json("prompt_loadimage.json"), Some(cid)).await;
     let frames = ws.until_done(&id).await;
     assert_ws_sequence("loadimage_ws.jsonl", &frames);
     assert_record(
-        &fixture("loadimage_history.json"),
+        &captured_json("loadimage_history.json"),
         &get(&fake, &format!("/history/{id}")).await,
         "loadimage_history",
     );
     assert_record(
-        &fixture("loadimage_api_job.json"),
+        &captured_json("loadimage_api_job.json"),
         &get(&fake, &format!("/api/jobs/{id}")).await,
         "loadimage_api_job",
     );
     let view = get(
         &fake,
-        fixture("loadimage_view.json")["request"]["path"]
+        captured_json("loadimage_view.json")["request"]["path"]
             .as_str()
             .unwrap(),
     )
@@ -901,7 +904,7 @@ async fn uploads_follow_comfyui_naming_and_loadimage_runs() {
     // LoadImage of a subfolder file → PreviewImage writes a temp file
     let id = post_prompt(
         &fake,
-        &fixture("prompt_loadimage_subfolder_preview.json"),
+        &captured_json("prompt_loadimage_subfolder_preview.json"),
         Some(cid),
     )
     .await;
@@ -909,7 +912,7 @@ async fn uploads_follow_comfyui_naming_and_loadimage_runs() {
     assert_ws_sequence("loadimage_subfolder_preview_ws.jsonl", &frames);
     let history = get(&fake, &format!("/history/{id}")).await;
     assert_record(
-        &fixture("loadimage_subfolder_preview_history.json"),
+        &captured_json("loadimage_subfolder_preview_history.json"),
         &history,
         "preview_history",
     );
@@ -927,7 +930,7 @@ async fn uploads_follow_comfyui_naming_and_loadimage_runs() {
     .await;
     assert_eq!(view.status, 200);
     assert_record(
-        &fixture("loadimage_subfolder_preview_api_job.json"),
+        &captured_json("loadimage_subfolder_preview_api_job.json"),
         &get(&fake, &format!("/api/jobs/{id}")).await,
         "preview_api_job",
     );
@@ -948,7 +951,7 @@ async fn runtime_errors_match_the_captures() {
 
     let id = post_prompt(
         &fake,
-        &fixture("prompt_runtime_error_corrupt_image.json"),
+        &captured_json("prompt_runtime_error_corrupt_image.json"),
         Some(cid),
     )
     .await;
@@ -968,13 +971,13 @@ async fn runtime_errors_match_the_captures() {
             .starts_with("cannot identify image file")
     );
     assert_record(
-        &fixture("runtime_error_corrupt_image_history.json"),
+        &captured_json("runtime_error_corrupt_image_history.json"),
         &get(&fake, &format!("/history/{id}")).await,
         "corrupt_history",
     );
     let job = get(&fake, &format!("/api/jobs/{id}")).await;
     assert_record(
-        &fixture("runtime_error_corrupt_image_api_job.json"),
+        &captured_json("runtime_error_corrupt_image_api_job.json"),
         &job,
         "corrupt_api_job",
     );
@@ -982,7 +985,7 @@ async fn runtime_errors_match_the_captures() {
 
     let id = post_prompt(
         &fake,
-        &fixture("prompt_runtime_error_partial.json"),
+        &captured_json("prompt_runtime_error_partial.json"),
         Some(cid),
     )
     .await;
@@ -990,7 +993,7 @@ async fn runtime_errors_match_the_captures() {
     assert_ws_sequence("runtime_error_partial_ws.jsonl", &frames);
     let history = get(&fake, &format!("/history/{id}")).await;
     assert_record(
-        &fixture("runtime_error_partial_history.json"),
+        &captured_json("runtime_error_partial_history.json"),
         &history,
         "partial_history",
     );
@@ -1001,7 +1004,7 @@ async fn runtime_errors_match_the_captures() {
         "fixture_partial_ok_00001_.png"
     );
     assert_record(
-        &fixture("runtime_error_partial_api_job.json"),
+        &captured_json("runtime_error_partial_api_job.json"),
         &get(&fake, &format!("/api/jobs/{id}")).await,
         "partial_api_job",
     );
@@ -1011,7 +1014,7 @@ async fn runtime_errors_match_the_captures() {
 async fn partly_valid_prompt_runs_only_the_valid_branch() {
     let fake = FakeComfy::start();
     let (mut ws, _) = WsClient::connect(&fake, "partly").await;
-    let record = fixture("partly_valid_post_prompt.json");
+    let record = captured_json("partly_valid_post_prompt.json");
     let mut body = record["request"]["json_body"].clone();
     body["client_id"] = json!("partly");
     let reply = post_json(&fake, "/prompt", &body).await;
@@ -1020,7 +1023,7 @@ async fn partly_valid_prompt_runs_only_the_valid_branch() {
     let frames = ws.until_done(&id).await;
     assert_ws_sequence("partly_valid_ws.jsonl", &frames);
     assert_record(
-        &fixture("partly_valid_history.json"),
+        &captured_json("partly_valid_history.json"),
         &get(&fake, &format!("/history/{id}")).await,
         "partly_valid_history",
     );
@@ -1034,7 +1037,7 @@ async fn progress_and_text_frames_match_including_the_binary_text_frame() {
     let (mut ws, _) = WsClient::connect(&fake, "progress").await;
     let id = post_prompt(
         &fake,
-        &fixture("prompt_progress_and_text.json"),
+        &captured_json("prompt_progress_and_text.json"),
         Some("progress"),
     )
     .await;
@@ -1055,19 +1058,24 @@ async fn progress_and_text_frames_match_including_the_binary_text_frame() {
         expected["text"]
     );
     assert_record(
-        &fixture("progress_and_text_history.json"),
+        &captured_json("progress_and_text_history.json"),
         &get(&fake, &format!("/history/{id}")).await,
         "progress_history",
     );
     let history = get(&fake, &format!("/history/{id}")).await.json();
     assert_eq!(history[&id]["outputs"]["5"]["text"], json!(["32"]));
 
-    let id = post_prompt(&fake, &fixture("prompt_text_output.json"), Some("progress")).await;
+    let id = post_prompt(
+        &fake,
+        &captured_json("prompt_text_output.json"),
+        Some("progress"),
+    )
+    .await;
     let frames = ws.until_done(&id).await;
     assert_ws_sequence("text_output_ws.jsonl", &frames);
     let history = get(&fake, &format!("/history/{id}")).await;
     assert_record(
-        &fixture("text_output_history.json"),
+        &captured_json("text_output_history.json"),
         &history,
         "text_output_history",
     );
@@ -1078,7 +1086,7 @@ async fn progress_and_text_frames_match_including_the_binary_text_frame() {
 async fn extra_fields_number_targets_and_client_ids() {
     let fake = FakeComfy::start();
     let (mut ws, _) = WsClient::connect(&fake, "6dedcb97f7f54a2b9d9a9a169519f825").await;
-    let record = fixture("extras_post_prompt_number_partial_targets_extra_data.json");
+    let record = captured_json("extras_post_prompt_number_partial_targets_extra_data.json");
     let mut body = record["request"]["json_body"].clone();
     body["extra_data"]["auth_token_comfy_org"] = json!("secret");
     let reply = post_json(&fake, "/prompt", &body).await;
@@ -1088,34 +1096,38 @@ async fn extra_fields_number_targets_and_client_ids() {
     let frames = ws.until_done(&id).await;
     assert_ws_sequence("extras_ws.jsonl", &frames);
     let history = get(&fake, &format!("/history/{id}")).await;
-    assert_record(&fixture("extras_history.json"), &history, "extras_history");
+    assert_record(
+        &captured_json("extras_history.json"),
+        &history,
+        "extras_history",
+    );
     let extra = &history.json()[&id]["prompt"][3];
     assert!(extra.get("auth_token_comfy_org").is_none());
     assert_eq!(extra["discord"]["user"], "123");
     assert_record(
-        &fixture("extras_api_job.json"),
+        &captured_json("extras_api_job.json"),
         &get(&fake, &format!("/api/jobs/{id}")).await,
         "extras_api_job",
     );
     let filtered = get(
         &fake,
-        fixture("api_jobs_filter_workflow_id.json")["request"]["path"]
+        captured_json("api_jobs_filter_workflow_id.json")["request"]["path"]
             .as_str()
             .unwrap(),
     )
     .await;
     assert_record(
-        &fixture("api_jobs_filter_workflow_id.json"),
+        &captured_json("api_jobs_filter_workflow_id.json"),
         &filtered,
         "jobs_workflow_filter",
     );
 
     // client-chosen prompt_id
     let chosen = "0f5a8e0c-6a6b-4b8e-9d2b-0c8c4c7f2a11";
-    let mut body = json!({"prompt": fixture("prompt_trivial.json"), "prompt_id": chosen});
+    let mut body = json!({"prompt": captured_json("prompt_trivial.json"), "prompt_id": chosen});
     let r = post_json(&fake, "/prompt", &body).await;
     assert_shape(
-        &fixture("post_prompt_client_supplied_id.json")["response"]["body"],
+        &captured_json("post_prompt_client_supplied_id.json")["response"]["body"],
         &r.json(),
         "client id",
     );
@@ -1130,7 +1142,7 @@ async fn extra_fields_number_targets_and_client_ids() {
 async fn prompts_without_client_id_only_broadcast_progress_state() {
     let fake = FakeComfy::start();
     let (mut observer, _) = WsClient::connect(&fake, "observer").await;
-    let record = fixture("no_client_id_post_prompt.json");
+    let record = captured_json("no_client_id_post_prompt.json");
     let reply = replay(&fake, &record).await;
     assert_record(&record, &reply, "no_client_id_post_prompt");
     let id = reply.json()["prompt_id"].as_str().unwrap().to_string();
@@ -1139,14 +1151,14 @@ async fn prompts_without_client_id_only_broadcast_progress_state() {
         .await;
     assert_ws_sequence("no_client_id_ws_observer.jsonl", &frames);
     assert_record(
-        &fixture("no_client_id_history.json"),
+        &captured_json("no_client_id_history.json"),
         &get(&fake, &format!("/history/{id}")).await,
         "no_client_history",
     );
 
     // another client's prompt: the observer only sees status frames
     let (mut owner, _) = WsClient::connect(&fake, "owner").await;
-    let mut p = fixture("prompt_trivial.json");
+    let mut p = captured_json("prompt_trivial.json");
     p["1"]["inputs"]["color"] = json!(42);
     let id = post_prompt(&fake, &p, Some("owner")).await;
     owner.until_done(&id).await;
@@ -1194,7 +1206,7 @@ async fn reconnect_with_same_client_id_gets_the_executing_resync_frame() {
         .spawn();
     let cid = "77274656d4ce4529aab692f88ad6b990";
     let (mut ws, _) = WsClient::connect(&fake, cid).await;
-    let id = post_prompt(&fake, &fixture("prompt_reconnect.json"), Some(cid)).await;
+    let id = post_prompt(&fake, &captured_json("prompt_reconnect.json"), Some(cid)).await;
     ws.until(|f| f.kind() == "executing" && f.data()["node"] == "100")
         .await;
     drop(ws);
@@ -1219,7 +1231,7 @@ async fn interrupt_stops_after_the_current_node() {
         .spawn();
     let cid = "c627abb9e423427fb3d4fd8d1b8fa810";
     let (mut ws, _) = WsClient::connect(&fake, cid).await;
-    let record = fixture("interrupt_post_prompt.json");
+    let record = captured_json("interrupt_post_prompt.json");
     let reply = replay(&fake, &record).await;
     assert_record(&record, &reply, "interrupt_post_prompt");
     let id = reply.json()["prompt_id"].as_str().unwrap().to_string();
@@ -1230,19 +1242,23 @@ async fn interrupt_stops_after_the_current_node() {
         .until(|f| f.kind() == "executing" && f.data()["node"] == "101")
         .await;
     assert_record(
-        &fixture("queue_running.json"),
+        &captured_json("queue_running.json"),
         &get(&fake, "/queue").await,
         "queue_running",
     );
     let jobs = get(&fake, "/api/jobs").await.json();
     assert_eq!(jobs["jobs"][0]["status"], "in_progress");
     assert_shape(
-        &fixture("api_jobs_running.json")["response"]["body"]["jobs"][0],
+        &captured_json("api_jobs_running.json")["response"]["body"]["jobs"][0],
         &jobs["jobs"][0],
         "running job",
     );
-    let r = replay(&fake, &fixture("interrupt_request.json")).await;
-    assert_record(&fixture("interrupt_request.json"), &r, "interrupt_request");
+    let r = replay(&fake, &captured_json("interrupt_request.json")).await;
+    assert_record(
+        &captured_json("interrupt_request.json"),
+        &r,
+        "interrupt_request",
+    );
     frames.extend(ws.until_done(&id).await);
 
     let expected = fixture_frames("interrupt_ws.jsonl");
@@ -1273,20 +1289,20 @@ async fn interrupt_stops_after_the_current_node() {
     );
 
     assert_record(
-        &fixture("interrupt_history.json"),
+        &captured_json("interrupt_history.json"),
         &get(&fake, &format!("/history/{id}")).await,
         "interrupt_history",
     );
     let job = get(&fake, &format!("/api/jobs/{id}")).await;
     assert_record(
-        &fixture("interrupt_api_job.json"),
+        &captured_json("interrupt_api_job.json"),
         &job,
         "interrupt_api_job",
     );
     assert_eq!(job.json()["status"], "cancelled");
     assert_record(
-        &fixture("interrupt_idle_no_body.json"),
-        &replay(&fake, &fixture("interrupt_idle_no_body.json")).await,
+        &captured_json("interrupt_idle_no_body.json"),
+        &replay(&fake, &captured_json("interrupt_idle_no_body.json")).await,
         "idle interrupt",
     );
 }
@@ -1299,19 +1315,19 @@ async fn queue_management_matches_the_captures() {
         .spawn();
     let cid = "c627abb9e423427fb3d4fd8d1b8fa810";
     let (mut ws, _) = WsClient::connect(&fake, cid).await;
-    let first = replay(&fake, &fixture("queue_mgmt_post_prompt_first.json")).await;
+    let first = replay(&fake, &captured_json("queue_mgmt_post_prompt_first.json")).await;
     let running_id = first.json()["prompt_id"].as_str().unwrap().to_string();
     ws.until(|f| f.kind() == "executing" && f.data()["node"] == "1")
         .await;
     let mut pending = Vec::new();
     for color in 0..5 {
-        let mut p = fixture("prompt_slow_blur_chain.json");
+        let mut p = captured_json("prompt_slow_blur_chain.json");
         p["1"]["inputs"]["color"] = json!(1000 + color);
         pending.push(post_prompt(&fake, &p, Some(cid)).await);
     }
-    let front = replay(&fake, &fixture("queue_mgmt_post_prompt_front.json")).await;
+    let front = replay(&fake, &captured_json("queue_mgmt_post_prompt_front.json")).await;
     assert_record(
-        &fixture("queue_mgmt_post_prompt_front.json"),
+        &captured_json("queue_mgmt_post_prompt_front.json"),
         &front,
         "front",
     );
@@ -1319,16 +1335,16 @@ async fn queue_management_matches_the_captures() {
     pending.push(front.json()["prompt_id"].as_str().unwrap().to_string());
 
     assert_record(
-        &fixture("queue_running_and_pending.json"),
+        &captured_json("queue_running_and_pending.json"),
         &get(&fake, "/queue").await,
         "queue_running_and_pending",
     );
     assert_eq!(
         get(&fake, "/prompt").await.json(),
-        fixture("prompt_get_queue_info_busy.json")["response"]["body"]
+        captured_json("prompt_get_queue_info_busy.json")["response"]["body"]
     );
     let jobs = get(&fake, "/api/jobs").await.json();
-    let captured = fixture("api_jobs_running_and_pending.json")["response"]["body"].clone();
+    let captured = captured_json("api_jobs_running_and_pending.json")["response"]["body"].clone();
     for job in jobs["jobs"].as_array().unwrap() {
         let twin = captured["jobs"]
             .as_array()
@@ -1338,33 +1354,33 @@ async fn queue_management_matches_the_captures() {
             .unwrap();
         assert_shape(twin, job, "job in list");
     }
-    let limited = replay(&fake, &fixture("api_jobs_filter_pending_limit2.json")).await;
+    let limited = replay(&fake, &captured_json("api_jobs_filter_pending_limit2.json")).await;
     assert_record(
-        &fixture("api_jobs_filter_pending_limit2.json"),
+        &captured_json("api_jobs_filter_pending_limit2.json"),
         &limited,
         "pending limit 2",
     );
     assert_eq!(
         limited.json()["pagination"],
-        fixture("api_jobs_filter_pending_limit2.json")["response"]["body"]["pagination"]
+        captured_json("api_jobs_filter_pending_limit2.json")["response"]["body"]["pagination"]
     );
-    let bad = replay(&fake, &fixture("api_jobs_bad_status.json")).await;
+    let bad = replay(&fake, &captured_json("api_jobs_bad_status.json")).await;
     assert_eq!(
         bad.json(),
-        fixture("api_jobs_bad_status.json")["response"]["body"]
+        captured_json("api_jobs_bad_status.json")["response"]["body"]
     );
     assert_eq!(bad.status, 400);
     assert_record(
-        &fixture("api_job_pending.json"),
+        &captured_json("api_job_pending.json"),
         &get(&fake, &format!("/api/jobs/{}", pending[1])).await,
         "pending job",
     );
 
     let deleted = pending[0].clone();
     let r = post_json(&fake, "/queue", &json!({"delete": [deleted]})).await;
-    assert_record(&fixture("queue_delete.json"), &r, "queue_delete");
+    assert_record(&captured_json("queue_delete.json"), &r, "queue_delete");
     assert_record(
-        &fixture("queue_after_delete.json"),
+        &captured_json("queue_after_delete.json"),
         &get(&fake, "/queue").await,
         "queue_after_delete",
     );
@@ -1385,27 +1401,27 @@ async fn queue_management_matches_the_captures() {
     .await;
     assert_eq!(
         again.json(),
-        fixture("api_job_cancel_again_noop.json")["response"]["body"]
+        captured_json("api_job_cancel_again_noop.json")["response"]["body"]
     );
-    let batch = replay(&fake, &fixture("api_jobs_cancel_batch_invalid.json")).await;
+    let batch = replay(&fake, &captured_json("api_jobs_cancel_batch_invalid.json")).await;
     assert_eq!(
         (batch.status, batch.json()),
         (
             400,
-            fixture("api_jobs_cancel_batch_invalid.json")["response"]["body"].clone()
+            captured_json("api_jobs_cancel_batch_invalid.json")["response"]["body"].clone()
         )
     );
     let r = post_json(&fake, "/interrupt", &json!({"prompt_id": pending[2]})).await;
     assert_record(
-        &fixture("interrupt_targeted_not_running.json"),
+        &captured_json("interrupt_targeted_not_running.json"),
         &r,
         "targeted interrupt",
     );
-    let r = replay(&fake, &fixture("queue_clear.json")).await;
-    assert_record(&fixture("queue_clear.json"), &r, "queue_clear");
+    let r = replay(&fake, &captured_json("queue_clear.json")).await;
+    assert_record(&captured_json("queue_clear.json"), &r, "queue_clear");
     let after_clear = get(&fake, "/queue").await;
     assert_record(
-        &fixture("queue_after_clear.json"),
+        &captured_json("queue_after_clear.json"),
         &after_clear,
         "queue_after_clear",
     );
@@ -1425,21 +1441,21 @@ async fn queue_management_matches_the_captures() {
     .await;
     assert_eq!(
         cancel.json(),
-        fixture("api_job_cancel_running.json")["response"]["body"]
+        captured_json("api_job_cancel_running.json")["response"]["body"]
     );
     ws.until_done(&running_id).await;
     assert_record(
-        &fixture("cancel_running_history.json"),
+        &captured_json("cancel_running_history.json"),
         &get(&fake, &format!("/history/{running_id}")).await,
         "cancel_running_history",
     );
     assert_eq!(
         get(&fake, &format!("/history/{deleted}")).await.json(),
-        fixture("history_of_deleted_pending.json")["response"]["body"]
+        captured_json("history_of_deleted_pending.json")["response"]["body"]
     );
     assert_eq!(
         get(&fake, "/queue").await.json(),
-        fixture("queue_after_all.json")["response"]["body"]
+        captured_json("queue_after_all.json")["response"]["body"]
     );
     let jobs = get(&fake, "/api/jobs").await.json();
     assert_eq!(jobs["jobs"].as_array().unwrap().len(), 1);
@@ -1477,7 +1493,11 @@ async fn history_paging_delete_and_clear() {
     let keys: Vec<&String> = all.as_object().unwrap().keys().collect();
     assert_eq!(keys, ids.iter().collect::<Vec<_>>(), "oldest first");
     let newest = get(&fake, "/history?max_items=2").await;
-    assert_record(&fixture("history_max_items_2.json"), &newest, "max_items=2");
+    assert_record(
+        &captured_json("history_max_items_2.json"),
+        &newest,
+        "max_items=2",
+    );
     assert_eq!(
         newest
             .json()
@@ -1493,20 +1513,24 @@ async fn history_paging_delete_and_clear() {
         vec![&ids[1], &ids[2]]
     );
     let limited = get(&fake, "/api/jobs?limit=3").await;
-    assert_record(&fixture("api_jobs_limit3.json"), &limited, "jobs limit 3");
+    assert_record(
+        &captured_json("api_jobs_limit3.json"),
+        &limited,
+        "jobs limit 3",
+    );
     assert_eq!(limited.json()["pagination"]["has_more"], true);
 
     let r = post_json(&fake, "/history", &json!({"delete": [ids[0]]})).await;
-    assert_record(&fixture("history_delete.json"), &r, "history_delete");
+    assert_record(&captured_json("history_delete.json"), &r, "history_delete");
     let after = get(&fake, "/history").await.json();
     assert_eq!(after.as_object().unwrap().len(), 3);
     let ids_after: Vec<&String> = after.as_object().unwrap().keys().collect();
     assert_eq!(ids_after, ids[1..].iter().collect::<Vec<_>>());
     assert!(after.get(&ids[0]).is_none());
-    let r = replay(&fake, &fixture("history_clear.json")).await;
-    assert_record(&fixture("history_clear.json"), &r, "history_clear");
+    let r = replay(&fake, &captured_json("history_clear.json")).await;
+    assert_record(&captured_json("history_clear.json"), &r, "history_clear");
     assert_record(
-        &fixture("history_after_clear.json"),
+        &captured_json("history_after_clear.json"),
         &get(&fake, "/history").await,
         "history_after_clear",
     );
@@ -1535,7 +1559,7 @@ async fn api_prefix_mirrors_routes_and_jobs_exist_only_prefixed() {
     let r = post_json(
         &fake,
         "/api/prompt",
-        &json!({"prompt": fixture("prompt_trivial.json")}),
+        &json!({"prompt": captured_json("prompt_trivial.json")}),
     )
     .await;
     assert_eq!(r.status, 200);
@@ -1650,7 +1674,7 @@ async fn injected_node_failure_and_oom_produce_execution_errors() {
         .args(["--fake-fail-node", "ImageInvert"])
         .spawn();
     let (mut ws, _) = WsClient::connect(&fake, "faults").await;
-    let id = post_prompt(&fake, &fixture("prompt_trivial.json"), Some("faults")).await;
+    let id = post_prompt(&fake, &captured_json("prompt_trivial.json"), Some("faults")).await;
     let frames = ws.until_done(&id).await;
     let err = frames
         .iter()
@@ -1665,7 +1689,7 @@ async fn injected_node_failure_and_oom_produce_execution_errors() {
 
     let fake = FakeComfy::builder().env("FAKE_COMFYUI_OOM", "1").spawn();
     let (mut ws, _) = WsClient::connect(&fake, "oom").await;
-    let id = post_prompt(&fake, &fixture("prompt_trivial.json"), Some("oom")).await;
+    let id = post_prompt(&fake, &captured_json("prompt_trivial.json"), Some("oom")).await;
     let frames = ws.until_done(&id).await;
     let err = frames
         .iter()
@@ -1697,7 +1721,7 @@ async fn crash_fault_kills_the_process_and_hang_fault_keeps_http_alive() {
     // the last frames leave (as with a native crash of ComfyUI), so the crash is read from its
     // log line and the exit status, not from the websocket.
     let (_ws, _) = WsClient::connect(&fake, "crash").await;
-    post_prompt(&fake, &fixture("prompt_trivial.json"), Some("crash")).await;
+    post_prompt(&fake, &captured_json("prompt_trivial.json"), Some("crash")).await;
     assert!(
         fake.wait_for_log("crashing after 2 executed node(s)", WAIT),
         "{}",
@@ -1715,7 +1739,7 @@ async fn crash_fault_kills_the_process_and_hang_fault_keeps_http_alive() {
         .env("FAKE_COMFYUI_HANG_AFTER_NODES", "1")
         .spawn();
     let (mut ws, _) = WsClient::connect(&fake, "hang").await;
-    let id = post_prompt(&fake, &fixture("prompt_trivial.json"), Some("hang")).await;
+    let id = post_prompt(&fake, &captured_json("prompt_trivial.json"), Some("hang")).await;
     ws.until(|f| f.kind() == "executing" && f.data()["node"] == "1")
         .await;
     assert!(

@@ -1,13 +1,13 @@
 //! `comfy-fleet serve` with four declared GPUs: one fake-comfyui per GPU, each with its own
 //! port, folders, database and `CUDA_VISIBLE_DEVICES`, all ready, and a job served end to end.
 
-#[path = "support/fleet_process.rs"]
-mod fleet_process;
+mod support;
 
 use std::collections::HashSet;
 
-use fleet_process::*;
 use serde_json::json;
+use support::fleet_process::*;
+use support::http_client::*;
 
 #[test]
 fn four_gpus_get_four_ready_instances_each_with_its_own_port_folders_and_gpu() {

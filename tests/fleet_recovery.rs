@@ -3,14 +3,14 @@
 //! the watchdog, a slow starter hits the readiness timeout, and a job whose instance is killed
 //! under it finishes on another instance.
 
-#[path = "support/fleet_process.rs"]
-mod fleet_process;
+mod support;
 
 use std::time::Instant;
 
-use fleet_process::*;
 use nix::sys::signal::Signal;
 use serde_json::json;
+use support::fleet_process::*;
+use support::processes::*;
 
 /// A log line about `instance` entering phase `to`.
 fn transition<'a>(instance: &'a str, to: &'a str) -> impl Fn(&str) -> bool + 'a {

@@ -2,15 +2,17 @@
 //! process behind; SIGKILL leaves no fake-comfyui running (parent-death signal), and the next
 //! start on the same state folder deletes the job uploads the killed run left.
 
-#[path = "support/fleet_process.rs"]
-mod fleet_process;
+mod support;
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use fleet_process::*;
 use nix::sys::signal::Signal;
 use serde_json::json;
+use support::fleet_process::*;
+use support::http_client::*;
+use support::log_lines::has_all;
+use support::processes::*;
 
 /// Writes a model-free template that takes one image: load it, blur it, save it.
 fn image_template(dir: &Path) {
@@ -308,7 +310,7 @@ fn a_taken_http_address_fails_before_any_instance_starts() {
     let state = root.path().join("state");
     let config = root.path().join("fleet.toml");
     std::fs::write(&config, spec.toml(&state)).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_comfy-fleet"))
+    let out = std::process::Command::new(support::COMFY_FLEET)
         .args(["serve", "--config"])
         .arg(&config)
         .args(["--listen", &addr.to_string()])

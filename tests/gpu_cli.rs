@@ -1,9 +1,11 @@
 //! `comfy-fleet gpus`: the table, where the list came from, and clear errors.
 
+mod support;
+
 use std::process::{Command, Output};
 
 fn gpus(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_comfy-fleet"))
+    Command::new(support::COMFY_FLEET)
         .arg("gpus")
         .args(args)
         .output()

@@ -1,146 +1,19 @@
 //! The HTTP API end to end: a real fleet (fake-comfyui child processes) behind a real API
 //! server on 127.0.0.1:0, driven over real sockets, server-sent events included.
 
-use std::path::Path;
+mod support;
+
 use std::time::Duration;
 
-use comfy_fleet::app::App;
-use comfy_fleet::config::Config;
-use comfy_fleet::shutdown;
 use comfy_fleet_actors::rate_limit::WindowLimit;
 use serde_json::{Value, json};
-
-/// Safety net only: every wait below ends on a real signal long before this.
-const SAFETY: Duration = Duration::from_secs(60);
-
-struct Api {
-    app: Option<App>,
-    base: String,
-    client: awc::Client,
-    _dir: tempfile::TempDir,
-}
-
-fn config(dir: &Path, fake_args: &[&str], edit: impl FnOnce(&mut Config)) -> Config {
-    let mut c = Config::default();
-    c.comfyui.state_dir = dir.join("state");
-    let mut command = vec![
-        env!("CARGO_BIN_EXE_fake-comfyui").to_string(),
-        "--fake-step-time".into(),
-        "0ms".into(),
-    ];
-    command.extend(fake_args.iter().map(|s| s.to_string()));
-    c.comfyui.command = command;
-    c.workflows.dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
-    c.http.listen = "127.0.0.1:0".parse().unwrap();
-    c.logging.metrics_interval = Duration::ZERO;
-    c.gpus.discovery = comfy_fleet::config::DiscoveryMode::Declared;
-    c.gpus.cpu_instances = 1;
-    c.lifecycle.stop_grace = Duration::from_secs(5);
-    c.shutdown.drain_timeout = Duration::from_secs(5);
-    edit(&mut c);
-    c
-}
-
-async fn start(fake_args: &[&str], edit: impl FnOnce(&mut Config)) -> Api {
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), fake_args, edit);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let (_trigger, shutdown) = shutdown::channel();
-    let app = App::start(config, Some(listener), shutdown).await.unwrap();
-    let ready = app
-        .fleet()
-        .phases
-        .wait_until(|b| !b.is_empty() && b.values().all(|v| v.phase.accepts_jobs()));
-    tokio::time::timeout(SAFETY, ready)
-        .await
-        .expect("instances ready");
-    let base = format!("http://{}", app.api_addr().unwrap());
-    let client = awc::Client::builder().timeout(SAFETY).finish();
-    Api {
-        app: Some(app),
-        base,
-        client,
-        _dir: dir,
-    }
-}
-
-impl Api {
-    async fn stop(mut self) {
-        if let Some(app) = self.app.take() {
-            app.stop().await;
-        }
-    }
-
-    async fn post(
-        &self,
-        body: Value,
-        token: Option<&str>,
-    ) -> (u16, Value, awc::http::header::HeaderMap) {
-        let mut req = self.client.post(format!("{}/v1/jobs", self.base));
-        if let Some(t) = token {
-            req = req.insert_header(("authorization", format!("Bearer {t}")));
-        }
-        let mut resp = req.send_json(&body).await.unwrap();
-        let headers = resp.headers().clone();
-        let body: Value = resp.json().await.unwrap();
-        (resp.status().as_u16(), body, headers)
-    }
-
-    async fn get_json(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        let mut req = self.client.get(format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.insert_header(("authorization", format!("Bearer {t}")));
-        }
-        let mut resp = req.send().await.unwrap();
-        let body = resp.body().limit(64 << 20).await.unwrap();
-        (
-            resp.status().as_u16(),
-            serde_json::from_slice(&body).unwrap_or(Value::Null),
-        )
-    }
-
-    async fn delete(&self, id: &str) -> (u16, Value) {
-        let mut resp = self
-            .client
-            .delete(format!("{}/v1/jobs/{id}", self.base))
-            .send()
-            .await
-            .unwrap();
-        (
-            resp.status().as_u16(),
-            resp.json().await.unwrap_or(Value::Null),
-        )
-    }
-
-    /// The whole SSE stream of a job (it closes after the final event).
-    async fn events(&self, id: &str) -> String {
-        let mut resp = self
-            .client
-            .get(format!("{}/v1/jobs/{id}/events", self.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 200);
-        assert_eq!(
-            resp.headers().get("content-type").unwrap(),
-            "text/event-stream"
-        );
-        let body = resp.body().limit(64 << 20).await.unwrap();
-        String::from_utf8(body.to_vec()).unwrap()
-    }
-}
+use support::images::png_size;
+use support::in_process_api::start;
 
 fn event_names(sse: &str) -> Vec<&str> {
     sse.lines()
         .filter_map(|l| l.strip_prefix("event: "))
         .collect()
-}
-
-fn png_size(bytes: &[u8]) -> (u32, u32) {
-    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
-    let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
-    let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
-    (w, h)
 }
 
 #[actix_rt::test]

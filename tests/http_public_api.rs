@@ -4,83 +4,18 @@
 //! parsed as a scraper would and counts every job, also past the job table's retention; a quiet
 //! event stream gets keep-alive comments.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
-use comfy_fleet::app::App;
-use comfy_fleet::config::Config;
 use comfy_fleet::http::api_types::{
     CreatedJob, ErrorBody, JobStateView, JobView, PhaseView, StatusView, StreamEvent,
 };
-use comfy_fleet::shutdown::{self, ShutdownTrigger};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-
-/// Safety net only: every wait below ends on a real signal long before this.
-const SAFETY: Duration = Duration::from_secs(60);
-
-struct Api {
-    app: Option<App>,
-    trigger: ShutdownTrigger,
-    base: String,
-    client: awc::Client,
-    _dir: tempfile::TempDir,
-}
-
-fn config(dir: &Path, fake_args: &[&str], edit: impl FnOnce(&mut Config)) -> Config {
-    let mut c = Config::default();
-    c.comfyui.state_dir = dir.join("state");
-    let mut command = vec![
-        env!("CARGO_BIN_EXE_fake-comfyui").to_string(),
-        "--fake-step-time".into(),
-        "0ms".into(),
-    ];
-    command.extend(fake_args.iter().map(|s| s.to_string()));
-    c.comfyui.command = command;
-    c.workflows.dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
-    c.http.listen = "127.0.0.1:0".parse().unwrap();
-    c.logging.metrics_interval = Duration::ZERO;
-    c.gpus.discovery = comfy_fleet::config::DiscoveryMode::Declared;
-    c.gpus.cpu_instances = 1;
-    c.lifecycle.stop_grace = Duration::from_secs(5);
-    c.shutdown.drain_timeout = Duration::from_secs(5);
-    edit(&mut c);
-    c
-}
-
-async fn start(fake_args: &[&str], edit: impl FnOnce(&mut Config)) -> Api {
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), fake_args, edit);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let (trigger, shutdown) = shutdown::channel();
-    let app = App::start(config, Some(listener), shutdown).await.unwrap();
-    let ready = app
-        .fleet()
-        .phases
-        .wait_until(|b| !b.is_empty() && b.values().all(|v| v.phase.accepts_jobs()));
-    tokio::time::timeout(SAFETY, ready)
-        .await
-        .expect("instances ready");
-    let base = format!("http://{}", app.api_addr().unwrap());
-    let client = awc::Client::builder().timeout(SAFETY).finish();
-    Api {
-        app: Some(app),
-        trigger,
-        base,
-        client,
-        _dir: dir,
-    }
-}
-
-/// How a test ends its application.
-#[derive(PartialEq)]
-enum Drain {
-    /// Running jobs may finish (within the configured drain deadline).
-    Wait,
-    /// Stop at once.
-    Skip,
-}
+use support::in_process_api::{Api, start};
+use support::waits::SAFETY;
 
 /// One block of a server-sent-event stream.
 #[derive(Debug)]
@@ -131,17 +66,17 @@ fn events(frames: &[Frame]) -> Vec<(StreamEvent, Value)> {
         .collect()
 }
 
-impl Api {
-    /// Stops the application: a drain, or at once (a job that hangs would hold the drain).
-    async fn stop(mut self, drain: Drain) {
-        if let Some(app) = self.app.take() {
-            if drain == Drain::Skip {
-                self.trigger.stop_now("test");
-            }
-            app.stop().await;
-        }
-    }
+/// The public API's answers, parsed into the published types.
+trait TypedApi {
+    async fn submit(&self, body: Value) -> CreatedJob;
+    async fn get(&self, path: &str) -> (u16, String, bytes::Bytes);
+    async fn job(&self, id: uuid::Uuid) -> JobView;
+    async fn status(&self) -> (StatusView, Value);
+    async fn stream(&self, id: uuid::Uuid) -> Vec<Frame>;
+    async fn metrics(&self) -> BTreeMap<String, f64>;
+}
 
+impl TypedApi for Api {
     async fn submit(&self, body: Value) -> CreatedJob {
         let mut resp = self
             .client
@@ -277,7 +212,7 @@ async fn a_job_streams_typed_events_from_queued_to_done() {
     let refusal: ErrorBody = serde_json::from_slice(&body).unwrap();
     assert_eq!((status, refusal.error.code.as_str()), (404, "not_found"));
     assert!(refusal.error.message.contains("index 5"), "{refusal:?}");
-    api.stop(Drain::Wait).await;
+    api.stop().await;
 }
 
 #[actix_rt::test]
@@ -318,7 +253,7 @@ async fn etas_and_latencies_are_numbers_of_seconds() {
     assert!(raw["latency"]["jobs_per_minute"].is_number(), "{raw}");
     assert_eq!(status.instances[0].phase, PhaseView::Ready);
     assert_eq!((status.jobs.done, status.queue.depth), (2, 0));
-    api.stop(Drain::Wait).await;
+    api.stop().await;
 }
 
 #[actix_rt::test]
@@ -366,7 +301,7 @@ async fn metrics_count_every_job_past_the_job_tables_retention() {
         value("comfy_fleet_instance_phase{instance=\"cpu0\",phase=\"ready\"}"),
         1.0
     );
-    api.stop(Drain::Wait).await;
+    api.stop().await;
 }
 
 #[actix_rt::test]
@@ -414,5 +349,5 @@ async fn a_quiet_stream_gets_keep_alive_comments() {
     );
     assert!(stream.iter().all(|(e, _)| !e.is_final()), "{frames:?}");
     drop(resp);
-    api.stop(Drain::Skip).await;
+    api.stop_now().await;
 }

@@ -2,7 +2,7 @@
 //! ports, with their own folders, databases and GPU, as their `/system_stats` shows; and a
 //! stop takes each server down.
 
-mod launch_support;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -12,7 +12,8 @@ use comfy_fleet::gpu::{DeclaredGpu, DiscoveryMode, discover};
 use comfy_fleet::launch::ProcessLauncher;
 use comfy_fleet_actors::ports::{LaunchSpec, Launcher};
 use comfy_fleet_actors::{GpuId, InstanceId};
-use launch_support::*;
+use support::processes::*;
+use support::waits::*;
 
 /// `GET path` on 127.0.0.1:port; the JSON body, or `None` while nothing listens.
 fn get_json(port: u16, path: &str) -> Option<serde_json::Value> {
@@ -31,7 +32,7 @@ fn get_json(port: u16, path: &str) -> Option<serde_json::Value> {
 fn fake_spec(instance: &str, state_dir: &std::path::Path, gpu: Option<GpuId>) -> LaunchSpec {
     LaunchSpec {
         instance: InstanceId::new(instance),
-        command: vec![env!("CARGO_BIN_EXE_fake-comfyui").into()],
+        command: vec![support::FAKE_COMFYUI.into()],
         working_dir: None,
         extra_args: vec!["--preview-method".into(), "none".into()],
         env: vec![],
@@ -88,7 +89,10 @@ async fn four_fake_comfyuis_on_four_declared_gpus() {
             device.contains(&format!("CUDA_VISIBLE_DEVICES={gpu}")),
             "{device}"
         );
-        assert!(environ(launched.pid).contains(&format!("CUDA_VISIBLE_DEVICES={gpu}")));
+        assert_eq!(
+            environ(launched.pid as i32).get("CUDA_VISIBLE_DEVICES"),
+            Some(gpu)
+        );
         // Each instance's own database file (the fake creates and locks it at start).
         assert!(root.path().join(name).join("comfyui.db").exists());
         ports.push(port);

@@ -1,7 +1,7 @@
 //! A launched process's stdout and stderr reach the log, line by line, tagged with the
 //! instance and the stream.
 
-mod launch_support;
+mod support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use comfy_fleet::launch::ProcessLauncher;
 use comfy_fleet_actors::ports::Launcher;
-use launch_support::*;
+use support::launch_scripts::*;
+use support::waits::*;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

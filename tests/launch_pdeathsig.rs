@@ -5,7 +5,7 @@
 //! The test re-runs its own binary as a stand-in comfy-fleet (the ignored test below), reads
 //! the pids it launched, and kills it with SIGKILL.
 
-mod launch_support;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -16,7 +16,9 @@ use comfy_fleet::launch::{
     InstanceFolders, InstanceRecord, Lifetime, ProcessLauncher, sweep_stale,
 };
 use comfy_fleet_actors::ports::Launcher;
-use launch_support::*;
+use support::launch_scripts::*;
+use support::processes::*;
+use support::waits::*;
 
 const ROOT_VAR: &str = "COMFY_FLEET_TEST_STAND_IN_ROOT";
 

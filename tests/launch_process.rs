@@ -1,7 +1,7 @@
 //! The launcher against real processes: pinning, ports, folders, records, stopping whole
 //! process groups, SIGKILL after the grace, exits, and spawn errors.
 
-mod launch_support;
+mod support;
 
 use std::collections::HashSet;
 use std::net::TcpListener;
@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use comfy_fleet::launch::{InstanceFolders, InstanceRecord, Lifetime, ProcessLauncher, procfs};
 use comfy_fleet_actors::ports::{ExitInfo, LaunchError, Launcher};
-use launch_support::*;
+use support::launch_scripts::*;
+use support::processes::*;
+use support::waits::*;
 
 #[actix_rt::test]
 async fn four_instances_get_their_own_port_folders_database_and_gpu() {
@@ -39,16 +41,20 @@ async fn four_instances_get_their_own_port_folders_database_and_gpu() {
             assert!(state.join(dir).is_dir(), "{dir} missing for gpu{i}");
         }
         wait_until("the child has exec'd", || {
-            cmdline(l.pid).first().is_some_and(|c| c == "sleep")
+            cmdline(l.pid as i32).first().is_some_and(|c| c == "sleep")
         })
         .await;
-        let env = environ(l.pid);
-        assert!(
-            env.contains(&format!("CUDA_VISIBLE_DEVICES=GPU-test-{i}")),
+        let env = environ(l.pid as i32);
+        assert_eq!(
+            env.get("CUDA_VISIBLE_DEVICES"),
+            Some(&format!("GPU-test-{i}")),
             "{env:?}"
         );
-        assert!(env.contains(&"CUDA_DEVICE_ORDER=PCI_BUS_ID".to_string()));
-        assert!(env.contains(&format!("HF_HOME=/cache/{i}")));
+        assert_eq!(
+            env.get("CUDA_DEVICE_ORDER").map(String::as_str),
+            Some("PCI_BUS_ID")
+        );
+        assert_eq!(env.get("HF_HOME"), Some(&format!("/cache/{i}")));
         // Its own process group and session.
         let stat = procfs::read_stat(l.pid as i32).unwrap().unwrap();
         assert_eq!((stat.pgrp, stat.session), (l.pid as i32, l.pid as i32));
@@ -77,7 +83,7 @@ async fn the_computed_arguments_reach_the_process() {
     spec.env.push(("READY".into(), ready.display().to_string()));
     let l = launcher.launch(spec).await.unwrap();
     wait_until("the script is ready", || ready.exists()).await;
-    let args = cmdline(l.pid);
+    let args = cmdline(l.pid as i32);
     let port = l.port.to_string();
     assert_eq!(flag_value(&args, "--port"), Some(port.as_str()));
     assert_eq!(flag_value(&args, "--listen"), Some("127.0.0.1"));
@@ -105,7 +111,12 @@ async fn the_computed_arguments_reach_the_process() {
         "no GPU means --cpu: {args:?}"
     );
     assert_eq!(args.last().map(String::as_str), Some("--extra-flag"));
-    assert!(environ(l.pid).contains(&"CUDA_VISIBLE_DEVICES=".to_string()));
+    assert_eq!(
+        environ(l.pid as i32)
+            .get("CUDA_VISIBLE_DEVICES")
+            .map(String::as_str),
+        Some("")
+    );
     l.stopper.stop(Duration::from_secs(30)).await;
 }
 

@@ -1,6 +1,6 @@
 //! The start-up sweep against real process groups left by a "previous run".
 
-mod launch_support;
+mod support;
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -11,9 +11,11 @@ use comfy_fleet::launch::{
     EphemeralManifest, InstanceRecord, ProcessLauncher, procfs, sweep_stale,
 };
 use comfy_fleet_actors::ports::Launcher;
-use launch_support::*;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use support::launch_scripts::*;
+use support::processes::*;
+use support::waits::*;
 
 /// A group started by a test; killed on drop unless its leader has already been reaped
 /// (after which its id could belong to someone else).

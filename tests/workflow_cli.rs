@@ -1,21 +1,26 @@
 //! The `convert` and `templates` subcommands, run as the real binary.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::Command;
 
 use serde_json::Value;
+use support::COMFY_FLEET as BIN;
+use support::fixtures::{captured, corpus};
 
-const BIN: &str = env!("CARGO_BIN_EXE_comfy-fleet");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const CORPUS_OBJECT_INFO: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/corpus/object_info.json"
-);
-const FIXTURE_OBJECT_INFO: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/comfyui/object_info.json"
-);
+
+/// The corpus server's `/object_info` file.
+fn corpus_object_info() -> String {
+    corpus("object_info.json").display().to_string()
+}
+
+/// The captured server's `/object_info` file.
+fn fixture_object_info() -> String {
+    captured("object_info.json").display().to_string()
+}
 
 fn run(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN)
@@ -36,7 +41,7 @@ fn convert_prints_the_api_prompt_of_a_ui_workflow() {
         "convert",
         "workflows/generate.json",
         "--object-info",
-        CORPUS_OBJECT_INFO,
+        &corpus_object_info(),
     ]);
     assert_eq!(code, 0, "{stderr}");
     let prompt: Value = serde_json::from_str(&stdout).unwrap();
@@ -54,7 +59,7 @@ fn convert_writes_to_a_file_with_out() {
         "convert",
         "workflows/demo.json",
         "--object-info",
-        FIXTURE_OBJECT_INFO,
+        &fixture_object_info(),
         "--out",
         target.to_str().unwrap(),
     ]);
@@ -73,7 +78,7 @@ fn convert_explains_a_file_that_is_not_a_workflow() {
         "convert",
         file.to_str().unwrap(),
         "--object-info",
-        CORPUS_OBJECT_INFO,
+        &corpus_object_info(),
     ]);
     assert_eq!(code, 1);
     assert!(
@@ -88,7 +93,7 @@ fn convert_explains_a_file_that_is_not_a_workflow() {
 fn convert_fetches_object_info_from_a_server_url() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let body = std::fs::read(FIXTURE_OBJECT_INFO).unwrap();
+    let body = std::fs::read(fixture_object_info()).unwrap();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
@@ -145,7 +150,7 @@ fn templates_lists_parameters_with_types_bounds_and_descriptions() {
         "--dir",
         "workflows",
         "--object-info",
-        CORPUS_OBJECT_INFO,
+        &corpus_object_info(),
     ]);
     assert_eq!(code, 0);
     assert!(

@@ -1,13 +1,14 @@
-//! The conversion oracle: every UI workflow of the shared corpus is converted natively and
+//! The conversion oracle: every UI workflow of the vendored corpus is converted natively and
 //! compared with the prompt the real ComfyUI frontend produced for it.
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use comfy_fleet::workflow::{ObjectInfo, Workflow};
 use serde_json::Value;
-
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus");
+use support::fixtures::corpus;
 
 /// Cases known not to match yet, each with the reason. The test fails if one of these starts
 /// passing (remove it from the list) or if a case not listed here fails.
@@ -89,7 +90,7 @@ fn compare(expected: &Value, actual: &Value) -> (Option<String>, Option<String>)
 }
 
 fn cases() -> Vec<(String, PathBuf)> {
-    let dir = Path::new(CORPUS).join("cases");
+    let dir = corpus("cases");
     let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("corpus missing at {}: {e}", dir.display()))
         .filter_map(|e| {
@@ -108,7 +109,7 @@ fn cases() -> Vec<(String, PathBuf)> {
 
 #[test]
 fn corpus_converts_exactly_like_the_frontend() {
-    let object_info = ObjectInfo::load(&Path::new(CORPUS).join("object_info.json")).unwrap();
+    let object_info = ObjectInfo::load(&corpus("object_info.json")).unwrap();
     let cases = cases();
     assert_eq!(cases.len(), 456, "the corpus README promises 456 cases");
     let mut passed = 0;

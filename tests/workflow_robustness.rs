@@ -1,21 +1,21 @@
 //! The converter never panics or hangs: arbitrary JSON, and real corpus workflows with random
 //! damage (dropped keys, wrong types, dangling links, reroute loops, self-containing subgraphs).
 
-use std::path::Path;
+mod support;
+
 use std::sync::LazyLock;
 
 use comfy_fleet::workflow::{ObjectInfo, Workflow};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus");
+use support::fixtures::corpus;
 
 static OBJECT_INFO: LazyLock<ObjectInfo> =
-    LazyLock::new(|| ObjectInfo::load(&Path::new(CORPUS).join("object_info.json")).unwrap());
+    LazyLock::new(|| ObjectInfo::load(&corpus("object_info.json")).unwrap());
 
 /// A spread of corpus cases: subgraphs, bypass, reroutes, primitives, plain ones.
 static SAMPLES: LazyLock<Vec<Value>> = LazyLock::new(|| {
-    let dir = Path::new(CORPUS).join("cases");
+    let dir = corpus("cases");
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())

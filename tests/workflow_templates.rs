@@ -1,28 +1,26 @@
 //! Templates and parameter injection: the shipped templates load, the model-free `demo`
 //! validates against the reference server, and bad values get errors that say what is allowed.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use comfy_fleet::workflow::{ObjectInfo, TemplateSet, Workflow, WorkflowError};
 use serde_json::{Value, json};
-
-const FIXTURE_OBJECT_INFO: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/comfyui/object_info.json"
-);
-const CORPUS_OBJECT_INFO: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/corpus/object_info.json"
-);
-const TEMPLATES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/workflows");
+use support::fixtures::{captured, corpus};
+use support::workflows_dir;
 
 fn fixture() -> ObjectInfo {
-    ObjectInfo::load(Path::new(FIXTURE_OBJECT_INFO)).unwrap()
+    ObjectInfo::load(&captured("object_info.json")).unwrap()
+}
+
+/// The corpus server's `/object_info` (its loader lists name real files).
+fn corpus_server() -> ObjectInfo {
+    ObjectInfo::load(&corpus("object_info.json")).unwrap()
 }
 
 fn templates() -> TemplateSet {
-    TemplateSet::load(Path::new(TEMPLATES)).unwrap()
+    TemplateSet::load(&workflows_dir()).unwrap()
 }
 
 fn params(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
@@ -59,7 +57,7 @@ fn shipped_templates_all_load_with_maps_and_descriptions() {
 
 #[test]
 fn shipped_templates_convert_and_their_parameters_resolve_on_the_corpus_server() {
-    let oi = ObjectInfo::load(Path::new(CORPUS_OBJECT_INFO)).unwrap();
+    let oi = corpus_server();
     for t in templates().iter() {
         let (prompt, params) = t.resolved_params(&oi).unwrap();
         for p in &params {
@@ -181,7 +179,7 @@ fn out_of_bounds_value_names_the_parameter_and_the_range() {
 
 #[test]
 fn combo_error_lists_the_choices() {
-    let oi = ObjectInfo::load(Path::new(CORPUS_OBJECT_INFO)).unwrap();
+    let oi = corpus_server();
     let set = templates();
     let generate = set.get("generate").unwrap();
     let err = generate
@@ -230,7 +228,7 @@ fn unknown_template_lists_the_available_ones() {
 
 #[test]
 fn optional_images_are_removed_when_not_given() {
-    let oi = ObjectInfo::load(Path::new(CORPUS_OBJECT_INFO)).unwrap();
+    let oi = corpus_server();
     let set = templates();
     let edit = set.get("editqwen").unwrap();
     let one = edit
@@ -267,13 +265,13 @@ fn template_without_map_discovers_well_known_parameters() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("plain.json"),
-        std::fs::read(Path::new(TEMPLATES).join("generate.json")).unwrap(),
+        std::fs::read(workflows_dir().join("generate.json")).unwrap(),
     )
     .unwrap();
     let set = TemplateSet::load(dir.path()).unwrap();
     let plain = set.get("plain").unwrap();
     assert!(plain.params.is_none());
-    let oi = ObjectInfo::load(Path::new(CORPUS_OBJECT_INFO)).unwrap();
+    let oi = corpus_server();
     let (_, found) = plain.resolved_params(&oi).unwrap();
     let names: Vec<&str> = found.iter().map(|p| p.name.as_str()).collect();
     for want in [

@@ -1,5 +1,5 @@
 //! Tests that the typed protocol parses every capture of ComfyUI 0.33.0 in
-//! `shared/fixtures/comfyui/`: websocket traces, history entries, `/prompt` answers, queues,
+//! `tests/fixtures/comfyui/`: websocket traces, history entries, `/prompt` answers, queues,
 //! uploads and `/system_stats`.
 
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ use super::protocol::{
 };
 
 fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/comfyui")
+    crate::test_fixtures::captured_dir()
 }
 
 fn files(pred: impl Fn(&str) -> bool) -> Vec<PathBuf> {

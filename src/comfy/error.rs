@@ -190,10 +190,7 @@ mod tests {
     use crate::comfy::protocol::PromptErrorBody;
 
     fn rejection(fixture: &str) -> PromptRejection {
-        let path = format!(
-            "{}/../shared/fixtures/comfyui/{fixture}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = crate::test_fixtures::captured(fixture);
         let record: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let body: PromptErrorBody =

@@ -1,6 +1,6 @@
 //! The ComfyUI connector: typed protocol, HTTP + websocket client, and its errors.
 //!
-//! Built from captures of ComfyUI 0.33.0 (`shared/fixtures/comfyui/`). [`ComfyClient`] talks to
+//! Built from captures of ComfyUI 0.33.0 (`tests/fixtures/comfyui/`). [`ComfyClient`] talks to
 //! one server; [`ComfyBackend`] adapts it to the actors' `Backend` port.
 //!
 //! Threading: `awc::Client` is `!Send` (it holds `Rc`s) and needs a tokio `LocalSet`, so every

@@ -145,10 +145,7 @@ mod tests {
 
     /// Feeds a captured trace's text frames; returns the tracker and the relevance of each.
     fn replay(trace: &str, prompt_id: &str) -> (PromptTracker, Vec<Relevance>) {
-        let path = format!(
-            "{}/../shared/fixtures/comfyui/{trace}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = crate::test_fixtures::captured(trace);
         let mut t = PromptTracker::new(prompt_id);
         let mut rel = Vec::new();
         for line in std::fs::read_to_string(path).unwrap().lines() {
@@ -165,10 +162,7 @@ mod tests {
 
     /// Feeds a captured trace's frames until the tracker says the prompt is over.
     fn replay_until_finished(trace: &str, prompt_id: &str) -> PromptTracker {
-        let path = format!(
-            "{}/../shared/fixtures/comfyui/{trace}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = crate::test_fixtures::captured(trace);
         let mut t = PromptTracker::new(prompt_id);
         for line in std::fs::read_to_string(path).unwrap().lines() {
             let frame: serde_json::Value = serde_json::from_str(line).unwrap();

@@ -221,11 +221,7 @@ mod tests {
     use super::*;
 
     fn fixture() -> ObjectInfo {
-        ObjectInfo::load(Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/comfyui/object_info.json"
-        )))
-        .unwrap()
+        ObjectInfo::load(&crate::test_fixtures::captured("object_info.json")).unwrap()
     }
 
     #[test]

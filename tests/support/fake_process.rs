@@ -3,30 +3,23 @@
 //! until it prints ComfyUI's readiness line, keeps its log, and kills it on drop.
 //!
 //! ```ignore
-//! #[path = "support/fake_process.rs"]
-//! mod fake_process;
-//! let fake = fake_process::FakeComfy::builder().arg("--cpu").env("FAKE_COMFYUI_NODE_TIME", "50ms").spawn();
+//! mod support;
+//! use support::fake_process::FakeComfy;
+//! let fake = FakeComfy::builder().arg("--cpu").env("FAKE_COMFYUI_NODE_TIME", "50ms").spawn();
 //! let url = fake.url("/system_stats");
 //! ```
-//!
-//! It also locates the captured ComfyUI fixtures the fake reproduces ([`fixture_path`]).
-#![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// Path of the binary under test.
-pub const FAKE_BIN: &str = env!("CARGO_BIN_EXE_fake-comfyui");
+use super::FAKE_COMFYUI;
+use super::log_lines::LogLines;
+use super::ports::free_port;
+use super::waits::SAFETY;
 
 /// The line ComfyUI (and the fake) prints once it listens.
 pub const READY_MARKER: &str = "To see the GUI go to: http://";
-
-/// Safety net for start-up (the fake normally starts in milliseconds).
-pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Environment variables of the fake that a test run must not inherit by accident.
 const FAKE_ENV: &[&str] = &[
@@ -39,46 +32,6 @@ const FAKE_ENV: &[&str] = &[
     "FAKE_COMFYUI_NODE_TIME",
     "FAKE_COMFYUI_STEP_TIME",
 ];
-
-/// A port that was free a moment ago (bind 127.0.0.1:0, read it, release it).
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
-}
-
-/// A URL on which nothing listens (a port that was just free).
-pub fn closed_port_url() -> String {
-    format!("http://127.0.0.1:{}", free_port())
-}
-
-/// A file of the captured ComfyUI 0.33.0 fixtures (`shared/fixtures/comfyui/NAME`).
-pub fn fixture_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/comfyui")
-        .join(name)
-}
-
-/// A JSON fixture, parsed.
-pub fn fixture_json(name: &str) -> serde_json::Value {
-    let path = fixture_path(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
-}
-
-/// What the child printed, and how many of its two output pipes have closed.
-#[derive(Default)]
-struct LogState {
-    lines: Vec<String>,
-    closed: usize,
-}
-
-/// The child's combined stdout+stderr lines, with a signal for new ones.
-#[derive(Default)]
-struct LogBuffer {
-    state: Mutex<LogState>,
-    changed: Condvar,
-}
 
 /// Configures a fake before starting it.
 pub struct FakeComfyBuilder {
@@ -150,7 +103,7 @@ impl FakeComfyBuilder {
             std::fs::write(&path, bytes).expect("write the file");
         }
         let port = self.port.unwrap_or_else(free_port);
-        let mut cmd = Command::new(FAKE_BIN);
+        let mut cmd = Command::new(FAKE_COMFYUI);
         cmd.current_dir(&dir)
             .arg("--listen")
             .arg("127.0.0.1")
@@ -168,13 +121,14 @@ impl FakeComfyBuilder {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn fake-comfyui");
-        let log = Arc::new(LogBuffer::default());
+        let mut pipes: Vec<Box<dyn std::io::Read + Send>> = Vec::new();
         if let Some(out) = child.stdout.take() {
-            pump(out, Arc::clone(&log));
+            pipes.push(Box::new(out));
         }
         if let Some(err) = child.stderr.take() {
-            pump(err, Arc::clone(&log));
+            pipes.push(Box::new(err));
         }
+        let log = LogLines::follow_all(pipes);
         FakeComfy {
             child,
             port,
@@ -187,7 +141,7 @@ impl FakeComfyBuilder {
     /// Starts the process and waits for its readiness line (panics with the log on failure).
     pub fn spawn(self) -> FakeComfy {
         let mut fake = self.spawn_unready();
-        if !fake.wait_for_log(READY_MARKER, START_TIMEOUT) {
+        if !fake.wait_for_log(READY_MARKER, SAFETY) {
             let status = fake.child.try_wait().ok().flatten();
             panic!(
                 "fake-comfyui did not become ready (exit: {status:?}); log:\n{}",
@@ -202,18 +156,6 @@ impl FakeComfyBuilder {
     }
 }
 
-fn pump<R: std::io::Read + Send + 'static>(reader: R, log: Arc<LogBuffer>) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(reader).lines() {
-            let Ok(line) = line else { break };
-            log.state.lock().expect("log lock").lines.push(line);
-            log.changed.notify_all();
-        }
-        log.state.lock().expect("log lock").closed += 1;
-        log.changed.notify_all();
-    });
-}
-
 /// A running fake ComfyUI child process.
 pub struct FakeComfy {
     child: Child,
@@ -221,7 +163,7 @@ pub struct FakeComfy {
     pub port: u16,
     dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
-    log: Arc<LogBuffer>,
+    log: LogLines,
 }
 
 impl FakeComfy {
@@ -283,39 +225,20 @@ impl FakeComfy {
 
     /// Everything the child printed so far.
     pub fn logs(&self) -> String {
-        self.log.state.lock().expect("log lock").lines.join("\n")
+        self.log.text()
     }
 
     /// The port named by the readiness line, once printed.
     fn ready_port(&self) -> Option<u16> {
-        let state = self.log.state.lock().expect("log lock");
-        let line = state.lines.iter().find(|l| l.contains(READY_MARKER))?;
+        let lines = self.log.lines();
+        let line = lines.iter().find(|l| l.contains(READY_MARKER))?;
         let address = line[line.find(READY_MARKER)? + READY_MARKER.len()..].trim();
         address.rsplit(':').next()?.parse().ok()
     }
 
     /// Waits until a log line contains `needle` (false on timeout or when the output closed).
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut state = self.log.state.lock().expect("log lock");
-        loop {
-            if state.lines.iter().any(|l| l.contains(needle)) {
-                return true;
-            }
-            if state.closed >= 2 {
-                return false;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            state = self
-                .log
-                .changed
-                .wait_timeout(state, deadline - now)
-                .expect("log lock")
-                .0;
-        }
+        self.log.wait_until_logged(|l| l.contains(needle), timeout)
     }
 
     /// Waits for the process to exit on its own.
@@ -323,16 +246,9 @@ impl FakeComfy {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                // let the log pumps drain what the process printed before exiting
-                let mut state = self.log.state.lock().expect("log lock");
-                while state.closed < 2 && Instant::now() < deadline {
-                    state = self
-                        .log
-                        .changed
-                        .wait_timeout(state, deadline - Instant::now())
-                        .expect("log lock")
-                        .0;
-                }
+                // let the log readers drain what the process printed before exiting
+                self.log
+                    .wait_closed(deadline.saturating_duration_since(Instant::now()));
                 return Some(status);
             }
             if Instant::now() >= deadline {

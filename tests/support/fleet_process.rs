@@ -1,33 +1,24 @@
 //! A real `comfy-fleet serve` process for integration tests: a temporary config (state folder in
 //! a temporary directory, API on 127.0.0.1:0, `fake-comfyui` as ComfyUI, declared GPUs, short
-//! lifecycle durations), its log read line by line in a thread so tests can wait for lines, a
-//! small HTTP/1.1 client, signal helpers, and `/proc` scans (processes that mention the state
-//! folder, their command lines and environments).
+//! lifecycle durations), its log read line by line so tests can wait for lines, HTTP helpers on
+//! its API, signals, and the processes that mention its state folder.
 //!
 //! Everything waits on a real signal (a log line, an HTTP answer, a `/proc` condition) polled in
 //! a bounded loop; the timeout is only a safety net and fails the test with the log's tail.
 
-#![allow(dead_code)]
-
-use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::Value;
 
-/// Safety net for every wait: generous, for a loaded 2-core machine.
-pub const SAFETY: Duration = Duration::from_secs(60);
-/// How often conditions are polled.
-pub const POLL: Duration = Duration::from_millis(50);
-
-/// The path of the demo backend binary.
-pub fn fake_comfyui() -> String {
-    env!("CARGO_BIN_EXE_fake-comfyui").to_string()
-}
+use super::http_client::{HttpAnswer, http};
+use super::log_lines::LogLines;
+use super::processes::{ProcInfo, processes_mentioning, send_signal, wait_no_processes};
+use super::waits::{POLL, SAFETY};
+use super::{COMFY_FLEET, FAKE_COMFYUI, workflows_dir};
 
 /// What to put in the config file.
 #[derive(Debug, Clone)]
@@ -47,7 +38,7 @@ impl FleetSpec {
     /// `fake_args` added.
     pub fn new(gpus: usize, fake_args: &[&str]) -> Self {
         let mut command = vec![
-            fake_comfyui(),
+            FAKE_COMFYUI.to_string(),
             "--fake-node-time".into(),
             "20ms".into(),
             "--fake-step-time".into(),
@@ -125,10 +116,7 @@ impl FleetSpec {
                 quote(gpu)
             ));
         }
-        let workflows = self
-            .workflows_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/workflows")));
+        let workflows = self.workflows_dir.clone().unwrap_or_else(workflows_dir);
         out.push_str(&format!(
             "\n[workflows]\ndir = {}\n",
             quote(&workflows.display().to_string())
@@ -144,96 +132,6 @@ impl FleetSpec {
         }
         out
     }
-}
-
-/// The log of a process, shared with the thread that reads it.
-#[derive(Clone, Default)]
-pub struct LogLines(Arc<(Mutex<LogState>, Condvar)>);
-
-#[derive(Default)]
-struct LogState {
-    lines: Vec<String>,
-    closed: bool,
-}
-
-impl LogLines {
-    /// Reads `source` line by line into the log, in a thread, until it closes.
-    pub fn follow(source: impl Read + Send + 'static) -> Self {
-        let log = Self::default();
-        let writer = log.clone();
-        std::thread::spawn(move || {
-            let reader = BufReader::new(source);
-            for line in reader.lines() {
-                let Ok(line) = line else { break };
-                let (state, changed) = &*writer.0;
-                state.lock().unwrap().lines.push(line);
-                changed.notify_all();
-            }
-            let (state, changed) = &*writer.0;
-            state.lock().unwrap().closed = true;
-            changed.notify_all();
-        });
-        log
-    }
-
-    /// Every line so far.
-    pub fn lines(&self) -> Vec<String> {
-        self.0.0.lock().unwrap().lines.clone()
-    }
-
-    /// The lines so far that satisfy `pred`.
-    pub fn matching(&self, pred: impl Fn(&str) -> bool) -> Vec<String> {
-        self.lines().into_iter().filter(|l| pred(l)).collect()
-    }
-
-    /// The last `n` lines, for failure messages.
-    pub fn tail(&self, n: usize) -> String {
-        let lines = self.lines();
-        lines[lines.len().saturating_sub(n)..].join("\n")
-    }
-
-    /// Waits until `count` lines (seen since the start) satisfy `pred`; returns the last of them.
-    pub fn wait_for_count(&self, what: &str, count: usize, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + SAFETY;
-        let (state, changed) = &*self.0;
-        let mut guard = state.lock().unwrap();
-        loop {
-            let found: Vec<&String> = guard.lines.iter().filter(|l| pred(l)).collect();
-            if found.len() >= count {
-                return found[count - 1].clone();
-            }
-            let now = Instant::now();
-            if now >= deadline || guard.closed {
-                let lines = guard.lines.clone();
-                drop(guard);
-                panic!(
-                    "never logged {what} ({} of {count} seen; {}); log tail:\n{}",
-                    found_count(&lines, &pred),
-                    if now >= deadline {
-                        "timed out"
-                    } else {
-                        "the log closed"
-                    },
-                    lines[lines.len().saturating_sub(60)..].join("\n")
-                );
-            }
-            guard = changed.wait_timeout(guard, deadline - now).unwrap().0;
-        }
-    }
-
-    /// Waits for a line satisfying `pred` (seen since the start).
-    pub fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        self.wait_for_count(what, 1, pred)
-    }
-}
-
-fn found_count(lines: &[String], pred: &impl Fn(&str) -> bool) -> usize {
-    lines.iter().filter(|l| pred(l)).count()
-}
-
-/// A line that mentions every one of `parts`.
-pub fn has_all<'a>(parts: &'a [&'a str]) -> impl Fn(&str) -> bool + 'a {
-    move |line| parts.iter().all(|p| line.contains(p))
 }
 
 /// A running `comfy-fleet serve`.
@@ -257,7 +155,7 @@ impl FleetProcess {
         let config = root.join("fleet.toml");
         std::fs::write(&config, spec.toml(&state_dir)).unwrap();
         let spawned_at = Instant::now();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_comfy-fleet"))
+        let mut child = Command::new(COMFY_FLEET)
             .arg("serve")
             .arg("--config")
             .arg(&config)
@@ -481,209 +379,4 @@ pub fn count_phase(status: &Value, phase: &str) -> usize {
     status["instances"]
         .as_array()
         .map_or(0, |all| all.iter().filter(|i| i["phase"] == phase).count())
-}
-
-pub fn send_signal(pid: i32, signal: nix::sys::signal::Signal) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
-}
-
-/// One HTTP answer.
-#[derive(Debug)]
-pub struct HttpAnswer {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl HttpAnswer {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// One HTTP/1.1 request (`Connection: close`), its answer read to the end.
-pub fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    body: Option<(&str, Vec<u8>)>,
-) -> HttpAnswer {
-    let mut stream = TcpStream::connect_timeout(&addr, SAFETY)
-        .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
-    stream.set_read_timeout(Some(SAFETY)).unwrap();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    let payload = match body {
-        Some((content_type, bytes)) => {
-            request.push_str(&format!(
-                "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
-                bytes.len()
-            ));
-            bytes
-        }
-        None => Vec::new(),
-    };
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    stream.write_all(&payload).unwrap();
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .unwrap_or_else(|e| panic!("{method} {path}: reading the answer: {e}"));
-    parse_answer(&raw).unwrap_or_else(|| {
-        panic!(
-            "{method} {path}: not an HTTP answer: {:?}",
-            String::from_utf8_lossy(&raw)
-        )
-    })
-}
-
-fn parse_answer(raw: &[u8]) -> Option<HttpAnswer> {
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..end]).ok()?;
-    let mut lines = head.split("\r\n");
-    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let rest = &raw[end + 4..];
-    let chunked = headers.iter().any(|(k, v)| {
-        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
-    });
-    let body = if chunked {
-        dechunk(rest)?
-    } else {
-        rest.to_vec()
-    };
-    Some(HttpAnswer {
-        status,
-        headers,
-        body,
-    })
-}
-
-fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&rest[..line_end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        rest = &rest[line_end + 2..];
-        if size == 0 {
-            return Some(body);
-        }
-        body.extend_from_slice(rest.get(..size)?);
-        rest = rest.get(size + 2..)?;
-    }
-}
-
-/// A live process seen in `/proc`.
-#[derive(Debug, Clone)]
-pub struct ProcInfo {
-    pub pid: i32,
-    pub argv: Vec<String>,
-}
-
-impl ProcInfo {
-    /// The value after `flag` in the command line.
-    pub fn arg(&self, flag: &str) -> Option<&str> {
-        self.argv
-            .windows(2)
-            .find(|w| w[0] == flag)
-            .map(|w| w[1].as_str())
-    }
-
-    /// The process's environment.
-    pub fn environ(&self) -> HashMap<String, String> {
-        environ(self.pid)
-    }
-}
-
-/// The command line of `pid` (empty for zombies and vanished processes).
-pub fn cmdline(pid: i32) -> Vec<String> {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|raw| {
-            raw.split(|b| *b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The environment of `pid`.
-pub fn environ(pid: i32) -> HashMap<String, String> {
-    std::fs::read(format!("/proc/{pid}/environ"))
-        .map(|raw| {
-            raw.split(|b| *b == 0)
-                .filter_map(|kv| {
-                    let kv = String::from_utf8_lossy(kv);
-                    kv.split_once('=')
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Live (non-zombie) processes whose command line mentions `dir`.
-pub fn processes_mentioning(dir: &Path) -> Vec<ProcInfo> {
-    let needle = dir.display().to_string();
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let argv = cmdline(pid);
-        if argv.iter().any(|a| a.contains(&needle)) {
-            found.push(ProcInfo { pid, argv });
-        }
-    }
-    found.sort_by_key(|p| p.pid);
-    found
-}
-
-/// Waits until no live process mentions `dir`.
-pub fn wait_no_processes(dir: &Path) {
-    let deadline = Instant::now() + SAFETY;
-    loop {
-        let left = processes_mentioning(dir);
-        if left.is_empty() {
-            return;
-        }
-        if Instant::now() >= deadline {
-            panic!("processes of the fleet survive: {left:#?}");
-        }
-        std::thread::sleep(POLL);
-    }
-}
-
-/// The process table lines (`ps -eo pid,pgid,ppid,cmd`) that mention `needle`, for reports.
-pub fn ps_lines(needle: &str) -> String {
-    let out = Command::new("ps")
-        .args(["-eo", "pid,pgid,ppid,cmd"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    out.lines()
-        .filter(|l| l.contains(needle) && !l.contains(" ps -eo"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
