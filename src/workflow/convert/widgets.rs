@@ -129,13 +129,11 @@ fn build(
         let Some(kind) = WidgetType::of(spec) else {
             continue;
         };
-        if kind.stored() {
+        let stored = if kind.stored() {
             // Older 3D viewports kept their buttons' values in front of their own.
             while saved.peek().is_some_and(|v| kind.is_legacy_button_value(v)) {
                 saved.skip();
             }
-        }
-        let stored = if kind.stored() {
             saved.take(&name, spec.name)
         } else {
             None
@@ -147,24 +145,19 @@ fn build(
         for _ in 0..kind.companions(spec, &name) {
             saved.skip();
         }
-        if kind == WidgetType::DynamicCombo && depth < MAX_DEPTH {
-            let chosen = value.as_ref().and_then(|v| chosen_option(spec, v));
-            // The chosen option's inputs come right after the combo, before later inputs.
-            if kind.sent()
-                && let Some(v) = &value
-            {
-                out.push(widget_value(&name, v.clone(), spec));
-            }
-            if let Some(option) = chosen {
-                let sub = inputs_of(option.get("inputs"));
-                build(&sub, &format!("{name}."), saved, out, depth + 1);
-            }
-            continue;
-        }
+        let chosen = match (&value, kind) {
+            (Some(v), WidgetType::DynamicCombo) if depth < MAX_DEPTH => chosen_option(spec, v),
+            _ => None,
+        };
         if kind.sent()
             && let Some(v) = value
         {
             out.push(widget_value(&name, v, spec));
+        }
+        // A dynamic combo's chosen option brings its inputs right after the combo.
+        if let Some(option) = chosen {
+            let sub = inputs_of(option.get("inputs"));
+            build(&sub, &format!("{name}."), saved, out, depth + 1);
         }
     }
 }
