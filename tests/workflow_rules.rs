@@ -576,3 +576,418 @@ fn reroute_loops_and_self_containing_subgraphs_are_errors_not_hangs() {
         .push(node(2, "sub-uuid", json!([]), json!([]), json!([])));
     assert!(matches!(convert(&doc), Err(WorkflowError::Cycle(_))));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Generalisation: node classes of a real server that no corpus workflow uses (checked against
+// the corpus when these tests were written), each with the prompt the frontend's widget rules
+// give for it, derived by hand from those rules.
+// ---------------------------------------------------------------------------------------------
+
+/// The `/object_info` captured from a real ComfyUI, as the fake server in this repository serves
+/// it.
+static CAPTURED: std::sync::LazyLock<ObjectInfo> = std::sync::LazyLock::new(|| {
+    ObjectInfo::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/bin/fake-comfyui/object_info.json"
+    )))
+    .unwrap()
+});
+
+fn convert_captured(doc: &Value) -> Value {
+    Workflow::from_value(doc.clone())
+        .unwrap()
+        .to_api(&CAPTURED)
+        .unwrap()
+        .into_value()
+}
+
+/// A one-node workflow of `class` with these saved values; its inputs named in `linked` are fed
+/// by a `Source` node (id 1) of the real server, one output each.
+fn captured_single(class: &str, values: Value, linked: &[(&str, &str)]) -> Value {
+    let inputs: Vec<Value> = linked
+        .iter()
+        .enumerate()
+        .map(|(i, (name, kind))| json!({"name": name, "type": kind, "link": i + 1}))
+        .collect();
+    let links: Vec<Value> = linked
+        .iter()
+        .enumerate()
+        .map(|(i, (_, kind))| json!([i + 1, 1, 0, 2, i, kind]))
+        .collect();
+    ui(
+        json!([
+            node(
+                1,
+                "PrimitiveStringMultiline",
+                json!([]),
+                json!([{"type": "STRING"}]),
+                json!(["source"])
+            ),
+            node(2, class, Value::Array(inputs), json!([]), values),
+        ]),
+        Value::Array(links),
+    )
+}
+
+#[test]
+fn dynamic_combo_inputs_of_the_chosen_option_follow_the_combo() {
+    // `style` offers none / photo(photo) / art_style(art_style); COLORS stores a list.
+    let values = |style: &str, sub: Option<&str>| {
+        let mut v = vec![json!("a red fox"), json!("a snowy forest"), json!(style)];
+        v.extend(sub.map(|s| json!(s)));
+        v.extend([
+            json!("moody"),
+            json!("golden hour"),
+            json!("photograph"),
+            json!(["#112233", "#445566"]),
+        ]);
+        Value::Array(v)
+    };
+    let doc = captured_single(
+        "BuildJsonPromptIdeogram",
+        values("photo", Some("35mm, f/1.4")),
+        &[("element", "ARRAY")],
+    );
+    assert_eq!(
+        inputs(&convert_captured(&doc), "2"),
+        json!({
+            "element": ["1", 0],
+            "high_level_description": "a red fox",
+            "background": "a snowy forest",
+            "style": "photo",
+            "style.photo": "35mm, f/1.4",
+            "aesthetics": "moody",
+            "lighting": "golden hour",
+            "medium": "photograph",
+            "color_palette": {"__value__": ["#112233", "#445566"]}
+        })
+    );
+    let doc = captured_single(
+        "BuildJsonPromptIdeogram",
+        values("none", None),
+        &[("element", "ARRAY")],
+    );
+    let got = inputs(&convert_captured(&doc), "2");
+    assert_eq!(got["style"], "none");
+    assert_eq!(got["aesthetics"], "moody", "no sub-input, nothing shifts");
+    assert!(got.get("style.photo").is_none() && got.get("style.art_style").is_none());
+}
+
+#[test]
+fn dynamic_combo_options_carry_their_own_controls_and_growing_sockets() {
+    // model = "seedream 5.0 pro": size_preset, width, height, images (growing IMAGE sockets),
+    // prompt_optimization, seed (+ its control), watermark, thinking.
+    let doc = captured_single(
+        "ByteDanceSeedreamNodeV3",
+        json!([
+            "a lighthouse",
+            "seedream 5.0 pro",
+            "(2K) 2048x2048 (1:1)",
+            2048,
+            1728,
+            "fast",
+            7,
+            "randomize",
+            true,
+            false
+        ]),
+        &[("model.images.image_1", "IMAGE")],
+    );
+    assert_eq!(
+        inputs(&convert_captured(&doc), "2"),
+        json!({
+            "prompt": "a lighthouse",
+            "model": "seedream 5.0 pro",
+            "model.size_preset": "(2K) 2048x2048 (1:1)",
+            "model.width": 2048,
+            "model.height": 1728,
+            "model.images.image_1": ["1", 0],
+            "model.prompt_optimization": "fast",
+            "model.seed": 7,
+            "model.watermark": true,
+            "model.thinking": false
+        })
+    );
+}
+
+#[test]
+fn a_seed_after_a_dynamic_combo_keeps_its_control_slot() {
+    // `inputs` = "2" brings text1/voice1/text2/voice2 (voices are sockets); `seed` has no
+    // explicit control option, so its name gives it one.
+    let doc = captured_single(
+        "ElevenLabsTextToDialogue",
+        json!([
+            0.5,
+            "auto",
+            "eleven_v3",
+            "2",
+            "Hello there.",
+            "Hi!",
+            "en",
+            7,
+            "fixed",
+            "opus_48000_192"
+        ]),
+        &[
+            ("inputs.voice1", "ELEVENLABS_VOICE"),
+            ("inputs.voice2", "ELEVENLABS_VOICE"),
+        ],
+    );
+    assert_eq!(
+        inputs(&convert_captured(&doc), "2"),
+        json!({
+            "stability": 0.5,
+            "apply_text_normalization": "auto",
+            "model": "eleven_v3",
+            "inputs": "2",
+            "inputs.text1": "Hello there.",
+            "inputs.voice1": ["1", 0],
+            "inputs.text2": "Hi!",
+            "inputs.voice2": ["1", 0],
+            "language_code": "en",
+            "seed": 7,
+            "output_format": "opus_48000_192"
+        })
+    );
+}
+
+#[test]
+fn growing_input_groups_are_sockets_named_by_the_group() {
+    let doc = captured_single(
+        "StringFormat",
+        json!(["{a} meets {b}"]),
+        &[("values.a", "*"), ("values.b", "*")],
+    );
+    assert_eq!(
+        inputs(&convert_captured(&doc), "2"),
+        json!({"f_string": "{a} meets {b}", "values.a": ["1", 0], "values.b": ["1", 0]})
+    );
+}
+
+#[test]
+fn viewport_state_before_dimensions_does_not_shift_them() {
+    // Current frontends store the 3D viewport's value in its own slot; older ones stored the
+    // viewport's three buttons in front of it. Both keep width and height in place.
+    let capture = json!({"image": "threed/scene.png [temp]", "camera_info": {"zoom": 1}});
+    for values in [
+        json!(["3d/chair.glb", capture, 512, 768]),
+        json!([
+            "3d/chair.glb",
+            "upload3dmodel",
+            "uploadExtraResources",
+            "clear",
+            capture,
+            512,
+            768
+        ]),
+    ] {
+        let doc = captured_single("Load3D", values.clone(), &[]);
+        assert_eq!(
+            inputs(&convert_captured(&doc), "2"),
+            json!({"model_file": "3d/chair.glb", "image": capture, "width": 512, "height": 768}),
+            "{values}"
+        );
+    }
+}
+
+#[test]
+fn trailing_editor_state_is_ignored() {
+    // Save3DAdvanced / Preview3DAdvanced: viewport state, then dimensions, then whatever camera
+    // and model state the editor appended.
+    let camera = json!({"position": [1, 2, 3], "target": [0, 0, 0], "zoom": 1.5});
+    let doc = captured_single(
+        "Save3DAdvanced",
+        json!(["3d/out", {"state": 1}, 640, 480, camera, "perspective", 75]),
+        &[("model_3d", "FILE_3D")],
+    );
+    assert_eq!(
+        inputs(&convert_captured(&doc), "2"),
+        json!({
+            "model_3d": ["1", 0],
+            "filename_prefix": "3d/out",
+            "viewport_state": {"state": 1},
+            "width": 640,
+            "height": 480
+        })
+    );
+    let doc = captured_single(
+        "Preview3DAdvanced",
+        json!(["", 800, 600, camera, [camera]]),
+        &[("model_3d", "FILE_3D"), ("camera_info", "LOAD3D_CAMERA")],
+    );
+    assert_eq!(
+        inputs(&convert_captured(&doc), "2"),
+        json!({
+            "model_3d": ["1", 0],
+            "camera_info": ["1", 0],
+            "viewport_state": "",
+            "width": 800,
+            "height": 600
+        })
+    );
+    // Preview3D gets the frontend's own `image` preview after `model_file`; camera state after
+    // it is ignored.
+    let doc = captured_single(
+        "Preview3D",
+        json!(["", "", camera, "orthographic"]),
+        &[("model_file", "STRING")],
+    );
+    assert_eq!(
+        inputs(&convert_captured(&doc), "2"),
+        json!({"model_file": ["1", 0], "image": ""})
+    );
+}
+
+#[test]
+fn webcam_values_around_the_capture_keep_their_places() {
+    let doc = captured_single(
+        "WebcamCapture",
+        json!(["", 640, 480, false, "capture"]),
+        &[],
+    );
+    assert_eq!(
+        inputs(&convert_captured(&doc), "2"),
+        json!({"image": "", "width": 640, "height": 480, "capture_on_queue": false})
+    );
+}
+
+#[test]
+fn upload_and_refresh_companions_take_slots_but_are_not_sent() {
+    // A remote combo gets an auto-refresh toggle and a refresh button, and its image_upload
+    // flag an upload button after all required inputs.
+    let doc = captured_single(
+        "LoadImageOutput",
+        json!(["ComfyUI_00001_.png [output]", false, "refresh", "image"]),
+        &[],
+    );
+    assert_eq!(
+        inputs(&convert_captured(&doc), "2"),
+        json!({"image": "ComfyUI_00001_.png [output]"})
+    );
+    // The upload button follows `channel`, not `image`.
+    let doc = captured_single("LoadImageMask", json!(["mask.png", "red", "image"]), &[]);
+    assert_eq!(
+        inputs(&convert_captured(&doc), "2"),
+        json!({"image": "mask.png", "channel": "red"})
+    );
+}
+
+#[test]
+fn structured_editor_values_are_sent_as_stored() {
+    let boxes =
+        json!([{"x": 10, "y": 20, "width": 100, "height": 50, "metadata": {"palette": ["#fff"]}}]);
+    let doc = captured_single(
+        "CreateBoundingBoxes",
+        json!([1024, 768, boxes, []]),
+        &[("bboxes", "BOUNDING_BOX")],
+    );
+    assert_eq!(
+        inputs(&convert_captured(&doc), "2"),
+        json!({
+            "width": 1024,
+            "height": 768,
+            "editor_state": {"__value__": boxes},
+            "bboxes": ["1", 0],
+            "last_incoming": {"__value__": []}
+        })
+    );
+    let doc = captured_single(
+        "TextOverlay",
+        json!(["Hello", 7.5, "#ff0000", "bottom", "center", false]),
+        &[("images", "IMAGE")],
+    );
+    assert_eq!(
+        inputs(&convert_captured(&doc), "2"),
+        json!({
+            "images": ["1", 0],
+            "text": "Hello",
+            "font_size": 7.5,
+            "color": "#ff0000",
+            "position": "bottom",
+            "align": "center",
+            "outline": false
+        })
+    );
+    // A forceInput bounding box is a socket only: the values start with the sizes.
+    let doc = captured_single(
+        "CropByBBoxes",
+        json!([768, 640, 16, "pad"]),
+        &[("image", "IMAGE"), ("bboxes", "BOUNDING_BOX")],
+    );
+    assert_eq!(
+        inputs(&convert_captured(&doc), "2"),
+        json!({
+            "image": ["1", 0],
+            "bboxes": ["1", 0],
+            "output_width": 768,
+            "output_height": 640,
+            "padding": 16,
+            "keep_aspect": "pad"
+        })
+    );
+}
+
+#[test]
+fn widget_type_rules_hold_for_any_class() {
+    // Class-wide rules on types and options, on definitions written for this test.
+    let info = ObjectInfo::from_value(json!({
+        "Rules": {"input": {"required": {
+            "compare": ["IMAGECOMPARE", {"socketless": true}],
+            "notes": ["MARKDOWN", {"default": "# hi"}],
+            "seed": ["INT", {"default": 3, "control_after_generate": false}],
+            "amount": ["FLOAT", {"default": 1.0, "control_after_generate": true}],
+            "pick": ["COMBO", {"options": ["x", "y"], "remote": {"route": "/r"}}],
+            "gadget": ["FANCY_EDITOR", {"socketless": true}],
+            "tail": ["STRING", {}]
+        }}, "output": []}
+    }))
+    .unwrap();
+    let doc = ui(
+        json!([node(
+            1,
+            "Rules",
+            json!([]),
+            json!([]),
+            // notes, seed (no control), amount + control, pick + refresh toggle, gadget, tail
+            json!(["# notes", 9, 2.5, "fixed", "y", false, {"k": 1}, "end"])
+        )]),
+        json!([]),
+    );
+    let p = Workflow::from_value(doc).unwrap().to_api(&info).unwrap();
+    assert_eq!(
+        p.into_value()["1"]["inputs"],
+        json!({
+            "compare": {"__value__": ["", ""]},
+            "notes": "# notes",
+            "seed": 9,
+            "amount": 2.5,
+            "pick": "y",
+            "gadget": {"k": 1},
+            "tail": "end"
+        })
+    );
+}
+
+#[test]
+fn custom_combo_rebuilds_its_option_list_and_index() {
+    let info = ObjectInfo::from_value(json!({
+        "CustomCombo": {"input": {"required": {"choice": ["COMBO", {"options": []}]}},
+                        "output": ["COMBO", "INT"]}
+    }))
+    .unwrap();
+    let doc = ui(
+        json!([node(
+            1,
+            "CustomCombo",
+            json!([]),
+            json!([]),
+            json!(["beta", 0, "alpha", "beta"])
+        )]),
+        json!([]),
+    );
+    let p = Workflow::from_value(doc).unwrap().to_api(&info).unwrap();
+    assert_eq!(
+        p.into_value()["1"]["inputs"],
+        json!({"choice": "beta", "index": 1, "option1": "alpha", "option2": "beta", "option3": ""})
+    );
+}

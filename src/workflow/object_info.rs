@@ -150,6 +150,16 @@ pub(crate) fn inputs_of(input: Option<&Value>) -> Vec<InputSpec<'_>> {
 }
 
 impl<'a> InputSpec<'a> {
+    /// An input that is not read from a server's definition: one the frontend adds to a
+    /// definition itself (upload buttons, previews), or a template input of a dynamic input.
+    pub(crate) fn new(name: &'a str, section: Section, spec: &'a Value) -> Self {
+        Self {
+            name,
+            section,
+            spec,
+        }
+    }
+
     /// The input type: `INT`, `FLOAT`, `STRING`, `BOOLEAN`, `COMBO` (also for a list of choices),
     /// or a link type such as `MODEL`.
     pub fn kind(&self) -> &'a str {

@@ -1,13 +1,17 @@
 //! Native UI→API conversion: produces the prompt ComfyUI's own frontend would queue for a UI
 //! workflow, using only the workflow and the target server's `/object_info`.
 //!
-//! The pieces: [`graph`] parses the workflow, [`widgets`] maps widget values onto input names,
-//! [`resolve`] follows links through virtual, bypassed and subgraph nodes, and
+//! The pieces: [`graph`] parses the workflow; [`widgets`] rebuilds each node's widgets (with
+//! [`widget_types`], [`definition_patches`] and [`custom_combo`]) and maps its saved values onto
+//! input names; [`resolve`] follows links through virtual, bypassed and subgraph nodes; and
 //! [`dynamic_prompt`] applies the text-widget pass.
 
+mod custom_combo;
+mod definition_patches;
 mod dynamic_prompt;
 mod graph;
 mod resolve;
+mod widget_types;
 mod widgets;
 
 use std::collections::HashMap;
@@ -20,7 +24,7 @@ use super::object_info::ObjectInfo;
 use graph::{UiDocument, UiGraph, UiNode};
 use resolve::{Frame, Resolved, Resolver};
 
-pub(crate) use widgets::widget_kind as widget_spec_kind;
+pub(crate) use widget_types::widget_kind as widget_spec_kind;
 
 /// How deep subgraph instances may nest before the workflow is treated as circular.
 pub(crate) const MAX_NESTING: usize = 32;

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::graph::{SUBGRAPH_INPUT, SUBGRAPH_OUTPUT, SubgraphDef, UiDocument, UiGraph, UiNode};
+use super::widget_types::is_widget_type_name;
 use super::widgets;
 use super::{MAX_NESTING, MODE_BYPASS, MODE_MUTED};
 use crate::workflow::error::WorkflowError;
@@ -204,7 +205,7 @@ impl<'a> Resolver<'a> {
                 .input_names
                 .iter()
                 .zip(&def.input_kinds)
-                .filter(|(_, kind)| is_widget_kind(kind))
+                .filter(|(_, kind)| is_widget_type_name(kind))
                 .position(|(n, _)| n == name)?;
             return values?.get(index).filter(|v| !v.is_null()).cloned();
         }
@@ -253,13 +254,6 @@ pub(crate) fn proxied_value(instance: &UiNode, inner_id: &str, widget: &str) -> 
         .iter()
         .position(|(node, w)| node == inner_id && w == widget)?;
     values.get(index).filter(|v| !v.is_null()).cloned()
-}
-
-fn is_widget_kind(kind: &str) -> bool {
-    matches!(
-        kind,
-        "INT" | "FLOAT" | "BOOLEAN" | "STRING" | "COMBO" | "COMFY_DYNAMICCOMBO_V3"
-    )
 }
 
 /// litegraph's type compatibility: `*`/empty match anything, comma lists match on any member,
