@@ -588,7 +588,7 @@ fn reroute_loops_and_self_containing_subgraphs_are_errors_not_hangs() {
 static CAPTURED: std::sync::LazyLock<ObjectInfo> = std::sync::LazyLock::new(|| {
     ObjectInfo::load(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/src/bin/fake-comfyui/object_info.json"
+        "/fakes/comfyui/data/object_info.json"
     )))
     .unwrap()
 });
