@@ -4,10 +4,12 @@
 
 pub mod boot;
 pub mod catalog;
+pub mod demo_backend;
 pub mod events;
 pub mod images;
 pub mod job_metrics;
 pub mod metrics;
+pub mod model_choices;
 pub mod outputs;
 pub mod plan;
 pub mod recorded_uploads;
