@@ -233,6 +233,7 @@ impl Fleet {
                 gpu: plan.gpu().cloned(),
                 run: instance.clone().recipient(),
                 cancel: instance.clone().recipient(),
+                operate: instance.clone().recipient(),
             }));
             instances.push((plan, instance));
         }

@@ -10,6 +10,7 @@ pub mod images;
 pub mod job_metrics;
 pub mod metrics;
 pub mod model_choices;
+pub mod operator;
 pub mod outputs;
 pub mod plan;
 pub mod recorded_uploads;
