@@ -1,6 +1,7 @@
 //! The running fleet: boot and shutdown of all actors, and the one path a job takes whoever
 //! submits it (CLI, HTTP, Discord): [`submit::submit`], then [`FleetHandle::follow`] for its
-//! events, then [`FleetHandle::output`] for its files.
+//! events, then [`FleetHandle::output`] for its files. Front ends also list the model files the
+//! instances offer ([`FleetHandle::models`]) and carry out operators' orders (`operator.rs`).
 
 pub mod boot;
 pub mod catalog;
