@@ -1827,3 +1827,52 @@ async fn samplers_report_steps_and_send_previews() {
     assert_eq!(meta["prompt_id"], id.as_str());
     assert!(image::load_from_memory(&b[8 + len..]).is_ok());
 }
+
+#[actix_rt::test]
+async fn listed_models_are_offered_as_installed_and_an_upscale_model_scales_by_its_name() {
+    // The demo backend's stand-in model files: listed beside the real files, never read.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("models/checkpoints")).unwrap();
+    std::fs::write(dir.path().join("models/checkpoints/tiny.safetensors"), b"x").unwrap();
+    let fake = FakeComfy::builder()
+        .dir(dir.path())
+        .args([
+            "--fake-model",
+            "checkpoints/sd_xl_base_1.0.safetensors",
+            "--fake-model",
+            "upscale_models/RealESRGAN_x2plus.safetensors",
+        ])
+        .spawn();
+    assert_eq!(
+        get(&fake, "/models/checkpoints").await.json(),
+        json!(["sd_xl_base_1.0.safetensors", "tiny.safetensors"])
+    );
+    let info = get(&fake, "/object_info/UpscaleModelLoader").await.json();
+    assert_eq!(
+        info["UpscaleModelLoader"]["input"]["required"]["model_name"][1]["options"],
+        json!(["RealESRGAN_x2plus.safetensors"])
+    );
+    std::fs::copy(
+        captured("upload_source.png"),
+        fake.input_dir().join("source.png"),
+    )
+    .unwrap();
+    let prompt = json!({
+        "1": {"class_type": "LoadImage", "inputs": {"image": "source.png"}},
+        "2": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": "RealESRGAN_x2plus.safetensors"}},
+        "3": {"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": ["2", 0], "image": ["1", 0]}},
+        "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "up"}}
+    });
+    let (mut ws, _) = WsClient::connect(&fake, "up").await;
+    let id = post_prompt(&fake, &prompt, Some("up")).await;
+    ws.until_done(&id).await;
+    let saved = image::open(fake.output_dir().join("up_00001_.png")).unwrap();
+    assert_eq!((saved.width(), saved.height()), (64, 48), "32×24 times 2");
+    // A file that is neither on disk nor listed is still refused, as ComfyUI refuses it.
+    let mut missing = prompt.clone();
+    missing["2"]["inputs"]["model_name"] = json!("RealESRGAN_x4plus.safetensors");
+    let reply = post_json(&fake, "/prompt", &json!({"prompt": missing})).await;
+    let text = String::from_utf8_lossy(&reply.body).into_owned();
+    assert_eq!(reply.status, 400, "{text}");
+    assert!(text.contains("value_not_in_list"), "{text}");
+}

@@ -134,6 +134,8 @@ pub struct InstanceHandle {
     pub gpu: Option<GpuId>,
     pub run: Recipient<RunJob>,
     pub cancel: Recipient<CancelJob>,
+    /// Operators' orders (drain, restart), passed on by the scheduler.
+    pub operate: Recipient<crate::scheduling::InstanceOrder>,
 }
 
 /// Boot → scheduler: an instance exists (it reports its phase separately).

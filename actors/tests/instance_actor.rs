@@ -1,7 +1,7 @@
 //! The Instance actor against in-memory fakes of the Launcher and Backend ports: boot,
 //! crash and restart with backoff, crash loop and quarantine, readiness timeout, health
 //! failures, jobs (progress, exactly one JobFinished, also on crash, reported after the crash),
-//! the watchdog, shutdown and attach mode; and, behind the real scheduler, what a submitter is
+//! the watchdog, shutdown, attach mode, an operator's drain and restart; and, behind the real scheduler, what a submitter is
 //! told of a job its instance stopped. Everything is awaited on channels the fakes feed; the
 //! only timeouts are safety nets.
 
@@ -25,7 +25,9 @@ use comfy_fleet_actors::ports::{
     Backend, BackendError, EventSink, ExecutionEvent, ExitInfo, InputFile, LaunchError, LaunchSpec,
     Launched, Launcher, PhaseObserver, ProcessStopper, PromptRun, PromptStatus, RunResult,
 };
-use comfy_fleet_actors::scheduling::{Scheduler, SchedulerConfig};
+use comfy_fleet_actors::scheduling::{
+    InstanceOperation, InstanceOrder, Scheduler, SchedulerConfig,
+};
 use comfy_fleet_actors::{InstanceId, JobEvent, JobId, JobOutput, UserId};
 use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
@@ -1126,6 +1128,7 @@ async fn a_job_its_instance_stopped_fails_with_that_reason_not_as_an_unreachable
         gpu: None,
         run: instance.clone().recipient(),
         cancel: instance.clone().recipient(),
+        operate: instance.clone().recipient(),
     }));
     loop {
         let update = next(&phases, "a phase the scheduler applied").await;
@@ -1189,4 +1192,78 @@ async fn a_job_its_instance_stopped_fails_with_that_reason_not_as_an_unreachable
          its deadline for running jobs passed); submit it again"
     );
     assert!(!message.contains("unreachable"), "{message}");
+}
+
+#[actix_rt::test]
+async fn an_operator_drain_finishes_the_job_then_stops_and_a_restart_brings_it_back() {
+    let h = start(config(), None);
+    let first = h.boot().await;
+    let job = run_job(vec![]);
+    h.addr.do_send(job.clone());
+    let run = h.run().await;
+    h.addr.do_send(InstanceOrder {
+        operation: InstanceOperation::Drain,
+    });
+    let draining = h.expect_phases(&[InstancePhase::Draining]).await;
+    assert_eq!(draining[0].detail.as_deref(), Some("operator drain"));
+    // A job offered now is not taken (and reported so, to go elsewhere).
+    let late = run_job(vec![]);
+    h.addr.do_send(late.clone());
+    let refused = h.finished().await;
+    assert_eq!(refused.job, late.job);
+    assert!(matches!(
+        refused.result,
+        Err(JobFailure::NotTaken {
+            phase: InstancePhase::Draining,
+            ..
+        })
+    ));
+    // The running job finishes normally, then the process stops and the instance stays down.
+    run.steps.send(RunStep::Finish(Ok(RunResult {
+        outputs: vec![output("a.png")],
+        ..Default::default()
+    })));
+    let done = h.finished().await;
+    assert_eq!(done.job, job.job);
+    assert!(done.result.is_ok(), "{:?}", done.result);
+    assert_eq!(next(&h.launcher.stops, "the stop").await, first.number);
+    h.expect_phases(&[InstancePhase::Stopped]).await;
+
+    // Restarted by the operator: a fresh process, ready again.
+    h.addr.do_send(InstanceOrder {
+        operation: InstanceOperation::Restart,
+    });
+    h.expect_phases(&[InstancePhase::Starting]).await;
+    let second = h.process().await;
+    assert_eq!(second.number, first.number + 1);
+    h.expect_phases(&[InstancePhase::Ready]).await;
+
+    // A restart while busy hands the job back as lost with its server (retried elsewhere).
+    let job = run_job(vec![]);
+    h.addr.do_send(job.clone());
+    h.run().await;
+    h.addr.do_send(InstanceOrder {
+        operation: InstanceOperation::Restart,
+    });
+    let restarting = h.expect_phases(&[InstancePhase::Restarting]).await;
+    assert_eq!(restarting[0].detail.as_deref(), Some("operator restart"));
+    let lost = h.finished().await;
+    assert_eq!(lost.job, job.job);
+    match &lost.result {
+        Err(failure @ JobFailure::ServerLost { cause, .. }) => {
+            assert!(failure.is_retriable());
+            assert!(cause.contains("operator restart"), "{cause}");
+        }
+        other => panic!("lost with its server: {other:?}"),
+    }
+    assert_eq!(next(&h.launcher.stops, "the stop").await, second.number);
+    h.expect_phases(&[InstancePhase::Starting]).await;
+    assert_eq!(h.process().await.number, second.number + 1);
+    h.expect_phases(&[InstancePhase::Ready]).await;
+    h.addr
+        .send(Shutdown {
+            deadline: Duration::ZERO,
+        })
+        .await
+        .unwrap();
 }

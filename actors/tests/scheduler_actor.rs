@@ -1,5 +1,6 @@
 //! The scheduler actor with two in-memory instance actors: submit, dispatch, completion, retry,
-//! cancel, a full queue, progress forwarding and a shutdown drain. Every wait is on a message
+//! cancel, a full queue, progress forwarding, a shutdown drain, and the operators' orders (pause
+//! and resume, drain and restart an instance). Every wait is on a message
 //! (a timeout is only a safety net).
 
 use std::collections::VecDeque;
@@ -19,7 +20,8 @@ use comfy_fleet_actors::messages::{
 };
 use comfy_fleet_actors::ports::{BackendError, ExecutionEvent, RunResult};
 use comfy_fleet_actors::scheduling::{
-    JobTable, SHUTDOWN_QUEUED, SHUTDOWN_RUNNING, Scheduler, SchedulerConfig,
+    InstanceOperation, InstanceOrder, JobTable, OperateInstance, OperationError, QueuePause,
+    SHUTDOWN_QUEUED, SHUTDOWN_RUNNING, Scheduler, SchedulerConfig, SetQueuePaused,
 };
 use comfy_fleet_actors::{InstanceId, JobId, UserId};
 
@@ -112,6 +114,7 @@ impl Handler<NextEvent> for Submitter {
 enum Order {
     Run(RunJob),
     Cancel(JobId),
+    Operate(InstanceOperation),
 }
 
 /// An in-memory instance: records runs and cancels; reports to the scheduler when told to.
@@ -142,6 +145,13 @@ impl Handler<CancelJob> for FakeInstance {
     type Result = ();
     fn handle(&mut self, msg: CancelJob, _ctx: &mut Self::Context) {
         deliver(&mut self.orders, Order::Cancel(msg.job));
+    }
+}
+
+impl Handler<InstanceOrder> for FakeInstance {
+    type Result = ();
+    fn handle(&mut self, msg: InstanceOrder, _ctx: &mut Self::Context) {
+        deliver(&mut self.orders, Order::Operate(msg.operation));
     }
 }
 
@@ -234,6 +244,7 @@ impl Fleet {
                     gpu: None,
                     run: addr.clone().recipient(),
                     cancel: addr.clone().recipient(),
+                    operate: addr.clone().recipient(),
                 }))
                 .await
                 .unwrap();
@@ -294,6 +305,19 @@ impl Fleet {
             Order::Run(run) => run,
             other => panic!("expected a run, got {other:?}"),
         }
+    }
+
+    /// Reports `phase` for `instance`, as the instance actor would.
+    async fn phase(&self, instance: &str, phase: InstancePhase) {
+        self.scheduler
+            .send(InstanceReport::Phase(InstanceUpdate {
+                instance: InstanceId::new(instance),
+                phase,
+                url: None,
+                detail: None,
+            }))
+            .await
+            .unwrap();
     }
 }
 
@@ -619,4 +643,124 @@ impl Handler<StopNow> for FakeInstance {
     fn handle(&mut self, _msg: StopNow, ctx: &mut Self::Context) {
         ctx.stop();
     }
+}
+
+#[actix_rt::test]
+async fn a_paused_queue_holds_new_jobs_until_resumed_then_dispatches_them_in_order() {
+    let fleet = Fleet::start(depth_one()).await;
+    let pause = fleet
+        .scheduler
+        .send(SetQueuePaused { paused: true })
+        .await
+        .unwrap();
+    assert_eq!(
+        pause,
+        QueuePause {
+            paused: true,
+            changed: true,
+            queue_depth: 0
+        }
+    );
+    let first = fleet.submit("alice").await.unwrap();
+    let second = fleet.submit("bob").await.unwrap();
+    assert!(
+        matches!(fleet.event().await, JobEvent::Queued { job, position: 0, .. } if job == first)
+    );
+    assert!(
+        matches!(fleet.event().await, JobEvent::Queued { job, position: 1, .. } if job == second)
+    );
+    let snapshot = fleet.scheduler.send(GetSchedulerSnapshot).await.unwrap();
+    assert!(snapshot.paused);
+    assert_eq!(snapshot.queue_depth, 2);
+    assert!(snapshot.instances.iter().all(|i| i.running.is_empty()));
+
+    let pause = fleet
+        .scheduler
+        .send(SetQueuePaused { paused: false })
+        .await
+        .unwrap();
+    assert!(pause.changed && !pause.paused && pause.queue_depth == 0);
+    // Both start at once, in queue order.
+    assert_eq!(fleet.run_on(&fleet.gpu0).await.job, first);
+    assert_eq!(fleet.run_on(&fleet.gpu1).await.job, second);
+}
+
+#[actix_rt::test]
+async fn a_drain_order_reaches_the_instance_after_its_jobs_and_no_job_follows_it() {
+    let fleet = Fleet::start(SchedulerConfig {
+        pipeline_depth: 2,
+        ..Default::default()
+    })
+    .await;
+    let on_gpu0 = fleet.submit("alice").await.unwrap();
+    assert_eq!(fleet.run_on(&fleet.gpu0).await.job, on_gpu0);
+    let unknown = fleet
+        .scheduler
+        .send(OperateInstance {
+            instance: InstanceId::new("gpu9"),
+            operation: InstanceOperation::Drain,
+        })
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(unknown, OperationError::UnknownInstance { ref known, .. } if known.len() == 2)
+    );
+    fleet
+        .scheduler
+        .send(OperateInstance {
+            instance: InstanceId::new("gpu0"),
+            operation: InstanceOperation::Drain,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    match within("the drain order", fleet.gpu0.send(NextOrder))
+        .await
+        .unwrap()
+    {
+        Order::Operate(InstanceOperation::Drain) => {}
+        other => panic!("expected the drain order, got {other:?}"),
+    }
+    // gpu0 has a free pipeline slot and is still reported ready, but the next jobs go to gpu1.
+    let next = fleet.submit("bob").await.unwrap();
+    let after = fleet.submit("carol").await.unwrap();
+    assert_eq!(fleet.run_on(&fleet.gpu1).await.job, next);
+    assert_eq!(fleet.run_on(&fleet.gpu1).await.job, after);
+    // Its own job finishes, then it stops.
+    fleet.phase("gpu0", InstancePhase::Draining).await;
+    fleet
+        .gpu0
+        .send(Finish {
+            job: on_gpu0,
+            attempt: 1,
+            result: done(),
+        })
+        .await
+        .unwrap();
+    fleet.phase("gpu0", InstancePhase::Stopped).await;
+    assert_eq!(fleet.table.state(on_gpu0), Some(JobState::Done));
+
+    // Restarted, it counts as restarting until it reports ready, then takes jobs again.
+    fleet
+        .scheduler
+        .send(OperateInstance {
+            instance: InstanceId::new("gpu0"),
+            operation: InstanceOperation::Restart,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    match within("the restart order", fleet.gpu0.send(NextOrder))
+        .await
+        .unwrap()
+    {
+        Order::Operate(InstanceOperation::Restart) => {}
+        other => panic!("expected the restart order, got {other:?}"),
+    }
+    let snapshot = fleet.scheduler.send(GetSchedulerSnapshot).await.unwrap();
+    assert_eq!(snapshot.instances[0].phase, InstancePhase::Restarting);
+    let waiting = fleet.submit("dave").await.unwrap();
+    fleet.phase("gpu0", InstancePhase::Ready).await;
+    assert_eq!(fleet.run_on(&fleet.gpu0).await.job, waiting);
 }

@@ -25,6 +25,7 @@ use crate::comfy::{ClientConfig, ComfyBackend, ComfyClient, RunOptions};
 use crate::config::{BackendKind, Config, ConfigError};
 use crate::fleet::FleetHandle;
 use crate::fleet::catalog::Catalog;
+use crate::fleet::demo_backend;
 use crate::fleet::events::JobEventHub;
 use crate::fleet::job_metrics::JobMetrics;
 use crate::fleet::metrics::{GpuView, MetricsReporter};
@@ -180,7 +181,11 @@ impl Fleet {
             warmup_prompt: config.lifecycle.warmup.then(warmup_prompt),
             ..config.lifecycle.clone()
         };
-        let (command, working_dir) = config.comfyui.launch_command();
+        let (mut command, working_dir) = config.comfyui.launch_command();
+        if demo {
+            // The demo backend lists the templates' model files as installed.
+            command.extend(demo_backend::model_args(&templates));
+        }
         let mut instances = Vec::new();
         for plan in plans {
             let mut folders = None;
@@ -228,6 +233,7 @@ impl Fleet {
                 gpu: plan.gpu().cloned(),
                 run: instance.clone().recipient(),
                 cancel: instance.clone().recipient(),
+                operate: instance.clone().recipient(),
             }));
             instances.push((plan, instance));
         }

@@ -1,7 +1,9 @@
-//! Operator metrics: the periodic `fleet.metrics` log event and the Prometheus text of `/metrics`.
+//! Operator metrics: the periodic `fleet.metrics` log event, the one-line summary operators ask
+//! for (`FleetHandle::metrics_line`), and the Prometheus text of `/metrics`.
 //!
 //! [`MetricsReporter`] keeps the latest GPU sample (it subscribes to the GPU monitor) and, every
-//! `logging.metrics_interval`, logs one structured event from the scheduler's snapshot.
+//! `logging.metrics_interval`, logs one structured event from the scheduler's snapshot. The
+//! event and the line are both made from one [`FleetSummary`], so they always agree.
 //! [`render_prometheus`] writes the job counters and histograms of [`JobMetrics`] and gauges of
 //! the fleet as it is at the scrape.
 
@@ -11,7 +13,7 @@ use std::time::Duration;
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, WrapFuture};
 use comfy_fleet_actors::messages::{GetSchedulerSnapshot, GpuSample, InstancePhase};
 use comfy_fleet_actors::ports::GpuInfo;
-use comfy_fleet_actors::scheduling::{Scheduler, SchedulerSnapshot};
+use comfy_fleet_actors::scheduling::{JobCounts, LatencySummary, Scheduler, SchedulerSnapshot};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::family::Family;
@@ -91,8 +93,84 @@ fn ms(d: Option<Duration>) -> f64 {
     d.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
 }
 
+/// The numbers an operator watches, from one scheduler snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetSummary {
+    pub queue_depth: usize,
+    pub queue_capacity: usize,
+    pub paused: bool,
+    pub shutting_down: bool,
+    pub jobs: JobCounts,
+    /// Instances per phase, in [`PHASES`] order, phases without instances left out.
+    pub instances_by_phase: Vec<(InstancePhase, usize)>,
+    pub latency: LatencySummary,
+}
+
+impl FleetSummary {
+    pub fn of(snap: &SchedulerSnapshot) -> Self {
+        let instances_by_phase = PHASES
+            .iter()
+            .map(|phase| {
+                let n = snap.instances.iter().filter(|i| i.phase == *phase).count();
+                (*phase, n)
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        Self {
+            queue_depth: snap.queue_depth,
+            queue_capacity: snap.queue_capacity,
+            paused: snap.paused,
+            shutting_down: snap.shutting_down,
+            jobs: snap.jobs,
+            instances_by_phase,
+            latency: snap.latency,
+        }
+    }
+
+    /// `1 ready, 1 draining` (or `none`).
+    fn phases_text(&self) -> String {
+        if self.instances_by_phase.is_empty() {
+            return "none".into();
+        }
+        self.instances_by_phase
+            .iter()
+            .map(|(phase, n)| format!("{n} {}", phase.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn seconds_text(d: Option<Duration>) -> String {
+    d.map_or_else(|| "-".into(), |d| format!("{:.1}s", d.as_secs_f64()))
+}
+
+/// The metrics line: `queue 3 (paused), running 2, done 10, failed 1, cancelled 0; instances:
+/// 1 ready, 1 stopped; wait p50 1.2s, run p50 3.4s` (`-` before any job finished).
+impl std::fmt::Display for FleetSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "queue {}", self.queue_depth)?;
+        match (self.shutting_down, self.paused) {
+            (true, _) => write!(f, " (shutting down)")?,
+            (false, true) => write!(f, " (paused)")?,
+            (false, false) => {}
+        }
+        write!(
+            f,
+            ", running {}, done {}, failed {}, cancelled {}; instances: {}; wait p50 {}, run p50 {}",
+            self.jobs.running,
+            self.jobs.done,
+            self.jobs.failed,
+            self.jobs.cancelled,
+            self.phases_text(),
+            seconds_text(self.latency.wait_p50),
+            seconds_text(self.latency.run_p50),
+        )
+    }
+}
+
 /// One structured event with everything an operator watches.
 pub fn log_metrics(snap: &SchedulerSnapshot, gpus: &[GpuInfo], demo: bool) {
+    let summary = FleetSummary::of(snap);
     let instances: Vec<String> = snap
         .instances
         .iter()
@@ -122,18 +200,20 @@ pub fn log_metrics(snap: &SchedulerSnapshot, gpus: &[GpuInfo], demo: bool) {
     tracing::info!(
         target: "fleet.metrics",
         demo_backend = demo,
-        queue_depth = snap.queue_depth,
-        queue_capacity = snap.queue_capacity,
-        jobs_queued = snap.jobs.queued,
-        jobs_running = snap.jobs.running,
-        jobs_done = snap.jobs.done,
-        jobs_failed = snap.jobs.failed,
-        jobs_cancelled = snap.jobs.cancelled,
-        wait_p50_ms = ms(snap.latency.wait_p50),
-        wait_p95_ms = ms(snap.latency.wait_p95),
-        run_p50_ms = ms(snap.latency.run_p50),
-        run_p95_ms = ms(snap.latency.run_p95),
-        jobs_per_minute = snap.latency.jobs_per_minute,
+        queue_depth = summary.queue_depth,
+        queue_capacity = summary.queue_capacity,
+        queue_paused = summary.paused,
+        jobs_queued = summary.jobs.queued,
+        jobs_running = summary.jobs.running,
+        jobs_done = summary.jobs.done,
+        jobs_failed = summary.jobs.failed,
+        jobs_cancelled = summary.jobs.cancelled,
+        wait_p50_ms = ms(summary.latency.wait_p50),
+        wait_p95_ms = ms(summary.latency.wait_p95),
+        run_p50_ms = ms(summary.latency.run_p50),
+        run_p95_ms = ms(summary.latency.run_p95),
+        jobs_per_minute = summary.latency.jobs_per_minute,
+        instances_by_phase = %summary.phases_text(),
         instances = %instances.join("; "),
         gpus = %gpu_text.join("; "),
         "fleet metrics"
@@ -315,7 +395,7 @@ pub fn render_prometheus(
 
 #[cfg(test)]
 mod tests {
-    use comfy_fleet_actors::scheduling::{InstanceSnapshot, JobCounts, LatencySummary};
+    use comfy_fleet_actors::scheduling::InstanceSnapshot;
     use comfy_fleet_actors::{GpuId, InstanceId, JobId};
 
     use super::*;
@@ -356,6 +436,7 @@ mod tests {
             ],
             latency: LatencySummary::default(),
             shutting_down: false,
+            paused: false,
         };
         let gpu = GpuInfo {
             index: 0,
@@ -391,5 +472,48 @@ mod tests {
             "an unknown utilisation is left out:\n{text}"
         );
         assert_eq!(text.lines().last(), Some("# EOF"));
+    }
+
+    #[test]
+    fn the_line_says_the_queue_the_jobs_the_phases_and_the_median_times() {
+        let mut snap = SchedulerSnapshot {
+            queue_depth: 3,
+            queue_capacity: 10,
+            jobs: JobCounts {
+                queued: 3,
+                running: 2,
+                done: 10,
+                failed: 1,
+                cancelled: 0,
+            },
+            instances: vec![
+                instance("gpu0", InstancePhase::Ready, 2),
+                instance("gpu1", InstancePhase::Stopped, 0),
+                instance("gpu2", InstancePhase::Ready, 0),
+            ],
+            latency: LatencySummary {
+                samples: 11,
+                wait_p50: Some(Duration::from_millis(1_240)),
+                wait_p95: Some(Duration::from_secs(9)),
+                run_p50: Some(Duration::from_millis(3_400)),
+                run_p95: None,
+                jobs_per_minute: 1.0,
+            },
+            shutting_down: false,
+            paused: true,
+        };
+        assert_eq!(
+            FleetSummary::of(&snap).to_string(),
+            "queue 3 (paused), running 2, done 10, failed 1, cancelled 0; \
+             instances: 2 ready, 1 stopped; wait p50 1.2s, run p50 3.4s"
+        );
+        snap.paused = false;
+        snap.instances.clear();
+        snap.latency = LatencySummary::default();
+        assert_eq!(
+            FleetSummary::of(&snap).to_string(),
+            "queue 3, running 2, done 10, failed 1, cancelled 0; \
+             instances: none; wait p50 -, run p50 -"
+        );
     }
 }

@@ -1,13 +1,17 @@
 //! The running fleet: boot and shutdown of all actors, and the one path a job takes whoever
 //! submits it (CLI, HTTP, Discord): [`submit::submit`], then [`FleetHandle::follow`] for its
-//! events, then [`FleetHandle::output`] for its files.
+//! events, then [`FleetHandle::output`] for its files. Front ends also list the model files the
+//! instances offer ([`FleetHandle::models`]) and carry out operators' orders (`operator.rs`).
 
 pub mod boot;
 pub mod catalog;
+pub mod demo_backend;
 pub mod events;
 pub mod images;
 pub mod job_metrics;
 pub mod metrics;
+pub mod model_choices;
+pub mod operator;
 pub mod outputs;
 pub mod plan;
 pub mod recorded_uploads;

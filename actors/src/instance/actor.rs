@@ -23,6 +23,7 @@ use crate::instance::stop_latch::StopLatch;
 use crate::instance::watchdog::Watchdog;
 use crate::messages::{CancelJob, InstanceReport, JobProgress, RunJob, Shutdown};
 use crate::ports::{Backend, LaunchSpec, Launched, Launcher, ProcessStopper};
+use crate::scheduling::operations::{InstanceOperation, InstanceOrder};
 
 /// Makes the backend client of a server from its base URL.
 pub type BackendFactory = Box<dyn Fn(&str) -> Rc<dyn Backend>>;
@@ -472,6 +473,22 @@ impl Handler<CancelJob> for Instance {
     fn handle(&mut self, msg: CancelJob, ctx: &mut Context<Self>) {
         let fx = self.jobs.cancel(msg.job);
         self.perform_jobs(fx, ctx);
+    }
+}
+
+impl Handler<InstanceOrder> for Instance {
+    type Result = ();
+
+    fn handle(&mut self, msg: InstanceOrder, ctx: &mut Context<Self>) {
+        tracing::info!(
+            instance = %self.id, gpu = %self.gpu_name(), operation = msg.operation.name(),
+            state = self.lifecycle.state().name(), jobs = self.jobs.len(), "operator order"
+        );
+        let event = match msg.operation {
+            InstanceOperation::Drain => Event::Drain,
+            InstanceOperation::Restart => Event::Restart,
+        };
+        self.apply(event, ctx);
     }
 }
 

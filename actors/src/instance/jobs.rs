@@ -11,8 +11,8 @@
 //! How a job that did not end by itself is reported (only a loss of the server is retried on
 //! another instance):
 //! - offered while the instance takes no jobs: [`JobFailure::NotTaken`] (nothing ran; retriable);
-//! - lost with its server (process exit, failed health checks, another job hung):
-//!   [`JobFailure::ServerLost`] (retriable);
+//! - lost with its server (process exit, failed health checks, another job hung, an operator's
+//!   restart): [`JobFailure::ServerLost`] (retriable);
 //! - the hung job itself: [`BackendError::Silent`] (retriable);
 //! - given up at the shutdown deadline: [`JobFailure::Aborted`] (not retried);
 //! - cancelled before it reached ComfyUI: [`BackendError::Interrupted`], as ComfyUI reports an
@@ -309,6 +309,10 @@ impl<H> JobBook<H> {
             AbortReason::Crash(cause) => JobFailure::ServerLost {
                 instance: self.instance.clone(),
                 cause: cause.to_string(),
+            },
+            AbortReason::OperatorRestart => JobFailure::ServerLost {
+                instance: self.instance.clone(),
+                cause: "it was restarted by an operator (operator restart)".into(),
             },
             AbortReason::Shutdown => JobFailure::Aborted {
                 instance: self.instance.clone(),

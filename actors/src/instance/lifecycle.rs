@@ -3,7 +3,10 @@
 //! `Created → Starting → Idle ⇄ Busy → Draining → Stopping → Stopped`, and on a crash
 //! (process exit, launch failure, readiness timeout, failed health, hung job)
 //! `Crashed → Restarting → Starting…` with exponential backoff, or `Crashed → Quarantined →
-//! Starting…` when the crash-loop breaker trips. The actor feeds [`Event`]s with the current time
+//! Starting…` when the crash-loop breaker trips. An operator may drain an instance
+//! (`Busy → Retiring → Parking → Parked`: its jobs finish, its process stops, and it stays
+//! stopped) or restart it (`→ Relaunching → Starting`: its jobs are handed back as after a crash,
+//! its process stops, and a fresh one starts at once; not counted by the crash-loop breaker). The actor feeds [`Event`]s with the current time
 //! and performs the [`Effect`]s returned, in the order returned: that order is the order they
 //! must happen in (a crash is reported before the jobs it aborts are, so their retries are not
 //! placed on this instance; jobs are given up before the process is stopped, and a shutdown is
@@ -74,7 +77,14 @@ pub enum AbortReason {
     Crash(CrashCause),
     /// The shutdown deadline passed before they finished.
     Shutdown,
+    /// An operator restarts the instance.
+    OperatorRestart,
 }
+
+/// The reason logged and reported for an operator's drain.
+pub const OPERATOR_DRAIN: &str = "operator drain";
+/// The reason logged and reported for an operator's restart.
+pub const OPERATOR_RESTART: &str = "operator restart";
 
 /// The timers the lifecycle arms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +147,12 @@ pub enum Event {
     Shutdown {
         deadline: Duration,
     },
+    /// An operator drains the instance: no new jobs, in-flight ones finish, then the process
+    /// stops and stays stopped until [`Event::Restart`].
+    Drain,
+    /// An operator restarts the instance: in-flight jobs are handed back (retried elsewhere),
+    /// the process stops and a fresh one starts at once.
+    Restart,
 }
 
 /// What the actor must do.
@@ -197,6 +213,14 @@ pub enum State {
     /// Shutting down; waiting for the process to exit.
     Stopping,
     Stopped,
+    /// Drained by an operator: finishing in-flight jobs; takes no new ones.
+    Retiring,
+    /// Drained by an operator: waiting for the process to exit.
+    Parking,
+    /// Drained by an operator: no process, until an operator restarts it.
+    Parked,
+    /// Restarted by an operator: waiting for the old process to exit before a fresh launch.
+    Relaunching,
 }
 
 impl State {
@@ -213,6 +237,10 @@ impl State {
             Self::Quarantined { .. } => "quarantined",
             Self::Stopping => "stopping",
             Self::Stopped => "stopped",
+            Self::Retiring => "retiring",
+            Self::Parking => "parking",
+            Self::Parked => "parked",
+            Self::Relaunching => "relaunching",
         }
     }
 
@@ -221,11 +249,13 @@ impl State {
         match self {
             Self::Created | Self::Starting { .. } => InstancePhase::Starting,
             Self::Idle | Self::Busy => InstancePhase::Ready,
-            Self::Draining | Self::Stopping => InstancePhase::Draining,
+            Self::Draining | Self::Stopping | Self::Retiring | Self::Parking => {
+                InstancePhase::Draining
+            }
             Self::Crashed { .. } => InstancePhase::Crashed,
-            Self::Restarting { .. } => InstancePhase::Restarting,
+            Self::Restarting { .. } | Self::Relaunching => InstancePhase::Restarting,
             Self::Quarantined { .. } => InstancePhase::Quarantined,
-            Self::Stopped => InstancePhase::Stopped,
+            Self::Stopped | Self::Parked => InstancePhase::Stopped,
         }
     }
 }
@@ -330,10 +360,12 @@ impl Lifecycle {
                 self.url = Some(url);
                 match self.state {
                     State::Starting { .. } => fx.push(Effect::ProbeReadiness { generation }),
-                    // Shut down while launching: stop what was just launched.
-                    State::Stopping if self.managed => fx.push(Effect::StopProcess {
-                        grace: self.stop_grace,
-                    }),
+                    // Shut down, drained or restarted while launching: stop what was just
+                    // launched.
+                    State::Stopping | State::Parking | State::Relaunching if self.managed => fx
+                        .push(Effect::StopProcess {
+                            grace: self.stop_grace,
+                        }),
                     _ => {}
                 }
             }
@@ -347,6 +379,10 @@ impl Lifecycle {
                         self.crash(CrashCause::LaunchFailed(reason), now, &mut fx)
                     }
                     State::Stopping => self.finish_stop("launch failed during shutdown", &mut fx),
+                    State::Parking => {
+                        self.goto(State::Parked, "launch failed while draining", None, &mut fx)
+                    }
+                    State::Relaunching => self.launch(now, OPERATOR_RESTART, &mut fx),
                     _ => {}
                 }
             }
@@ -392,6 +428,7 @@ impl Lifecycle {
                     self.arm(Timer::Health, self.health_interval, &mut fx);
                 }
                 State::Draining => self.stop_for_shutdown("in-flight jobs finished", &mut fx),
+                State::Retiring => self.park("in-flight jobs finished", &mut fx),
                 _ => {}
             },
             Event::JobHung {
@@ -402,9 +439,20 @@ impl Lifecycle {
                 if generation == self.generation && matches!(self.state, State::Idle | State::Busy)
                 {
                     self.crash(CrashCause::JobHung { job, silent_for }, now, &mut fx);
+                } else if generation == self.generation && self.state == State::Retiring {
+                    // Draining anyway: give the jobs up as after a crash and stop.
+                    let cause = CrashCause::JobHung { job, silent_for };
+                    let reason = format!("{cause} while draining");
+                    fx.push(Effect::AbortJobs {
+                        reason: AbortReason::Crash(cause),
+                        interrupt: false,
+                    });
+                    self.park(&reason, &mut fx);
                 }
             }
             Event::Shutdown { deadline } => self.on_shutdown(deadline, &mut fx),
+            Event::Drain => self.on_drain(&mut fx),
+            Event::Restart => self.on_restart(now, &mut fx),
         }
         fx
     }
@@ -476,10 +524,20 @@ impl Lifecycle {
                 self.finish_stop(&format!("{cause} while draining"), fx);
             }
             State::Stopping => self.finish_stop("process exited", fx),
+            State::Retiring => {
+                fx.push(Effect::AbortJobs {
+                    reason: AbortReason::Crash(cause.clone()),
+                    interrupt: false,
+                });
+                self.goto(State::Parked, &format!("{cause} while draining"), None, fx);
+            }
+            State::Parking => self.goto(State::Parked, "process exited", None, fx),
+            State::Relaunching => self.launch(now, OPERATOR_RESTART, fx),
             State::Created
             | State::Restarting { .. }
             | State::Quarantined { .. }
-            | State::Stopped => {}
+            | State::Stopped
+            | State::Parked => {}
         }
     }
 
@@ -511,7 +569,96 @@ impl Lifecycle {
                     self.finish_stop("shutdown requested", fx);
                 }
             }
+            State::Retiring => {
+                self.goto(State::Draining, "shutdown requested", None, fx);
+                self.arm(Timer::DrainDeadline, deadline, fx);
+            }
+            // The stop is already under way; wait for the exit.
+            State::Parking | State::Relaunching => self.stop_for_shutdown("shutdown requested", fx),
+            State::Parked => self.finish_stop("shutdown requested", fx),
             State::Draining | State::Stopping => {}
+        }
+    }
+
+    /// An operator's drain: the jobs in flight finish, then the process stops for good.
+    fn on_drain(&mut self, fx: &mut Vec<Effect>) {
+        match self.state {
+            State::Starting { .. } => {
+                fx.push(Effect::CancelProbe);
+                self.park(OPERATOR_DRAIN, fx);
+            }
+            State::Idle => self.park(OPERATOR_DRAIN, fx),
+            State::Busy => self.goto(State::Retiring, OPERATOR_DRAIN, None, fx),
+            // The crash's stop or the restart's is under way (its jobs are already given up).
+            State::Crashed { .. } | State::Relaunching => self.park(OPERATOR_DRAIN, fx),
+            State::Restarting { .. } | State::Quarantined { .. } => {
+                self.goto(State::Parked, OPERATOR_DRAIN, None, fx)
+            }
+            // Not started yet, shutting down, or already draining for the operator.
+            State::Created
+            | State::Draining
+            | State::Stopping
+            | State::Stopped
+            | State::Retiring
+            | State::Parking
+            | State::Parked => {
+                tracing::debug!(instance = %self.instance, state = self.state.name(), "operator drain ignored");
+            }
+        }
+    }
+
+    /// An operator's restart: the jobs in flight are handed back, the process stops and a fresh
+    /// one starts at once (without waiting for a backoff or a quarantine cooldown).
+    fn on_restart(&mut self, now: Instant, fx: &mut Vec<Effect>) {
+        match self.state {
+            State::Starting { .. } => {
+                fx.push(Effect::CancelProbe);
+                if self.process_alive {
+                    self.goto(State::Relaunching, OPERATOR_RESTART, None, fx);
+                    fx.push(Effect::StopProcess {
+                        grace: self.stop_grace,
+                    });
+                } else {
+                    // A launch still under way becomes stale; its late process is stopped.
+                    self.launch(now, OPERATOR_RESTART, fx);
+                }
+            }
+            State::Idle | State::Busy | State::Retiring => {
+                // Reported before the jobs are handed back, so their retries go elsewhere.
+                self.goto(State::Relaunching, OPERATOR_RESTART, None, fx);
+                fx.push(Effect::AbortJobs {
+                    reason: AbortReason::OperatorRestart,
+                    interrupt: false,
+                });
+                if self.process_alive {
+                    fx.push(Effect::StopProcess {
+                        grace: self.stop_grace,
+                    });
+                } else {
+                    self.launch(now, OPERATOR_RESTART, fx);
+                }
+            }
+            // A stop is under way (or was never needed): launch once the process is gone.
+            State::Crashed { .. } | State::Parking => {
+                if self.process_alive || self.launch_pending {
+                    self.goto(State::Relaunching, OPERATOR_RESTART, None, fx);
+                } else {
+                    self.launch(now, OPERATOR_RESTART, fx);
+                }
+            }
+            State::Restarting { .. } | State::Parked => self.launch(now, OPERATOR_RESTART, fx),
+            State::Quarantined { .. } => {
+                self.supervision.on_quarantine_over();
+                self.launch(now, OPERATOR_RESTART, fx);
+            }
+            // Not started yet, shutting down, or already restarting.
+            State::Created
+            | State::Draining
+            | State::Stopping
+            | State::Stopped
+            | State::Relaunching => {
+                tracing::debug!(instance = %self.instance, state = self.state.name(), "operator restart ignored");
+            }
         }
     }
 
@@ -605,6 +752,21 @@ impl Lifecycle {
             }
         } else {
             self.finish_stop(reason, fx);
+        }
+    }
+
+    /// Stops the process for an operator's drain, or parks at once when none runs.
+    fn park(&mut self, reason: &str, fx: &mut Vec<Effect>) {
+        if self.managed && (self.process_alive || self.launch_pending) {
+            let stop_under_way = matches!(self.state, State::Crashed { .. } | State::Relaunching);
+            self.goto(State::Parking, reason, None, fx);
+            if self.process_alive && !stop_under_way {
+                fx.push(Effect::StopProcess {
+                    grace: self.stop_grace,
+                });
+            }
+        } else {
+            self.goto(State::Parked, reason, None, fx);
         }
     }
 
@@ -1370,5 +1532,200 @@ mod tests {
         let fx = l.handle(Event::Shutdown { deadline: S(1) }, t0);
         assert_eq!(phases(&fx), vec![InstancePhase::Stopped]);
         assert!(fx.contains(&Effect::ShutdownComplete));
+    }
+
+    #[test]
+    fn an_operator_drain_lets_jobs_finish_then_stops_the_process_for_good() {
+        let mut l = lifecycle(true);
+        let t0 = Instant::now();
+        boot(&mut l, t0);
+        l.handle(Event::JobsStarted, t0);
+        let fx = l.handle(Event::Drain, t0);
+        assert_eq!(steps(&fx), ["report draining"]);
+        assert_eq!(l.state(), &State::Retiring);
+        assert!(!l.accepts_jobs());
+        let fx = l.handle(Event::JobsIdle, t0 + S(5));
+        assert_eq!(
+            steps(&fx),
+            ["stop"],
+            "no deadline, no abort: the jobs finished"
+        );
+        assert_eq!(l.state(), &State::Parking);
+        let fx = exit(&mut l, t0 + S(6));
+        assert_eq!(steps(&fx), ["report stopped"]);
+        assert_eq!(l.state(), &State::Parked);
+        assert!(
+            !fx.contains(&Effect::ShutdownComplete),
+            "a drained instance is not shut down"
+        );
+        // It stays stopped: nothing is armed, and a second drain changes nothing.
+        assert!(l.handle(Event::Drain, t0 + S(7)).is_empty());
+        // The operator brings it back: a fresh launch at once.
+        let fx = l.handle(Event::Restart, t0 + S(8));
+        assert_eq!(
+            steps(&fx),
+            ["report starting", "launch", "arm ReadinessTimeout"]
+        );
+        ready(&mut l, t0 + S(8));
+        // A shutdown of a parked instance completes at once.
+        l.handle(Event::Drain, t0 + S(9));
+        let fx = exit(&mut l, t0 + S(9));
+        assert_eq!(l.state(), &State::Parked, "{fx:?}");
+        let fx = l.handle(Event::Shutdown { deadline: S(1) }, t0 + S(10));
+        assert_eq!(
+            steps(&fx),
+            ["shutdown complete"],
+            "already reported stopped"
+        );
+        assert_eq!(l.state(), &State::Stopped);
+    }
+
+    #[test]
+    fn an_operator_restart_hands_the_jobs_back_then_launches_afresh() {
+        let mut l = lifecycle(true);
+        let t0 = Instant::now();
+        boot(&mut l, t0);
+        l.handle(Event::JobsStarted, t0);
+        let fx = l.handle(Event::Restart, t0);
+        // The phase first, so the handed-back jobs are not placed here again.
+        assert_eq!(steps(&fx), ["report restarting", "abort", "stop"]);
+        assert!(matches!(
+            fx[1],
+            Effect::AbortJobs {
+                reason: AbortReason::OperatorRestart,
+                interrupt: false
+            }
+        ));
+        let Effect::Report(update) = &fx[0] else {
+            panic!("{fx:?}")
+        };
+        assert_eq!(update.detail.as_deref(), Some(OPERATOR_RESTART));
+        let fx = exit(&mut l, t0 + S(1));
+        assert_eq!(
+            steps(&fx),
+            ["report starting", "launch", "arm ReadinessTimeout"]
+        );
+        assert!(fx.contains(&Effect::Launch { generation: 2 }));
+        ready(&mut l, t0 + S(1));
+        // Not a crash: many restarts never trip the crash-loop breaker (2 restarts per minute).
+        for n in 0..4u64 {
+            let at = t0 + S(2 + n);
+            l.handle(Event::Restart, at);
+            exit(&mut l, at);
+            ready(&mut l, at);
+        }
+        let fx = exit(&mut l, t0 + S(10));
+        assert_eq!(
+            phases(&fx),
+            [InstancePhase::Crashed, InstancePhase::Restarting],
+            "the first real crash restarts with backoff: {fx:?}"
+        );
+    }
+
+    #[test]
+    fn an_operator_restart_skips_the_backoff_and_the_quarantine() {
+        let t0 = Instant::now();
+        let mut l = lifecycle(true);
+        boot(&mut l, t0);
+        exit(&mut l, t0);
+        assert!(matches!(l.state(), State::Restarting { .. }));
+        let fx = l.handle(Event::Restart, t0);
+        assert_eq!(
+            steps(&fx),
+            ["report starting", "launch", "arm ReadinessTimeout"]
+        );
+        // Crashed and waiting for the exit: launches once the process is gone.
+        ready(&mut l, t0);
+        l.handle(
+            Event::JobHung {
+                generation: l.generation(),
+                job: JobId::new(),
+                silent_for: S(1),
+            },
+            t0,
+        );
+        let fx = l.handle(Event::Restart, t0);
+        assert_eq!(steps(&fx), ["report restarting"]);
+        let fx = exit(&mut l, t0);
+        assert!(fx.contains(&Effect::Launch { generation: 3 }), "{fx:?}");
+        // Restarting while a launch is under way: that launch is dropped for a fresh one.
+        let fx = l.handle(Event::Restart, t0);
+        assert_eq!(
+            steps(&fx),
+            ["cancel probe", "launch", "arm ReadinessTimeout"],
+            "starting → starting is no phase change"
+        );
+        assert!(!l.accepts_launch(3));
+        assert!(l.accepts_launch(4));
+    }
+
+    #[test]
+    fn drain_while_starting_stops_the_process_once_launched_and_a_crash_while_draining_parks() {
+        let t0 = Instant::now();
+        let mut l = lifecycle(true);
+        l.handle(Event::Start, t0);
+        let fx = l.handle(Event::Drain, t0);
+        assert_eq!(steps(&fx), ["cancel probe", "report draining"]);
+        let fx = l.handle(
+            Event::Launched {
+                generation: 1,
+                url: "u".into(),
+            },
+            t0,
+        );
+        assert_eq!(steps(&fx), ["stop"]);
+        exit(&mut l, t0);
+        assert_eq!(l.state(), &State::Parked);
+
+        let mut l = lifecycle(true);
+        boot(&mut l, t0);
+        l.handle(Event::JobsStarted, t0);
+        l.handle(Event::Drain, t0);
+        let fx = exit(&mut l, t0);
+        assert_eq!(steps(&fx), ["abort", "report stopped"]);
+        assert!(matches!(
+            fx[0],
+            Effect::AbortJobs {
+                reason: AbortReason::Crash(CrashCause::Exited(_)),
+                ..
+            }
+        ));
+        assert_eq!(
+            l.state(),
+            &State::Parked,
+            "a drained instance is not restarted"
+        );
+
+        // A shutdown while draining for the operator gets the shutdown's deadline.
+        let mut l = lifecycle(true);
+        boot(&mut l, t0);
+        l.handle(Event::JobsStarted, t0);
+        l.handle(Event::Drain, t0);
+        let fx = l.handle(Event::Shutdown { deadline: S(4) }, t0);
+        assert_eq!(l.state(), &State::Draining);
+        assert_eq!(armed(&fx, Timer::DrainDeadline).map(|a| a.0), Some(S(4)));
+    }
+
+    #[test]
+    fn attach_mode_drain_and_restart_need_no_process() {
+        let t0 = Instant::now();
+        let mut l = lifecycle(false);
+        boot(&mut l, t0);
+        let fx = l.handle(Event::Drain, t0);
+        assert_eq!(steps(&fx), ["report stopped"]);
+        let fx = l.handle(Event::Restart, t0);
+        assert!(fx.contains(&Effect::Launch { generation: 2 }), "{fx:?}");
+        ready(&mut l, t0);
+        let fx = l.handle(Event::Restart, t0);
+        assert_eq!(
+            steps(&fx),
+            [
+                "report restarting",
+                "abort",
+                "report starting",
+                "launch",
+                "arm ReadinessTimeout"
+            ]
+        );
     }
 }

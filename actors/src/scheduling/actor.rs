@@ -5,6 +5,9 @@
 //! away is simply not told). `RunJob` goes with `try_send`; if the instance's mailbox is closed
 //! the instance is treated as gone and its jobs are retried elsewhere.
 //!
+//! Operators' orders for an instance (`OperateInstance`) are answered once the policy took them,
+//! and passed on to the instance with `do_send`, after every `RunJob` sent to it before.
+//!
 //! Instances report on one channel ([`InstanceReport`]), so their phase changes, progress and
 //! finished jobs are applied in the order they happened. Each phase change applied is also told
 //! to the [`PhaseObserver`], if any, so readers outside the actor system see what the scheduler
@@ -32,6 +35,7 @@ use crate::ports::PhaseObserver;
 
 use super::config::SchedulerConfig;
 use super::job_table::JobTable;
+use super::operations::{InstanceOrder, OperateInstance, OperationError, SetQueuePaused};
 use super::policy::{SchedulerAction, SchedulerPolicy};
 
 /// The fleet's scheduler actor.
@@ -98,6 +102,13 @@ impl Scheduler {
                         }
                     }
                     SchedulerAction::Notify(event) => self.notify(event),
+                    SchedulerAction::Operate {
+                        instance,
+                        operation,
+                    } => match self.instances.get(&instance) {
+                        Some(handle) => handle.operate.do_send(InstanceOrder { operation }),
+                        None => lost.push(instance),
+                    },
                 }
             }
             if lost.is_empty() {
@@ -252,6 +263,39 @@ impl Handler<GetSchedulerSnapshot> for Scheduler {
 
     fn handle(&mut self, _msg: GetSchedulerSnapshot, _ctx: &mut Self::Context) -> Self::Result {
         MessageResult(self.policy.snapshot(Instant::now()))
+    }
+}
+
+impl Handler<SetQueuePaused> for Scheduler {
+    type Result = MessageResult<SetQueuePaused>;
+
+    fn handle(&mut self, msg: SetQueuePaused, _ctx: &mut Self::Context) -> Self::Result {
+        let (pause, actions) = self.policy.set_paused(msg.paused, Instant::now());
+        tracing::info!(
+            paused = pause.paused,
+            changed = pause.changed,
+            queue_depth = pause.queue_depth,
+            "operator: queue {}",
+            if msg.paused { "paused" } else { "resumed" }
+        );
+        self.apply(actions);
+        MessageResult(pause)
+    }
+}
+
+impl Handler<OperateInstance> for Scheduler {
+    type Result = Result<(), OperationError>;
+
+    fn handle(&mut self, msg: OperateInstance, _ctx: &mut Self::Context) -> Self::Result {
+        let actions = self
+            .policy
+            .operate_instance(&msg.instance, msg.operation, Instant::now())
+            .inspect_err(|e| {
+                tracing::warn!(instance = %msg.instance, operation = msg.operation.name(), "operator order refused: {e}")
+            })?;
+        tracing::info!(instance = %msg.instance, operation = msg.operation.name(), "operator order taken");
+        self.apply(actions);
+        Ok(())
     }
 }
 

@@ -1,5 +1,5 @@
-//! What the scheduler knows about one instance: its phase, the jobs it holds, its GPU and the
-//! models it probably has loaded.
+//! What the scheduler knows about one instance: its phase, the jobs it holds, its GPU, the
+//! models it probably has loaded, and whether an operator drained it.
 
 use std::collections::BTreeSet;
 
@@ -20,6 +20,8 @@ pub struct InstanceSlot {
     /// on (they hold their pipeline slot until the instance lets go of them).
     pub holding: BTreeSet<JobId>,
     pub loaded: LoadedModels,
+    /// Drained by an operator: takes no new jobs, whatever its phase, until restarted.
+    pub drained: bool,
 }
 
 impl InstanceSlot {
@@ -32,7 +34,13 @@ impl InstanceSlot {
             detail: None,
             holding: BTreeSet::new(),
             loaded: LoadedModels::new(models_bound),
+            drained: false,
         }
+    }
+
+    /// Whether new jobs may be placed on it (its phase accepts them and no operator drained it).
+    pub fn accepts_jobs(&self) -> bool {
+        self.phase.accepts_jobs() && !self.drained
     }
 
     /// Jobs it holds (pipeline slots in use).

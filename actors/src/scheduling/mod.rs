@@ -1,5 +1,5 @@
-//! The scheduler: the fleet's one queue, placement of jobs on instances, retries, cancels, ETAs
-//! and the job table.
+//! The scheduler: the fleet's one queue, placement of jobs on instances, retries, cancels, ETAs,
+//! the job table, and the operators' orders (pause the queue, drain or restart an instance).
 //!
 //! The policy ([`SchedulerPolicy`]) is plain synchronous code with time passed in; the actor
 //! ([`Scheduler`]) only receives messages, calls the policy and delivers what it decides.
@@ -11,6 +11,7 @@ pub mod config;
 pub mod eta;
 pub mod instance_slot;
 pub mod job_table;
+pub mod operations;
 pub mod placement;
 pub mod policy;
 pub mod position_updates;
@@ -22,6 +23,9 @@ pub mod snapshot;
 pub use actor::Scheduler;
 pub use config::{PRIORITY_BOOST, SchedulerConfig, SchedulerConfigError};
 pub use job_table::{JobCounts, JobRecord, JobTable};
+pub use operations::{
+    InstanceOperation, InstanceOrder, OperateInstance, OperationError, QueuePause, SetQueuePaused,
+};
 pub use policy::{SHUTDOWN_QUEUED, SHUTDOWN_RUNNING, SchedulerAction, SchedulerPolicy};
 pub use queue_order::QueuePositions;
 pub use recent_jobs::LatencySummary;

@@ -1,8 +1,9 @@
 //! Placement: which instance takes the next job.
 //!
-//! Candidates are instances whose phase accepts jobs (`Ready`), that hold fewer jobs than the
-//! pipeline depth, and whose GPU has at least the configured VRAM headroom free (when the GPU
-//! monitor has sampled that GPU; unknown GPUs are not skipped). Among candidates, in order:
+//! Candidates are instances whose phase accepts jobs (`Ready`) and that no operator drained,
+//! that hold fewer jobs than the pipeline depth, and whose GPU has at least the configured VRAM
+//! headroom free (when the GPU monitor has sampled that GPU; unknown GPUs are not skipped).
+//! Among candidates, in order:
 //! 1. not an instance this job already failed on (when any other candidate exists);
 //! 2. the most of the job's models already loaded (affinity): a job waits behind one job on the
 //!    instance that has its checkpoint rather than load it again on an idle instance — a load
@@ -44,9 +45,7 @@ pub struct JobNeeds<'a> {
 impl PlacementRules {
     /// Whether `slot` can take one more job now.
     pub fn can_take(&self, slot: &InstanceSlot, gpus: &HashMap<GpuId, GpuInfo>) -> bool {
-        slot.phase.accepts_jobs()
-            && slot.load() < self.pipeline_depth
-            && self.has_headroom(slot, gpus)
+        slot.accepts_jobs() && slot.load() < self.pipeline_depth && self.has_headroom(slot, gpus)
     }
 
     fn has_headroom(&self, slot: &InstanceSlot, gpus: &HashMap<GpuId, GpuInfo>) -> bool {
@@ -74,7 +73,7 @@ impl PlacementRules {
             };
             let holders = holders.get_or_init(|| {
                 let mut holders = HashMap::new();
-                for other in instances.values().filter(|s| s.phase.accepts_jobs()) {
+                for other in instances.values().filter(|s| s.accepts_jobs()) {
                     for set in other.loaded.sets() {
                         *holders.entry(set).or_insert(0) += 1;
                     }

@@ -32,6 +32,12 @@
 //!   position. Everyone queued is told again (new ETA) when the fleet's pace changed by
 //!   `eta_update_change` since everyone was last told. The job table always shows the exact
 //!   position (read from the queue).
+//! - **Operators** may pause the queue (submissions are still queued and told their position,
+//!   nothing new is dispatched, running jobs go on; resuming dispatches at once), drain an
+//!   instance (no new job is placed on it from then on; it finishes its jobs and stops) or
+//!   restart one (it counts as restarting at once, so no job is placed on the process about to
+//!   stop; the jobs it hands back are retried as after a crash). The instance carries the order
+//!   out and reports its phases as usual.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime};
@@ -49,6 +55,7 @@ use super::config::SchedulerConfig;
 use super::eta::EtaModel;
 use super::instance_slot::InstanceSlot;
 use super::job_table::{JobRecord, JobTable};
+use super::operations::{InstanceOperation, OperationError, QueuePause};
 use super::placement::{JobNeeds, PlacementRules};
 use super::position_updates::PositionUpdates;
 use super::queue::{FairQueue, QueueError};
@@ -69,6 +76,11 @@ pub enum SchedulerAction {
     CancelOnInstance { instance: InstanceId, job: JobId },
     /// Tell the job's submitter.
     Notify(JobEvent),
+    /// Pass an operator's order on to `instance`.
+    Operate {
+        instance: InstanceId,
+        operation: InstanceOperation,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +122,8 @@ pub struct SchedulerPolicy {
     started_instant: Instant,
     started_wall: SystemTime,
     shutting_down: bool,
+    /// An operator paused dispatching.
+    paused: bool,
     actions: Vec<SchedulerAction>,
 }
 
@@ -139,6 +153,7 @@ impl SchedulerPolicy {
             started_instant: now,
             started_wall: wall,
             shutting_down: false,
+            paused: false,
             actions: Vec::new(),
             config,
         }
@@ -161,6 +176,11 @@ impl SchedulerPolicy {
     /// Jobs handed to instances whose submitters still wait for them.
     pub fn running_len(&self) -> usize {
         self.jobs.len() - self.queue.len()
+    }
+
+    /// Whether an operator paused dispatching.
+    pub fn is_paused(&self) -> bool {
+        self.paused
     }
 
     /// Shutting down and no job is left waiting for a result.
@@ -426,6 +446,57 @@ impl SchedulerPolicy {
     }
 
     // -----------------------------------------------------------------------------------------
+    // Operators
+    // -----------------------------------------------------------------------------------------
+
+    /// Pauses (nothing new is dispatched) or resumes (queued jobs are dispatched at once, in
+    /// queue order) the queue.
+    pub fn set_paused(&mut self, paused: bool, now: Instant) -> (QueuePause, Vec<SchedulerAction>) {
+        let changed = self.paused != paused;
+        self.paused = paused;
+        let actions = self.settle(now);
+        let pause = QueuePause {
+            paused,
+            changed,
+            queue_depth: self.queue.len(),
+        };
+        (pause, actions)
+    }
+
+    /// Drains or restarts an instance: the order goes to the instance, and from now on no job
+    /// is placed on it until it is ready again (restart) or restarted (drain).
+    pub fn operate_instance(
+        &mut self,
+        id: &InstanceId,
+        operation: InstanceOperation,
+        now: Instant,
+    ) -> Result<Vec<SchedulerAction>, OperationError> {
+        if self.shutting_down {
+            return Err(OperationError::ShuttingDown);
+        }
+        let Some(slot) = self.instances.get_mut(id) else {
+            return Err(OperationError::UnknownInstance {
+                given: id.clone(),
+                known: self.instances.keys().cloned().collect(),
+            });
+        };
+        match operation {
+            InstanceOperation::Drain => slot.drained = true,
+            InstanceOperation::Restart => {
+                slot.drained = false;
+                // What it will report next; until then nothing is placed on the old process.
+                slot.phase = InstancePhase::Restarting;
+                slot.loaded.clear();
+            }
+        }
+        self.actions.push(SchedulerAction::Operate {
+            instance: id.clone(),
+            operation,
+        });
+        Ok(self.settle(now))
+    }
+
+    // -----------------------------------------------------------------------------------------
     // Shutdown
     // -----------------------------------------------------------------------------------------
 
@@ -486,6 +557,7 @@ impl SchedulerPolicy {
                 .collect(),
             latency: self.recent.summary(now),
             shutting_down: self.shutting_down,
+            paused: self.paused,
         }
     }
 
@@ -595,7 +667,7 @@ impl SchedulerPolicy {
 
     /// Dispatches what can be dispatched, then tells queued jobs whose position changed.
     fn settle(&mut self, now: Instant) -> Vec<SchedulerAction> {
-        if !self.shutting_down {
+        if !self.shutting_down && !self.paused {
             self.dispatch(now);
         }
         self.push_positions();
@@ -656,7 +728,7 @@ impl SchedulerPolicy {
             };
             if may_wait && !at_limit {
                 let busy = self.instances.values().find(|slot| {
-                    slot.phase.accepts_jobs()
+                    slot.accepts_jobs()
                         && slot.load() >= self.config.pipeline_depth
                         && slot.loaded.has_all(needs.models)
                         && !needs.avoid.contains(&slot.id)
@@ -724,10 +796,7 @@ impl SchedulerPolicy {
     }
 
     fn accepting(&self) -> usize {
-        self.instances
-            .values()
-            .filter(|s| s.phase.accepts_jobs())
-            .count()
+        self.instances.values().filter(|s| s.accepts_jobs()).count()
     }
 
     fn estimate(&self, position: usize, template: &str) -> Option<Duration> {

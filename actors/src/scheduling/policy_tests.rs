@@ -952,3 +952,178 @@ fn every_queued_job_hears_a_new_eta_when_the_fleets_pace_changes_a_lot() {
         .count();
     assert_eq!(told, h.policy.queue_len());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Operators
+// ---------------------------------------------------------------------------------------------
+
+fn operations(actions: &[SchedulerAction]) -> Vec<(String, InstanceOperation)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            SchedulerAction::Operate {
+                instance,
+                operation,
+            } => Some((instance.0.clone(), *operation)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_paused_queue_takes_and_positions_jobs_but_dispatches_none() {
+    let mut h = Harness::depth(1, &["gpu0", "gpu1"]);
+    let (running, actions) = h.submit(spec("alice", 0, "t", &[]));
+    assert_eq!(dispatches(&actions).len(), 1);
+    let (pause, actions) = h.policy.set_paused(true, h.now);
+    assert_eq!(
+        pause,
+        QueuePause {
+            paused: true,
+            changed: true,
+            queue_depth: 0
+        }
+    );
+    assert!(actions.is_empty(), "{actions:?}");
+    assert!(h.policy.snapshot(h.now).paused);
+    // Submissions are accepted, queued and told their position, though gpu1 is free.
+    let (first, actions) = h.submit(spec("bob", 0, "t", &[]));
+    assert!(dispatches(&actions).is_empty(), "{actions:?}");
+    assert!(matches!(
+        events_of(&actions, first).as_slice(),
+        [JobEvent::Queued { position: 0, .. }]
+    ));
+    let (second, actions) = h.submit(spec("carol", 0, "t", &[]));
+    assert!(matches!(
+        events_of(&actions, second).as_slice(),
+        [JobEvent::Queued { position: 1, .. }]
+    ));
+    // The running job goes on and finishes; its slot stays free.
+    let actions = h.done("gpu0", running, 1);
+    assert!(matches!(
+        events_of(&actions, running).as_slice(),
+        [JobEvent::Done { .. }]
+    ));
+    assert!(dispatches(&actions).is_empty(), "{actions:?}");
+    assert_eq!(h.policy.table().state(first), Some(JobState::Queued));
+    // Pausing again changes nothing.
+    let (pause, _) = h.policy.set_paused(true, h.now);
+    assert!(!pause.changed && pause.queue_depth == 2);
+
+    // Resume: the queue is dispatched at once, in queue order.
+    let (pause, actions) = h.policy.set_paused(false, h.now);
+    assert!(pause.changed && !pause.paused);
+    let sent: Vec<JobId> = dispatches(&actions).into_iter().map(|d| d.1).collect();
+    assert_eq!(sent, [first, second]);
+    assert!(!h.policy.snapshot(h.now).paused);
+}
+
+#[test]
+fn a_drained_instance_gets_no_new_job_and_its_queue_goes_to_the_others() {
+    let mut h = Harness::depth(1, &["gpu0", "gpu1"]);
+    let (on_gpu0, actions) = h.submit(spec("alice", 0, "t", &[]));
+    assert_eq!(dispatches(&actions)[0].0, "gpu0");
+    let actions = h
+        .policy
+        .operate_instance(&id("gpu0"), InstanceOperation::Drain, h.now)
+        .unwrap();
+    assert_eq!(
+        operations(&actions),
+        [("gpu0".into(), InstanceOperation::Drain)]
+    );
+    // Still reported ready (the instance has not answered yet), but not a candidate any more.
+    let (next, actions) = h.submit(spec("bob", 0, "t", &[]));
+    assert_eq!(dispatches(&actions), [("gpu1".into(), next, 1)]);
+    let (waiting, actions) = h.submit(spec("carol", 0, "t", &[]));
+    assert!(dispatches(&actions).is_empty());
+    // Its running job finishes normally; the freed slot is not used.
+    let actions = h.done("gpu0", on_gpu0, 1);
+    assert!(matches!(
+        events_of(&actions, on_gpu0).as_slice(),
+        [JobEvent::Done { .. }]
+    ));
+    assert!(dispatches(&actions).is_empty(), "{actions:?}");
+    // It stops; the waiting job goes to gpu1 when that frees up.
+    h.policy
+        .instance_update(&id("gpu0"), InstancePhase::Draining, None, None, h.now);
+    h.policy
+        .instance_update(&id("gpu0"), InstancePhase::Stopped, None, None, h.now);
+    let actions = h.done("gpu1", next, 1);
+    assert_eq!(dispatches(&actions), [("gpu1".into(), waiting, 1)]);
+    // Even when it reports ready again on its own, a drained instance takes nothing.
+    h.policy
+        .instance_update(&id("gpu0"), InstancePhase::Ready, None, None, h.now);
+    let (later, actions) = h.submit(spec("dave", 0, "t", &[]));
+    assert!(dispatches(&actions).is_empty(), "{actions:?}");
+
+    // The operator restarts it: it counts as restarting until it says it is ready.
+    let actions = h
+        .policy
+        .operate_instance(&id("gpu0"), InstanceOperation::Restart, h.now)
+        .unwrap();
+    assert_eq!(
+        operations(&actions),
+        [("gpu0".into(), InstanceOperation::Restart)]
+    );
+    assert!(dispatches(&actions).is_empty());
+    let snapshot = h.policy.snapshot(h.now);
+    assert_eq!(snapshot.instances[0].phase, InstancePhase::Restarting);
+    let actions = h
+        .policy
+        .instance_update(&id("gpu0"), InstancePhase::Ready, None, None, h.now);
+    assert_eq!(dispatches(&actions), [("gpu0".into(), later, 1)]);
+}
+
+#[test]
+fn a_restarted_instance_gets_no_job_before_it_is_ready_and_its_jobs_are_retried() {
+    let mut h = Harness::depth(1, &["gpu0", "gpu1"]);
+    let (job, _) = h.submit(spec("alice", 0, "t", &[]));
+    let actions = h
+        .policy
+        .operate_instance(&id("gpu0"), InstanceOperation::Restart, h.now)
+        .unwrap();
+    assert_eq!(
+        operations(&actions),
+        [("gpu0".into(), InstanceOperation::Restart)]
+    );
+    // The instance hands the job back as lost with its server: retried on gpu1.
+    let actions = h.fail_with(
+        "gpu0",
+        job,
+        1,
+        Err(JobFailure::ServerLost {
+            instance: id("gpu0"),
+            cause: "it was restarted by an operator (operator restart)".into(),
+        }),
+    );
+    match events_of(&actions, job).as_slice() {
+        [
+            JobEvent::Retrying { reason, .. },
+            JobEvent::Started { instance, .. },
+        ] => {
+            assert!(reason.contains("operator restart"), "{reason}");
+            assert_eq!(instance, &id("gpu1"));
+        }
+        other => panic!("retried on gpu1: {other:?}"),
+    }
+}
+
+#[test]
+fn operations_on_unknown_instances_or_during_shutdown_are_refused() {
+    let mut h = Harness::depth(1, &["gpu0", "gpu1"]);
+    let err = h
+        .policy
+        .operate_instance(&id("gpu7"), InstanceOperation::Drain, h.now)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no instance `gpu7`; the fleet's instances are: gpu0, gpu1"
+    );
+    h.policy.begin_shutdown(h.now);
+    assert_eq!(
+        h.policy
+            .operate_instance(&id("gpu0"), InstanceOperation::Restart, h.now)
+            .unwrap_err(),
+        OperationError::ShuttingDown
+    );
+}

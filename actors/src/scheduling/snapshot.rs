@@ -32,4 +32,6 @@ pub struct SchedulerSnapshot {
     pub instances: Vec<InstanceSnapshot>,
     pub latency: LatencySummary,
     pub shutting_down: bool,
+    /// An operator paused the queue: jobs are queued, none is dispatched.
+    pub paused: bool,
 }

@@ -1,6 +1,7 @@
 //! The node catalog: ComfyUI 0.33.0's captured `/object_info` (887 classes), embedded in the
 //! binary and parsed once, plus the live parts the real server computes per request (LoadImage's
-//! choice list = the input folder, model loader choice lists = the model folders).
+//! choice list = the input folder, model loader choice lists = the model folders, with the files
+//! listed by `--fake-model` added).
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -31,7 +32,7 @@ const MODEL_COMBOS: &[(&str, &str, &str)] = &[
 const INPUT_IMAGE_COMBOS: &[(&str, &str)] = &[("LoadImage", "image"), ("LoadImageMask", "image")];
 
 /// Model file extensions ComfyUI lists.
-const MODEL_EXTENSIONS: &[&str] = &[
+pub const MODEL_EXTENSIONS: &[&str] = &[
     "ckpt",
     "pt",
     "pt2",
@@ -191,9 +192,25 @@ fn collect_files(
     }
 }
 
-/// Model files of a folder (recursive, as ComfyUI lists them).
-pub fn model_files(models_dir: &Path, folder: &str) -> Vec<String> {
-    list_files(&models_dir.join(folder), Some(MODEL_EXTENSIONS), true)
+/// Whether ComfyUI would list a file of this name in a model folder.
+pub fn has_model_extension(name: &str) -> bool {
+    Path::new(name)
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .is_some_and(|e| MODEL_EXTENSIONS.contains(&e.as_str()))
+}
+
+/// Model files of a folder (recursive, as ComfyUI lists them), with the files `--fake-model`
+/// lists there, sorted.
+pub fn model_files(folders: &Folders, folder: &str) -> Vec<String> {
+    let mut files = list_files(&folders.models.join(folder), Some(MODEL_EXTENSIONS), true);
+    for listed in folders.listed_models.iter().filter(|m| m.folder == folder) {
+        if !files.contains(&listed.file) {
+            files.push(listed.file.clone());
+        }
+    }
+    files.sort();
+    files
 }
 
 /// Image files at the top of the input folder (LoadImage's choices).
@@ -362,7 +379,7 @@ impl LiveDirs<'_> {
         let (_, _, folder) = MODEL_COMBOS
             .iter()
             .find(|(c, i, _)| *c == class && *i == input)?;
-        let mut list: Vec<Value> = model_files(&self.folders.models, folder)
+        let mut list: Vec<Value> = model_files(self.folders, folder)
             .into_iter()
             .map(Value::String)
             .collect();
@@ -422,6 +439,7 @@ impl LiveDirs<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ListedModel;
 
     #[test]
     fn catalog_has_the_captured_classes() {
@@ -447,5 +465,45 @@ mod tests {
             spec.combo_options().unwrap(),
             vec![Value::from("a.jpg"), Value::from("b.png")]
         );
+    }
+
+    #[test]
+    fn loader_choices_are_the_model_folder_and_the_listed_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("checkpoints/sdxl")).unwrap();
+        std::fs::write(dir.path().join("checkpoints/sdxl/b.safetensors"), b"x").unwrap();
+        std::fs::write(dir.path().join("checkpoints/readme.txt"), b"x").unwrap();
+        let mut folders = Folders::all_in(dir.path());
+        folders.listed_models = vec![
+            ListedModel {
+                folder: "checkpoints".into(),
+                file: "a.ckpt".into(),
+            },
+            ListedModel {
+                folder: "loras".into(),
+                file: "style.safetensors".into(),
+            },
+            ListedModel {
+                folder: "upscale_models".into(),
+                file: "4x-Sharp.pth".into(),
+            },
+        ];
+        let dirs = LiveDirs { folders: &folders };
+        let spec = catalog()
+            .live_input("CheckpointLoaderSimple", "ckpt_name", &dirs)
+            .unwrap();
+        assert_eq!(
+            spec.combo_options().unwrap(),
+            vec![Value::from("a.ckpt"), Value::from("sdxl/b.safetensors")]
+        );
+        // A COMBO-typed loader gets them in its options.
+        let spec = catalog()
+            .live_input("UpscaleModelLoader", "model_name", &dirs)
+            .unwrap();
+        assert_eq!(
+            spec.combo_options().unwrap(),
+            vec![Value::from("4x-Sharp.pth")]
+        );
+        assert_eq!(model_files(&folders, "loras"), ["style.safetensors"]);
     }
 }

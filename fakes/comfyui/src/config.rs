@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::catalog::{MODEL_EXTENSIONS, MODEL_FOLDERS, has_model_extension};
+
 /// Text printed by `--help`.
 pub const HELP: &str = "\
 usage: fake-comfyui [ComfyUI flags] [fake flags]
@@ -51,6 +53,10 @@ Fake flags (environment variable in brackets; the flag wins):
                               [FAKE_COMFYUI_HANG_AFTER_NODES]
   --fake-start-delay DUR      wait this long before listening [FAKE_COMFYUI_START_DELAY]
   --fake-refuse-port          exit 1 with the port-in-use message [FAKE_COMFYUI_REFUSE_PORT=1]
+  --fake-model FOLDER/FILE    list FILE in the model folder FOLDER (/models/FOLDER and the loaders'
+                              choices) as if it were installed; repeat for more files. Loaders
+                              accept it without reading anything (the demo backend's model files)
+                              [FAKE_COMFYUI_MODELS=FOLDER/FILE,FOLDER/FILE...]
   -h, --help                  this text
 ";
 
@@ -193,6 +199,7 @@ const COMFY_FLAGS: &[(&str, Arity)] = {
         ("fake-hang-after-nodes", A::One),
         ("fake-start-delay", A::One),
         ("fake-refuse-port", A::None),
+        ("fake-model", A::One),
     ]
 };
 
@@ -216,6 +223,55 @@ pub struct Faults {
     pub hang_after_nodes: Option<u64>,
     pub start_delay: Duration,
     pub refuse_port: bool,
+}
+
+/// A model file the fake lists without it being on disk (`--fake-model FOLDER/FILE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedModel {
+    /// The models folder (`checkpoints`, `loras`, `upscale_models`…).
+    pub folder: String,
+    /// The file name as the loaders list it (may hold sub-folders: `sdxl/base.safetensors`).
+    pub file: String,
+}
+
+impl ListedModel {
+    /// Parses `FOLDER/FILE`: FOLDER one of ComfyUI's model folders, FILE with a model extension.
+    fn parse(flag: &str, value: &str) -> Result<Self, ConfigError> {
+        let bad = |reason: String| ConfigError::BadValue {
+            flag: flag.to_string(),
+            value: value.to_string(),
+            reason,
+        };
+        let (folder, file) = value
+            .trim()
+            .split_once('/')
+            .filter(|(folder, file)| !folder.is_empty() && !file.is_empty())
+            .ok_or_else(|| {
+                bad("expected FOLDER/FILE, e.g. checkpoints/sd_xl_base_1.0.safetensors".into())
+            })?;
+        if !MODEL_FOLDERS.contains(&folder) {
+            return Err(bad(format!(
+                "{folder:?} is not a model folder; use one of {}",
+                MODEL_FOLDERS.join(", ")
+            )));
+        }
+        if file
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..")
+        {
+            return Err(bad(format!("{file:?} is not a plain relative file name")));
+        }
+        if !has_model_extension(file) {
+            return Err(bad(format!(
+                "ComfyUI lists only model files ending in .{}",
+                MODEL_EXTENSIONS.join(", .")
+            )));
+        }
+        Ok(Self {
+            folder: folder.to_string(),
+            file: file.to_string(),
+        })
+    }
 }
 
 /// The parsed configuration.
@@ -247,6 +303,8 @@ pub struct FakeConfig {
     pub node_time: Duration,
     pub step_time: Duration,
     pub faults: Faults,
+    /// Model files listed as if installed (`--fake-model`).
+    pub listed_models: Vec<ListedModel>,
     pub help: bool,
     /// Flags that were not recognised (already skipped).
     pub ignored: Vec<String>,
@@ -474,6 +532,26 @@ impl FakeConfig {
             refuse_port: fake_bool("fake-refuse-port", "FAKE_COMFYUI_REFUSE_PORT"),
         };
 
+        let model_flags: Vec<String> = values
+            .iter()
+            .filter(|(n, _)| n == "fake-model")
+            .filter_map(|(_, v)| v.clone())
+            .collect();
+        let listed_models = if model_flags.is_empty() {
+            env("FAKE_COMFYUI_MODELS")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| ListedModel::parse("FAKE_COMFYUI_MODELS", v))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            model_flags
+                .iter()
+                .map(|v| ListedModel::parse("--fake-model", v))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+
         let mut argv = vec!["main.py".to_string()];
         argv.extend(args.iter().cloned());
         Ok(FakeConfig {
@@ -501,6 +579,7 @@ impl FakeConfig {
             node_time,
             step_time,
             faults,
+            listed_models,
             help,
             ignored,
         })
@@ -563,6 +642,50 @@ mod tests {
         let c = FakeConfig::parse(&args, &env, Path::new("/")).unwrap();
         assert_eq!(c.node_time, Duration::from_millis(5));
         assert!(c.faults.oom);
+    }
+
+    #[test]
+    fn listed_models_come_from_every_flag_or_else_the_environment() {
+        let c = parse(&[
+            "--fake-model",
+            "checkpoints/sd_xl_base_1.0.safetensors",
+            "--fake-model=upscale_models/RealESRGAN_x4plus.safetensors",
+        ]);
+        let listed: Vec<(&str, &str)> = c
+            .listed_models
+            .iter()
+            .map(|m| (m.folder.as_str(), m.file.as_str()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("checkpoints", "sd_xl_base_1.0.safetensors"),
+                ("upscale_models", "RealESRGAN_x4plus.safetensors")
+            ]
+        );
+        let env = |k: &str| {
+            (k == "FAKE_COMFYUI_MODELS").then(|| "loras/a.safetensors, vae/sub/b.pt".to_string())
+        };
+        let c = FakeConfig::parse(&[], &env, Path::new("/")).unwrap();
+        assert_eq!(c.listed_models.len(), 2);
+        assert_eq!(c.listed_models[1].file, "sub/b.pt");
+        assert!(parse(&[]).listed_models.is_empty());
+    }
+
+    #[test]
+    fn a_listed_model_must_name_a_model_folder_and_a_model_file() {
+        for (value, says) in [
+            ("sd_xl.safetensors", "expected FOLDER/FILE"),
+            ("weights/a.safetensors", "not a model folder"),
+            ("loras/../a.safetensors", "not a plain relative file name"),
+            ("loras/notes.txt", ".safetensors"),
+        ] {
+            let args = vec!["--fake-model".to_string(), value.to_string()];
+            let err = FakeConfig::parse(&args, &|_| None, Path::new("/"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("--fake-model") && err.contains(says), "{err}");
+        }
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::path::{Component, Path, PathBuf};
 
 use rand::Rng;
 
+use crate::config::ListedModel;
+
 /// The folders of one server.
 #[derive(Debug, Clone)]
 pub struct Folders {
@@ -14,6 +16,8 @@ pub struct Folders {
     pub temp: PathBuf,
     pub user: PathBuf,
     pub models: PathBuf,
+    /// Model files listed as if they were in `models` (`--fake-model`).
+    pub listed_models: Vec<ListedModel>,
 }
 
 impl Folders {
@@ -26,6 +30,7 @@ impl Folders {
             temp: dir.to_path_buf(),
             user: dir.to_path_buf(),
             models: dir.to_path_buf(),
+            listed_models: Vec::new(),
         }
     }
 

@@ -130,7 +130,7 @@ pub async fn object_info_class(
 
 /// GET /embeddings.
 pub async fn embeddings(shared: web::Data<Arc<Shared>>) -> HttpResponse {
-    let names: Vec<String> = model_files(&shared.folders.models, "embeddings")
+    let names: Vec<String> = model_files(&shared.folders, "embeddings")
         .into_iter()
         .map(|f| match f.rsplit_once('.') {
             Some((stem, _)) => stem.to_string(),
@@ -154,7 +154,7 @@ pub async fn models_folder(
     if !MODEL_FOLDERS.contains(&folder.as_str()) {
         return HttpResponse::NotFound().finish();
     }
-    json_ok(&json!(model_files(&shared.folders.models, &folder)))
+    json_ok(&json!(model_files(&shared.folders, &folder)))
 }
 
 /// GET /api/experiment/models.
@@ -182,7 +182,7 @@ pub async fn experiment_models_folder(
     if !MODEL_FOLDERS.contains(&folder.as_str()) {
         return not_found();
     }
-    let files: Vec<Value> = model_files(&shared.folders.models, &folder)
+    let files: Vec<Value> = model_files(&shared.folders, &folder)
         .into_iter()
         .map(|name| json!({"name": name, "pathIndex": 0}))
         .collect();

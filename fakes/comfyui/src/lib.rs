@@ -38,6 +38,7 @@ mod pyfmt;
 mod routes;
 mod schedule;
 mod server;
+mod sizing;
 mod state;
 mod stop_signal;
 mod validation;

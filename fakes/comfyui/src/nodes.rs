@@ -1,7 +1,8 @@
 //! What fake nodes compute. Images are not computed pixel by pixel through the graph: each value
 //! carries its size, batch and a seed, and output nodes render deterministic pictures from them.
 //! Sizes follow the graph (EmptyImage/EmptyLatentImage/LoadImage/ImageScale… width and height,
-//! batch_size), SaveImage/PreviewImage write real PNG files, PreviewAny/GetImageSize give text.
+//! batch_size; FluxKontextImageScale's and upscale models' own rules, see `sizing.rs`),
+//! SaveImage/PreviewImage write real PNG files, PreviewAny/GetImageSize give text.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,6 +13,7 @@ use crate::catalog::catalog;
 use crate::files::{self, Folders};
 use crate::imaging::{self, ImageSpec};
 use crate::pyfmt;
+use crate::sizing;
 
 /// A value flowing along a link.
 #[derive(Debug, Clone)]
@@ -23,6 +25,10 @@ pub enum NodeValue {
     Float(f64),
     Text(String),
     Bool(bool),
+    /// An upscale model: only its scale factor matters to the fake.
+    UpscaleModel {
+        scale: u32,
+    },
     /// Anything the fake does not model (MODEL, CLIP, CONDITIONING…), by type name.
     Opaque(String),
 }
@@ -52,6 +58,7 @@ impl NodeValue {
             NodeValue::Text(t) => t.clone(),
             NodeValue::Bool(true) => "True".into(),
             NodeValue::Bool(false) => "False".into(),
+            NodeValue::UpscaleModel { .. } => "<UPSCALE_MODEL>".into(),
             NodeValue::Opaque(t) => format!("<{t}>"),
         }
     }
@@ -323,6 +330,29 @@ pub fn run_node(call: &NodeCall<'_>) -> Result<NodeResult, NodeFailure> {
                 NodeValue::Int(i64::from(spec.batch)),
             ];
         }
+        "UpscaleModelLoader" => {
+            let name = call.string("model_name").unwrap_or_default();
+            result.outputs = vec![NodeValue::UpscaleModel {
+                scale: sizing::upscale_factor(&name),
+            }];
+        }
+        "ImageUpscaleWithModel" => {
+            let scale = match call.linked.get("upscale_model") {
+                Some(NodeValue::UpscaleModel { scale }) => *scale,
+                _ => sizing::DEFAULT_UPSCALE_FACTOR,
+            };
+            let mut spec = call.upstream_spec().unwrap_or_default();
+            spec.width = spec.width.saturating_mul(scale);
+            spec.height = spec.height.saturating_mul(scale);
+            spec.seed = call.signature;
+            result.outputs = vec![NodeValue::Image(spec)];
+        }
+        "FluxKontextImageScale" => {
+            let mut spec = call.upstream_spec().unwrap_or_default();
+            (spec.width, spec.height) = sizing::kontext_size(spec.width, spec.height);
+            spec.seed = call.signature;
+            result.outputs = vec![NodeValue::Image(spec)];
+        }
         "RegexMatch" => {
             let text = call.string("string").unwrap_or_default();
             let pattern = call.string("regex_pattern").unwrap_or_default();
@@ -385,7 +415,91 @@ mod tests {
             temp: dir.join("temp"),
             user: dir.join("user"),
             models: dir.join("models"),
+            listed_models: Vec::new(),
         }
+    }
+
+    /// Runs `class` with these constants and linked values.
+    fn run(
+        f: &Folders,
+        class: &str,
+        constants: Value,
+        linked: &[(&str, NodeValue)],
+    ) -> Vec<NodeValue> {
+        let constants = constants.as_object().cloned().unwrap();
+        let linked: HashMap<String, NodeValue> = linked
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.clone()))
+            .collect();
+        let call = NodeCall {
+            class,
+            constants: &constants,
+            linked: &linked,
+            signature: 3,
+            folders: f,
+            png_text: &[],
+        };
+        run_node(&call).unwrap().outputs
+    }
+
+    fn size(value: &NodeValue) -> (u32, u32) {
+        let spec = value.spec().expect("an image");
+        (spec.width, spec.height)
+    }
+
+    #[test]
+    fn an_upscale_model_multiplies_the_size_by_its_factor() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = folders(dir.path());
+        let model = run(
+            &f,
+            "UpscaleModelLoader",
+            json!({"model_name": "RealESRGAN_x2plus.safetensors"}),
+            &[],
+        );
+        let image = NodeValue::Image(ImageSpec {
+            width: 40,
+            height: 30,
+            batch: 1,
+            seed: 1,
+        });
+        let out = run(
+            &f,
+            "ImageUpscaleWithModel",
+            json!({}),
+            &[("upscale_model", model[0].clone()), ("image", image)],
+        );
+        assert_eq!(size(&out[0]), (80, 60));
+    }
+
+    #[test]
+    fn kontext_scaling_picks_a_kontext_resolution() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = folders(dir.path());
+        let image = NodeValue::Image(ImageSpec {
+            width: 64,
+            height: 48,
+            batch: 1,
+            seed: 1,
+        });
+        let out = run(&f, "FluxKontextImageScale", json!({}), &[("image", image)]);
+        assert_eq!(size(&out[0]), (1184, 880));
+        // A latent made of it, sampled and decoded, keeps that size.
+        let latent = run(&f, "VAEEncode", json!({}), &[("pixels", out[0].clone())]);
+        let sampled = run(
+            &f,
+            "KSampler",
+            json!({"seed": 1, "steps": 4}),
+            &[("latent_image", latent[0].clone())],
+        );
+        let decoded = run(
+            &f,
+            "VAEDecode",
+            json!({}),
+            &[("samples", sampled[0].clone())],
+        );
+        assert!(matches!(decoded[0], NodeValue::Image(_)));
+        assert_eq!(size(&decoded[0]), (1184, 880));
     }
 
     #[test]

@@ -93,6 +93,7 @@ fn prepare_folders(config: &FakeConfig) -> std::io::Result<Folders> {
         temp: config.temp_dir.clone(),
         user: config.user_dir.clone(),
         models: config.models_dir.clone(),
+        listed_models: config.listed_models.clone(),
     };
     // ComfyUI wipes its temp folder at every start.
     if folders.temp.exists() {

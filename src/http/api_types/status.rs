@@ -151,6 +151,8 @@ pub struct QueueStatus {
     pub depth: usize,
     /// Most jobs it holds.
     pub capacity: usize,
+    /// An operator paused it: jobs are taken and queued, none is started until it is resumed.
+    pub paused: bool,
 }
 
 /// Jobs by state.
@@ -252,6 +254,7 @@ impl From<StatusSources<'_>> for StatusView {
             queue: QueueStatus {
                 depth: s.snapshot.queue_depth,
                 capacity: s.snapshot.queue_capacity,
+                paused: s.snapshot.paused,
             },
             jobs: s.snapshot.jobs.into(),
             latency: (&s.snapshot.latency).into(),
@@ -316,6 +319,7 @@ mod tests {
                 jobs_per_minute: 2.5,
             },
             shutting_down: false,
+            paused: true,
         };
         let board = BTreeMap::from([(
             InstanceId("gpu0".into()),
@@ -358,7 +362,10 @@ mod tests {
             })
         );
         assert_eq!(wire["gpu_source"], "cpu_only");
-        assert_eq!(wire["queue"], json!({"depth": 4, "capacity": 100}));
+        assert_eq!(
+            wire["queue"],
+            json!({"depth": 4, "capacity": 100, "paused": true})
+        );
         let parsed: StatusView = serde_json::from_value(wire).unwrap();
         assert_eq!(parsed, view);
     }
