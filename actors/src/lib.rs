@@ -3,7 +3,8 @@
 //! The actors (instances, scheduler, rate limiter, GPU monitor, chat sessions) talk to the world
 //! only through the small traits in [`ports`], which the `comfy-fleet` crate implements with real
 //! adapters (awc, child processes, NVML, serenity). Their policies live in plain structs so they
-//! can be unit-tested and benchmarked without an actor system.
+//! can be unit-tested and benchmarked without an actor system. [`prompt_rules`] holds ComfyUI's
+//! own rules for a prompt, shared with the fake ComfyUI.
 
 pub mod gpu_monitor;
 pub mod ids;
@@ -11,6 +12,7 @@ pub mod instance;
 pub mod job;
 pub mod messages;
 pub mod ports;
+pub mod prompt_rules;
 pub mod rate_limit;
 pub mod scheduling;
 

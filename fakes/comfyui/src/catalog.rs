@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
+use comfy_fleet_actors::prompt_rules::NodeClasses;
 use serde_json::{Map, Value};
 
 use crate::files::Folders;
@@ -74,50 +75,8 @@ pub const MODEL_FOLDERS: &[&str] = &[
     "detection",
 ];
 
-/// Which section of a class's `input` an input belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InputCategory {
-    Required,
-    Optional,
-}
-
-/// One declared input of a class.
-#[derive(Debug, Clone)]
-pub struct InputSpec {
-    pub name: String,
-    pub category: InputCategory,
-    /// `"INT"`, `"IMAGE"`, `"COMBO"`, … or a JSON array of choices (legacy combo).
-    pub kind: Value,
-    /// The options object (`{}` when the spec has none).
-    pub extra: Map<String, Value>,
-}
-
-impl InputSpec {
-    /// The type name, or `None` for a legacy combo list.
-    pub fn type_name(&self) -> Option<&str> {
-        self.kind.as_str()
-    }
-
-    /// The choices of a combo input.
-    pub fn combo_options(&self) -> Option<Vec<Value>> {
-        match &self.kind {
-            Value::Array(list) => Some(list.clone()),
-            Value::String(s) if s == "COMBO" => Some(
-                self.extra
-                    .get("options")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default(),
-            ),
-            _ => None,
-        }
-    }
-
-    /// `[type, extra]` as the validation errors show it (`input_config`).
-    pub fn input_config(&self) -> Value {
-        Value::Array(vec![self.kind.clone(), Value::Object(self.extra.clone())])
-    }
-}
+/// One declared input of a class, as the shared prompt rules read it.
+pub use comfy_fleet_actors::prompt_rules::InputRule as InputSpec;
 
 /// The parsed catalog.
 pub struct Catalog {
@@ -225,6 +184,11 @@ impl Catalog {
         self.classes.len()
     }
 
+    /// Every class's object_info entry, as captured (class name → definition).
+    pub fn classes(&self) -> &Map<String, Value> {
+        &self.classes
+    }
+
     /// A class's object_info entry, as captured.
     pub fn class(&self, name: &str) -> Option<&Value> {
         self.classes.get(name)
@@ -232,74 +196,17 @@ impl Catalog {
 
     /// Whether the class is an output node.
     pub fn is_output(&self, name: &str) -> bool {
-        self.class(name)
-            .and_then(|c| c.get("output_node"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
+        NodeClasses::new(&self.classes).is_output(name)
     }
 
     /// The class's output types (`RETURN_TYPES`).
     pub fn return_types(&self, name: &str) -> Vec<String> {
-        self.class(name)
-            .and_then(|c| c.get("output"))
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|t| match t {
-                        Value::String(s) => s.clone(),
-                        _ => "COMBO".to_string(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        NodeClasses::new(&self.classes).return_types(name)
     }
 
     /// Required then optional inputs, in `input_order`.
     pub fn inputs(&self, class: &str) -> Vec<InputSpec> {
-        let Some(c) = self.class(class) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for (section, category) in [
-            ("required", InputCategory::Required),
-            ("optional", InputCategory::Optional),
-        ] {
-            let Some(specs) = c
-                .get("input")
-                .and_then(|i| i.get(section))
-                .and_then(Value::as_object)
-            else {
-                continue;
-            };
-            let order: Vec<String> = c
-                .get("input_order")
-                .and_then(|o| o.get(section))
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_else(|| specs.keys().cloned().collect());
-            for name in order {
-                let Some(spec) = specs.get(&name) else {
-                    continue;
-                };
-                let kind = spec.get(0).cloned().unwrap_or(Value::Null);
-                let extra = spec
-                    .get(1)
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default();
-                out.push(InputSpec {
-                    name,
-                    category,
-                    kind,
-                    extra,
-                });
-            }
-        }
-        out
+        NodeClasses::new(&self.classes).inputs(class)
     }
 
     /// One input's spec with the live choices filled in.
@@ -307,7 +214,7 @@ impl Catalog {
         let mut spec = self.inputs(class).into_iter().find(|s| s.name == input)?;
         if let Some(patched) = dirs.patched_spec(class, input, &spec.input_config()) {
             spec.kind = patched.get(0).cloned().unwrap_or(Value::Null);
-            spec.extra = patched
+            spec.options = patched
                 .get(1)
                 .and_then(Value::as_object)
                 .cloned()

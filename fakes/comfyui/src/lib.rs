@@ -34,7 +34,7 @@ mod hub;
 mod imaging;
 mod nodes;
 mod origin_guard;
-mod pyfmt;
+use comfy_fleet_actors::prompt_rules::pyfmt;
 mod routes;
 mod schedule;
 mod server;

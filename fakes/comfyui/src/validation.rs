@@ -1,421 +1,28 @@
-//! Prompt validation as ComfyUI 0.33.0 does it at POST /prompt: every node must name a known
-//! class, then each output node is validated with its ancestors (links, required inputs, value
-//! conversion, min/max, combo choices, LoadImage's file check). Outputs that fail are dropped;
-//! the prompt is rejected only when no output is left. Error bodies match the captures.
+//! Prompt validation at POST /prompt: ComfyUI 0.33.0's rules (the shared
+//! [`comfy_fleet_actors::prompt_rules`], which comfy-fleet also checks jobs with) applied to this
+//! server's catalog, with its live folder listings and its files.
 
-use serde_json::{Map, Value, json};
+pub use comfy_fleet_actors::prompt_rules::Verdict;
+use comfy_fleet_actors::prompt_rules::{NodeClasses, ServerFiles};
+use serde_json::{Map, Value};
 
-use crate::catalog::{InputCategory, InputSpec, LiveDirs, catalog};
+use crate::catalog::{LiveDirs, catalog};
 use crate::files::annotated_path_exists;
-use crate::pyfmt;
 
-/// What validation decided.
-#[derive(Debug)]
-pub enum Verdict {
-    /// Queue the prompt; run only `outputs` (node errors of dropped outputs are reported too).
-    Accepted {
-        outputs: Vec<String>,
-        node_errors: Map<String, Value>,
-    },
-    /// HTTP 400 with `{"error", "node_errors"}`.
-    Rejected {
-        error: Value,
-        node_errors: Map<String, Value>,
-    },
-    /// The prompt is so malformed that the real server's handler crashes (HTTP 500).
-    Crash,
-}
-
-/// A Python exception raised while validating a link.
-struct PyException {
-    type_name: &'static str,
-    message: String,
-    traceback: Vec<String>,
-}
-
-const TB_RECURSE: &str = "  File \"/opt/comfyui/ComfyUI/execution.py\", line 955, in validate_inputs\n    r = await validate_inputs(prompt_id, prompt, o_id, validated, visiting)\n        ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n";
-const TB_TOP: &str = "  File \"/opt/comfyui/ComfyUI/execution.py\", line 1047, in validate_prompt\n    m = await validate_inputs(prompt_id, prompt, o, validated)\n        ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n";
-const TB_KEY: &str = "  File \"/opt/comfyui/ComfyUI/execution.py\", line 933, in validate_inputs\n    o_class_type = prompt[o_id]['class_type']\n                   ~~~~~~^^^^^^\n";
-const TB_INDEX: &str = "  File \"/opt/comfyui/ComfyUI/execution.py\", line 935, in validate_inputs\n    received_type = r[val[1]]\n                    ~^^^^^^^^\n";
-
-fn err(kind: &str, message: &str, details: String, extra: Value) -> Value {
-    json!({"type": kind, "message": message, "details": details, "extra_info": extra})
-}
-
-struct Validator<'a> {
-    prompt: &'a mut Map<String, Value>,
+/// This server's answers to what the rules cannot know.
+struct ThisServer<'a> {
     dirs: &'a LiveDirs<'a>,
-    /// node id → (valid, reasons), in insertion order.
-    validated: Vec<(String, bool, Vec<Value>)>,
 }
 
-impl Validator<'_> {
-    fn lookup(&self, id: &str) -> Option<(bool, Vec<Value>)> {
-        self.validated
-            .iter()
-            .find(|(n, _, _)| n == id)
-            .map(|(_, ok, r)| (*ok, r.clone()))
+impl ServerFiles for ThisServer<'_> {
+    fn live_choices(&self, class: &str, input: &str) -> Option<Vec<Value>> {
+        catalog()
+            .live_input(class, input, self.dirs)
+            .and_then(|spec| spec.combo_options())
     }
 
-    fn record(&mut self, id: &str, ok: bool, reasons: Vec<Value>) {
-        if let Some(slot) = self.validated.iter_mut().find(|(n, _, _)| n == id) {
-            slot.1 = ok;
-            slot.2 = reasons;
-        } else {
-            self.validated.push((id.to_string(), ok, reasons));
-        }
-    }
-
-    fn class_of(&self, id: &str) -> String {
-        self.prompt
-            .get(id)
-            .and_then(|n| n.get("class_type"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    }
-
-    /// Resolves a link's source type, raising the Python exceptions the real code raises.
-    fn linked_type(&self, link: &[Value]) -> Result<String, PyException> {
-        let key_error = |repr: String| PyException {
-            type_name: "KeyError",
-            message: repr,
-            traceback: vec![TB_KEY.to_string()],
-        };
-        let o_id = match &link[0] {
-            Value::String(s) => s.clone(),
-            other => return Err(key_error(pyfmt::repr(other))),
-        };
-        if !self.prompt.contains_key(&o_id) {
-            return Err(key_error(pyfmt::repr_str(&o_id)));
-        }
-        let types = catalog().return_types(&self.class_of(&o_id));
-        let index = match &link[1] {
-            Value::Number(n) if n.is_i64() || n.is_u64() => n.as_i64().unwrap_or(i64::MAX),
-            Value::Bool(b) => i64::from(*b),
-            other => {
-                return Err(PyException {
-                    type_name: "TypeError",
-                    message: format!(
-                        "tuple indices must be integers or slices, not {}",
-                        pyfmt::type_name(other)
-                    ),
-                    traceback: vec![TB_INDEX.to_string()],
-                });
-            }
-        };
-        let len = types.len() as i64;
-        let idx = if index < 0 { index + len } else { index };
-        if idx < 0 || idx >= len {
-            return Err(PyException {
-                type_name: "IndexError",
-                message: "tuple index out of range".into(),
-                traceback: vec![TB_INDEX.to_string()],
-            });
-        }
-        Ok(types[idx as usize].clone())
-    }
-
-    fn validate_inputs(
-        &mut self,
-        id: &str,
-        visiting: &mut Vec<String>,
-    ) -> Result<(bool, Vec<Value>), PyException> {
-        if let Some(done) = self.lookup(id) {
-            return Ok(done);
-        }
-        if visiting.iter().any(|v| v == id) {
-            let reasons = vec![err(
-                "dependency_cycle",
-                "Dependency cycle detected",
-                id.to_string(),
-                json!({"node_id": id}),
-            )];
-            self.record(id, false, reasons.clone());
-            return Ok((false, reasons));
-        }
-        let class = self.class_of(id);
-        let inputs: Map<String, Value> = self
-            .prompt
-            .get(id)
-            .and_then(|n| n.get("inputs"))
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        let mut errors = Vec::new();
-        let mut valid = true;
-        let mut converted: Vec<(String, Value)> = Vec::new();
-        let mut custom_checked: Vec<(String, Value)> = Vec::new();
-        for spec in catalog().inputs(&class) {
-            let x = spec.name.clone();
-            let Some(val) = inputs.get(&x) else {
-                if spec.category == InputCategory::Required {
-                    errors.push(err(
-                        "required_input_missing",
-                        "Required input is missing",
-                        x.clone(),
-                        json!({"input_name": x}),
-                    ));
-                }
-                continue;
-            };
-            let info = spec.input_config();
-            if let Value::Array(link) = val {
-                if link.len() != 2 {
-                    errors.push(err(
-                        "bad_linked_input",
-                        "Bad linked input, must be a length-2 list of [node_id, slot_index]",
-                        x.clone(),
-                        json!({"input_name": x, "input_config": info, "received_value": val}),
-                    ));
-                    continue;
-                }
-                let received = self.linked_type(link)?;
-                if !types_compatible(&received, &spec) {
-                    let input_type = match &spec.kind {
-                        Value::String(s) => s.clone(),
-                        other => pyfmt::repr(other),
-                    };
-                    errors.push(err(
-                        "return_type_mismatch",
-                        "Return type mismatch between linked nodes",
-                        format!("{x}, received_type({received}) mismatch input_type({input_type})"),
-                        json!({"input_name": x, "input_config": info, "received_type": received, "linked_node": val}),
-                    ));
-                    continue;
-                }
-                let o_id = link[0].as_str().unwrap_or_default().to_string();
-                visiting.push(id.to_string());
-                let inner = self.validate_inputs(&o_id, visiting);
-                visiting.pop();
-                match inner {
-                    Ok((true, _)) => {}
-                    Ok((false, _)) => valid = false,
-                    Err(ex) => {
-                        valid = false;
-                        let mut traceback = vec![TB_RECURSE.to_string()];
-                        traceback.extend(ex.traceback);
-                        let reasons = vec![err(
-                            "exception_during_inner_validation",
-                            "Exception when validating inner node",
-                            ex.message.clone(),
-                            json!({
-                                "input_name": x,
-                                "input_config": info,
-                                "exception_message": ex.message,
-                                "exception_type": ex.type_name,
-                                "traceback": traceback,
-                                "linked_node": val,
-                            }),
-                        )];
-                        self.record(&o_id, false, reasons);
-                    }
-                }
-                continue;
-            }
-            if is_custom_validated(&class, &x) {
-                custom_checked.push((x.clone(), val.clone()));
-                continue;
-            }
-            let val = match convert(&spec, val) {
-                Ok(v) => v,
-                Err(message) => {
-                    let type_name = spec.type_name().unwrap_or("COMBO");
-                    errors.push(err(
-                        "invalid_input_type",
-                        &format!("Failed to convert an input value to a {type_name} value"),
-                        format!("{x}, {}, {message}", pyfmt::str_of(val)),
-                        json!({"input_name": x, "input_config": info, "received_value": val, "exception_message": message}),
-                    ));
-                    continue;
-                }
-            };
-            converted.push((x.clone(), val.clone()));
-            if let (Some(min), Some(v)) = (spec.extra.get("min"), val.as_f64())
-                && min.as_f64().is_some_and(|m| v < m)
-            {
-                errors.push(err(
-                    "value_smaller_than_min",
-                    &format!(
-                        "Value {} smaller than min of {}",
-                        pyfmt::str_of(&val),
-                        pyfmt::str_of(min)
-                    ),
-                    x.clone(),
-                    json!({"input_name": x, "input_config": info, "received_value": val}),
-                ));
-                continue;
-            }
-            if let (Some(max), Some(v)) = (spec.extra.get("max"), val.as_f64())
-                && max.as_f64().is_some_and(|m| v > m)
-            {
-                errors.push(err(
-                    "value_bigger_than_max",
-                    &format!(
-                        "Value {} bigger than max of {}",
-                        pyfmt::str_of(&val),
-                        pyfmt::str_of(max)
-                    ),
-                    x.clone(),
-                    json!({"input_name": x, "input_config": info, "received_value": val}),
-                ));
-                continue;
-            }
-            if let Some(options) = self
-                .dirs_spec(&class, &x)
-                .and_then(|s| s.combo_options())
-                .or_else(|| spec.combo_options())
-                && !options.contains(&val)
-            {
-                let (list_info, input_config) = if options.len() > 20 {
-                    (format!("(list of length {})", options.len()), Value::Null)
-                } else {
-                    (pyfmt::repr(&Value::Array(options.clone())), info.clone())
-                };
-                errors.push(err(
-                    "value_not_in_list",
-                    "Value not in list",
-                    format!("{x}: '{}' not in {list_info}", pyfmt::str_of(&val)),
-                    json!({"input_name": x, "input_config": input_config, "received_value": val}),
-                ));
-                continue;
-            }
-        }
-        // ComfyUI stores converted values back into the prompt.
-        if let Some(node_inputs) = self
-            .prompt
-            .get_mut(id)
-            .and_then(|n| n.get_mut("inputs"))
-            .and_then(Value::as_object_mut)
-        {
-            for (k, v) in converted {
-                node_inputs.insert(k, v);
-            }
-        }
-        for (x, val) in custom_checked {
-            let name = pyfmt::str_of(&val);
-            if !annotated_path_exists(self.dirs.folders, &name) {
-                errors.push(err(
-                    "custom_validation_failed",
-                    "Custom validation failed for node",
-                    format!("{x} - Invalid image file: {name}"),
-                    json!({"input_name": x}),
-                ));
-            }
-        }
-        let ok = errors.is_empty() && valid;
-        self.record(id, ok, if ok { Vec::new() } else { errors.clone() });
-        Ok((ok, if ok { Vec::new() } else { errors }))
-    }
-
-    fn dirs_spec(&self, class: &str, input: &str) -> Option<InputSpec> {
-        catalog().live_input(class, input, self.dirs)
-    }
-}
-
-/// Inputs checked by the class's own VALIDATE_INPUTS instead of the combo list.
-fn is_custom_validated(class: &str, input: &str) -> bool {
-    matches!(
-        (class, input),
-        ("LoadImage", "image") | ("LoadImageMask", "image")
-    )
-}
-
-/// ComfyUI's `validate_node_input` (non-strict): equal, wildcard, or overlapping unions.
-fn types_compatible(received: &str, spec: &InputSpec) -> bool {
-    let input = match &spec.kind {
-        Value::String(s) => s.as_str(),
-        Value::Array(_) => return received == "COMBO" || received == "*",
-        _ => return true,
-    };
-    if received == input || received == "*" || input == "*" {
-        return true;
-    }
-    if input == "COMBO" && received == "COMBO" {
-        return true;
-    }
-    let r: Vec<&str> = received.split(',').map(str::trim).collect();
-    let i: Vec<&str> = input.split(',').map(str::trim).collect();
-    if r.len() > 1 || i.len() > 1 {
-        return r.iter().any(|t| i.contains(t));
-    }
-    false
-}
-
-/// Python's `int()` / `float()` / `str()` / `bool()` of a constant, by declared type.
-fn convert(spec: &InputSpec, val: &Value) -> Result<Value, String> {
-    match spec.type_name() {
-        Some("INT") => to_int(val),
-        Some("FLOAT") => to_float(val),
-        Some("STRING") => Ok(Value::String(pyfmt::str_of(val))),
-        Some("BOOLEAN") => Ok(Value::Bool(truthy(val))),
-        _ => Ok(val.clone()),
-    }
-}
-
-fn to_int(val: &Value) -> Result<Value, String> {
-    match val {
-        Value::Number(n) if n.is_i64() || n.is_u64() => Ok(val.clone()),
-        Value::Number(n) => {
-            let f = n.as_f64().unwrap_or(f64::NAN);
-            if f.is_nan() {
-                Err("cannot convert float NaN to integer".into())
-            } else if f.is_infinite() {
-                Err("cannot convert float infinity to integer".into())
-            } else {
-                Ok(json!(f.trunc() as i64))
-            }
-        }
-        Value::Bool(b) => Ok(json!(i64::from(*b))),
-        Value::String(s) => {
-            let t = s.trim().replace('_', "");
-            if let Ok(i) = t.parse::<i64>() {
-                Ok(json!(i))
-            } else if let Ok(u) = t.parse::<u64>() {
-                Ok(json!(u))
-            } else {
-                Err(format!(
-                    "invalid literal for int() with base 10: {}",
-                    pyfmt::repr_str(s)
-                ))
-            }
-        }
-        other => Err(format!(
-            "int() argument must be a string, a bytes-like object or a real number, not '{}'",
-            pyfmt::type_name(other)
-        )),
-    }
-}
-
-fn to_float(val: &Value) -> Result<Value, String> {
-    match val {
-        Value::Number(n) => Ok(json!(n.as_f64().unwrap_or(0.0))),
-        Value::Bool(b) => Ok(json!(if *b { 1.0 } else { 0.0 })),
-        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "inf" | "infinity" | "+inf" | "-inf" | "nan" => Err(format!(
-                "could not convert string to float: {}",
-                pyfmt::repr_str(s)
-            )),
-            t => t
-                .parse::<f64>()
-                .map(|f| json!(f))
-                .map_err(|_| format!("could not convert string to float: {}", pyfmt::repr_str(s))),
-        },
-        other => Err(format!(
-            "float() argument must be a string or a real number, not '{}'",
-            pyfmt::type_name(other)
-        )),
-    }
-}
-
-fn truthy(val: &Value) -> bool {
-    match val {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
+    fn image_exists(&self, name: &str) -> bool {
+        annotated_path_exists(self.dirs.folders, name)
     }
 }
 
@@ -425,225 +32,65 @@ pub fn validate_prompt(
     partial_targets: Option<&[String]>,
     dirs: &LiveDirs<'_>,
 ) -> Verdict {
-    let mut outputs = Vec::new();
-    for (id, node) in prompt.iter() {
-        let Some(node) = node.as_object() else {
-            return Verdict::Crash;
-        };
-        let title = node
-            .get("_meta")
-            .and_then(|m| m.get("title"))
-            .and_then(Value::as_str);
-        let Some(class_value) = node.get("class_type") else {
-            let shown = title.map(str::to_string).unwrap_or(format!("ID #{id}"));
-            return Verdict::Rejected {
-                error: err(
-                    "missing_node_type",
-                    &format!(
-                        "Node '{shown}' has no class_type. The workflow may be corrupted or a custom node is missing."
-                    ),
-                    format!("Node ID '#{id}'"),
-                    json!({"node_id": id, "class_type": null, "node_title": title}),
-                ),
-                node_errors: Map::new(),
-            };
-        };
-        let class = class_value.as_str().unwrap_or_default();
-        if catalog().class(class).is_none() {
-            let class_text = pyfmt::str_of(class_value);
-            return Verdict::Rejected {
-                error: err(
-                    "missing_node_type",
-                    &format!(
-                        "Node '{class_text}' not found. The custom node may not be installed."
-                    ),
-                    format!("Node ID '#{id}'"),
-                    json!({"node_id": id, "class_type": class_value, "node_title": title.map(Value::from).unwrap_or(class_value.clone())}),
-                ),
-                node_errors: Map::new(),
-            };
-        }
-        if catalog().is_output(class) && partial_targets.is_none_or(|t| t.iter().any(|x| x == id)) {
-            outputs.push(id.clone());
-        }
-    }
-    if outputs.is_empty() {
-        return Verdict::Rejected {
-            error: err(
-                "prompt_no_outputs",
-                "Prompt has no outputs",
-                String::new(),
-                json!({}),
-            ),
-            node_errors: Map::new(),
-        };
-    }
-    let mut v = Validator {
+    comfy_fleet_actors::prompt_rules::validate_prompt(
         prompt,
-        dirs,
-        validated: Vec::new(),
-    };
-    let mut good = Vec::new();
-    let mut failed: Vec<(String, Vec<Value>)> = Vec::new();
-    let mut node_errors: Map<String, Value> = Map::new();
-    for o in &outputs {
-        let (ok, reasons) = match v.validate_inputs(o, &mut Vec::new()) {
-            Ok(r) => r,
-            Err(ex) => {
-                let mut traceback = vec![TB_TOP.to_string()];
-                traceback.extend(ex.traceback);
-                let reasons = vec![err(
-                    "exception_during_validation",
-                    "Exception when validating node",
-                    ex.message.clone(),
-                    json!({"exception_type": ex.type_name, "traceback": traceback}),
-                )];
-                v.record(o, false, reasons.clone());
-                (false, reasons)
-            }
-        };
-        if ok {
-            good.push(o.clone());
-            continue;
-        }
-        failed.push((o.clone(), reasons));
-        for (node_id, node_ok, node_reasons) in &v.validated {
-            if *node_ok || node_reasons.is_empty() {
-                continue;
-            }
-            let class = v.class_of(node_id);
-            let entry = node_errors.entry(node_id.clone()).or_insert_with(
-                || json!({"errors": node_reasons, "dependent_outputs": [], "class_type": class}),
-            );
-            if let Some(deps) = entry
-                .get_mut("dependent_outputs")
-                .and_then(Value::as_array_mut)
-            {
-                deps.push(Value::String(o.clone()));
-            }
-        }
-    }
-    if good.is_empty() {
-        let details: Vec<String> = failed
-            .iter()
-            .flat_map(|(_, reasons)| {
-                reasons.iter().map(|r| {
-                    format!(
-                        "{}: {}",
-                        r.get("message").and_then(Value::as_str).unwrap_or_default(),
-                        r.get("details").and_then(Value::as_str).unwrap_or_default()
-                    )
-                })
-            })
-            .collect();
-        return Verdict::Rejected {
-            error: err(
-                "prompt_outputs_failed_validation",
-                "Prompt outputs failed validation",
-                details.join("\n"),
-                json!({}),
-            ),
-            node_errors,
-        };
-    }
-    Verdict::Accepted {
-        outputs: good,
-        node_errors,
-    }
+        partial_targets,
+        NodeClasses::new(catalog().classes()),
+        &ThisServer { dirs },
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::files::Folders;
-    use std::path::Path;
+    use serde_json::json;
 
-    fn run(prompt: Value) -> Verdict {
+    fn run(prompt: Value, folders: &Folders) -> Verdict {
         let mut map = prompt.as_object().cloned().unwrap();
-        let folders = Folders::all_in(Path::new("/nonexistent"));
-        let dirs = LiveDirs { folders: &folders };
+        let dirs = LiveDirs { folders };
         validate_prompt(&mut map, None, &dirs)
     }
 
-    fn trivial(width: Value) -> Value {
+    fn load_and_save(name: &str) -> Value {
         json!({
-            "1": {"class_type": "EmptyImage", "inputs": {"width": width, "height": 64, "batch_size": 1, "color": 255}},
-            "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
-            "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x"}}
+            "10": {"class_type": "LoadImage", "inputs": {"image": name}},
+            "11": {"class_type": "SaveImage", "inputs": {"images": ["10", 0], "filename_prefix": "x"}}
         })
     }
 
     #[test]
-    fn valid_prompt_is_accepted() {
-        match run(trivial(json!(64))) {
-            Verdict::Accepted {
-                outputs,
-                node_errors,
-            } => {
-                assert_eq!(outputs, vec!["3"]);
-                assert!(node_errors.is_empty());
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn string_for_int_gives_python_message() {
-        let Verdict::Rejected { error, node_errors } = run(trivial(json!("abc"))) else {
+    fn load_image_is_checked_against_this_servers_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let folders = Folders::all_in(dir.path());
+        let Verdict::Rejected { node_errors, .. } = run(load_and_save("cat.png"), &folders) else {
             panic!()
         };
-        assert_eq!(error["type"], "prompt_outputs_failed_validation");
-        assert_eq!(error["details"], "");
-        let e = &node_errors["1"]["errors"][0];
-        assert_eq!(e["type"], "invalid_input_type");
         assert_eq!(
-            e["details"],
-            "width, abc, invalid literal for int() with base 10: 'abc'"
+            node_errors["10"]["errors"][0]["details"],
+            "image - Invalid image file: cat.png"
         );
-        assert_eq!(node_errors["1"]["dependent_outputs"], json!(["3"]));
+        std::fs::write(dir.path().join("cat.png"), b"x").unwrap();
+        assert!(matches!(
+            run(load_and_save("cat.png"), &folders),
+            Verdict::Accepted { .. }
+        ));
     }
 
     #[test]
-    fn below_min_names_the_value() {
-        let Verdict::Rejected { node_errors, .. } = run(trivial(json!(0))) else {
+    fn the_catalogs_classes_are_the_ones_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let folders = Folders::all_in(dir.path());
+        let prompt = json!({
+            "1": {"class_type": "EmptyImage", "inputs": {"width": 0, "height": 64, "batch_size": 1, "color": 0}},
+            "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}}
+        });
+        let Verdict::Rejected { node_errors, .. } = run(prompt, &folders) else {
             panic!()
         };
         assert_eq!(
             node_errors["1"]["errors"][0]["message"],
             "Value 0 smaller than min of 1"
         );
-    }
-
-    #[test]
-    fn link_to_missing_node_is_filed_under_the_linking_node() {
-        let mut p = trivial(json!(64));
-        p["2"]["inputs"]["image"] = json!(["99", 0]);
-        let Verdict::Rejected { node_errors, .. } = run(p) else {
-            panic!()
-        };
-        let e = &node_errors["2"]["errors"][0];
-        assert_eq!(e["type"], "exception_during_inner_validation");
-        assert_eq!(e["details"], "'99'");
-        assert_eq!(e["extra_info"]["input_name"], "images");
-    }
-
-    #[test]
-    fn missing_load_image_file_fails_custom_validation() {
-        let p = json!({
-            "10": {"class_type": "LoadImage", "inputs": {"image": "does_not_exist.png"}},
-            "11": {"class_type": "SaveImage", "inputs": {"images": ["10", 0], "filename_prefix": "x"}}
-        });
-        let Verdict::Rejected { node_errors, .. } = run(p) else {
-            panic!()
-        };
-        assert_eq!(
-            node_errors["10"]["errors"][0]["details"],
-            "image - Invalid image file: does_not_exist.png"
-        );
-    }
-
-    #[test]
-    fn non_object_node_crashes_like_the_real_handler() {
-        assert!(matches!(run(json!({"1": 5})), Verdict::Crash));
     }
 }
