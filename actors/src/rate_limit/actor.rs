@@ -1,4 +1,4 @@
-//! The rate limiter actor: receives [`Acquire`], [`Release`] and [`Quota`] and asks
+//! The rate limiter actor: receives [`Acquire`], [`Release`], [`GiveBack`] and [`Quota`] and asks
 //! [`RateLimitPolicy`].
 
 use std::time::Instant;
@@ -6,7 +6,7 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use super::config::RateLimitConfig;
-use super::messages::{Acquire, Quota, Release};
+use super::messages::{Acquire, GiveBack, Quota, Release};
 use super::policy::{Permit, RateLimitPolicy, RateLimited};
 
 /// The fleet's rate limiter.
@@ -45,6 +45,14 @@ impl Handler<Release> for RateLimiter {
 
     fn handle(&mut self, msg: Release, _ctx: &mut Self::Context) {
         self.policy.release(&msg.user);
+    }
+}
+
+impl Handler<GiveBack> for RateLimiter {
+    type Result = ();
+
+    fn handle(&mut self, msg: GiveBack, _ctx: &mut Self::Context) {
+        self.policy.give_back(&msg.user, msg.taken_at);
     }
 }
 

@@ -10,7 +10,8 @@ use crate::ids::UserId;
 use super::policy::{Permit, QuotaReport, RateLimited};
 
 /// Submitter → rate limiter: may `user` submit one more job? On success one job is counted and
-/// one in-progress slot taken; send [`Release`] when the job ends (or the scheduler refused it).
+/// one in-progress slot taken; send [`Release`] when the job ends, or [`GiveBack`] when it is
+/// refused before it is queued.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<Permit, RateLimited>")]
 pub struct Acquire {
@@ -26,6 +27,15 @@ pub struct Acquire {
 #[rtype(result = "()")]
 pub struct Release {
     pub user: UserId,
+}
+
+/// Submitter → rate limiter: the job counted by the permit taken at `taken_at` was refused
+/// after all (bad workflow or images, full queue): give its place in the windows back.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct GiveBack {
+    pub user: UserId,
+    pub taken_at: Instant,
 }
 
 /// `/status` → rate limiter: what `user` may still submit.

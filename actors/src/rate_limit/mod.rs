@@ -9,5 +9,5 @@ pub mod policy;
 
 pub use actor::RateLimiter;
 pub use config::{RateLimitConfig, RateLimitConfigError, WindowLimit};
-pub use messages::{Acquire, Quota, Release};
+pub use messages::{Acquire, GiveBack, Quota, Release};
 pub use policy::{LimitReason, Permit, QuotaReport, RateLimitPolicy, RateLimited, WindowQuota};

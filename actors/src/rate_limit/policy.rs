@@ -91,6 +91,10 @@ pub struct Permit {
     /// When the tightest window gives back a job (its oldest acquisition leaves it).
     #[serde(with = "humantime_serde", default)]
     pub reset_after: Option<Duration>,
+    /// When the job was counted, to give it back if the job is then refused
+    /// ([`RateLimitPolicy::give_back`]); `None` when nothing was counted (exempt users).
+    #[serde(skip)]
+    pub taken_at: Option<Instant>,
 }
 
 /// One window of a user's quota.
@@ -254,6 +258,7 @@ impl RateLimitPolicy {
             return Ok(Permit {
                 remaining: None,
                 reset_after: None,
+                taken_at: None,
             });
         }
         self.global.prune(now, self.longest_global);
@@ -311,6 +316,7 @@ impl RateLimitPolicy {
         let permit = Permit {
             remaining: tightest.map(|(remaining, _)| remaining),
             reset_after: tightest.and_then(|(_, reset)| reset),
+            taken_at: Some(now),
         };
         self.since_prune += 1;
         if self.since_prune >= PRUNE_EVERY {
@@ -323,6 +329,24 @@ impl RateLimitPolicy {
     pub fn release(&mut self, user: &UserId) {
         if let Some(usage) = self.users.get_mut(user) {
             usage.in_progress = usage.in_progress.saturating_sub(1);
+        }
+    }
+
+    /// The job counted at `taken_at` was not accepted after all (its workflow or images were
+    /// refused, or the queue was full): it leaves the user's and the global windows and its
+    /// in-progress slot, as if it had never been asked for. Only accepted jobs use up a quota.
+    pub fn give_back(&mut self, user: &UserId, taken_at: Instant) {
+        fn forget(log: &mut SlidingLog, at: Instant) -> bool {
+            match log.times.iter().rposition(|t| *t == at) {
+                Some(i) => log.times.remove(i).is_some(),
+                None => false,
+            }
+        }
+        if let Some(usage) = self.users.get_mut(user)
+            && forget(&mut usage.log, taken_at)
+        {
+            usage.in_progress = usage.in_progress.saturating_sub(1);
+            forget(&mut self.global, taken_at);
         }
     }
 

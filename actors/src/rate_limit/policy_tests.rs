@@ -206,3 +206,27 @@ fn idle_users_are_forgotten() {
     // The second pass forgot the first batch (windows over, nothing in progress).
     assert_eq!(limits.tracked_users(), PRUNE_EVERY as usize);
 }
+
+#[test]
+fn refused_jobs_given_back_leave_the_quota_whole() {
+    let mut limits = limiter(&[(2, 600)], &[(3, 600)], Some(1));
+    let start = Instant::now();
+    // Ten submissions refused after they were counted (a typo in each): each is given back.
+    for i in 0..10 {
+        let now = start + secs(i);
+        let permit = limits.acquire(&user("bob"), &[], now).unwrap();
+        limits.give_back(&user("bob"), permit.taken_at.unwrap());
+    }
+    let report = limits.quota(&user("bob"), &[], start + secs(10));
+    assert_eq!((report.windows[0].used, report.in_progress), (0, 0));
+    // The eleventh is accepted, and counts.
+    let permit = limits.acquire(&user("bob"), &[], start + secs(11)).unwrap();
+    assert_eq!(permit.remaining, Some(1));
+    // The global window was given back too: two more users fit in it.
+    limits.release(&user("bob"));
+    assert!(limits.acquire(&user("ann"), &[], start + secs(12)).is_ok());
+    assert!(limits.acquire(&user("cid"), &[], start + secs(12)).is_ok());
+    // Exempt users are never counted, so nothing is given back.
+    let permit = limits.acquire(&user("owner"), &[], start).unwrap();
+    assert_eq!(permit.taken_at, None);
+}
