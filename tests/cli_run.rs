@@ -106,10 +106,8 @@ fn rejected_workflow_prints_node_input_and_reason_and_fails() {
     let stderr = text(&result.stderr);
     assert_eq!(result.status.code(), Some(1), "{stderr}");
     assert!(text(&result.stdout).is_empty());
-    assert!(
-        stderr.contains("Prompt outputs failed validation"),
-        "{stderr}"
-    );
+    // Refused before it is queued, with every problem at once.
+    assert!(stderr.contains("the workflow cannot run: "), "{stderr}");
     assert!(
         stderr.contains("node 4 (LoadImage), input `image`: "),
         "{stderr}"

@@ -14,7 +14,7 @@ use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::ids::{GpuId, InstanceId};
+use crate::ids::{GpuId, InstanceId, JobId};
 use crate::job::JobOutput;
 use crate::messages::InstanceUpdate;
 
@@ -189,6 +189,9 @@ pub trait Backend {
     fn object_info(&self) -> LocalBoxFuture<'_, Result<usize, BackendError>>;
     /// Uploads an input image; returns the name to put in `LoadImage` (`sub/name.png`).
     fn upload(&self, input: InputFile) -> LocalBoxFuture<'_, Result<String, BackendError>>;
+    /// The attempt of `job` that uploaded `inputs` has ended (however it ended): its uploads
+    /// are no longer needed. Adapters that can reach the server's files delete them.
+    fn release_inputs(&self, _job: JobId, _inputs: &[InputFile]) {}
     /// Runs one prompt to its end: opens the websocket before submitting, submits with
     /// `prompt_id`, streams events into `sink`, and reconciles outputs from `/history`.
     fn run(

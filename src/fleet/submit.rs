@@ -1,22 +1,24 @@
-//! Submitting a job: rate limit, template or workflow → validated API prompt, input images,
-//! then the scheduler. Shared by every front end (HTTP API, Discord, CLI).
+//! Submitting a job: rate limit, template or workflow → API prompt, input images into the job's
+//! own upload folder, the checks ComfyUI would make (and the job's file inputs held to its own
+//! files), then the scheduler. A refusal gives the user's quota back. Shared by every front end
+//! (HTTP API, Discord, CLI).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use comfy_fleet_actors::messages::{JobSpec, Submit, SubmitError};
 use comfy_fleet_actors::ports::InputFile;
-use comfy_fleet_actors::rate_limit::{Acquire, RateLimited, Release};
+use comfy_fleet_actors::prompt_rules::NodeClasses;
+use comfy_fleet_actors::rate_limit::{Acquire, GiveBack, RateLimited};
 use comfy_fleet_actors::{JobId, UserId};
 use serde_json::Value;
 
 use crate::fleet::FleetHandle;
 use crate::fleet::events::Watch;
 use crate::fleet::images::{ImageError, InputImage, checked_image};
+use crate::fleet::job_files::{OwnFiles, job_folder, point_at_uploads};
+use crate::fleet::prompt_check::{PromptCheckError, check_job_prompt};
 use crate::workflow::{Template, Workflow, WorkflowError, models_in};
-
-/// Sub-folder of an instance's input folder where job images are uploaded.
-pub const INPUT_SUBFOLDER: &str = "fleet";
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -36,7 +38,8 @@ pub struct JobRequest {
     pub params: BTreeMap<String, Value>,
     /// Image parameters (`image`, `image2`…) with their bytes.
     pub images: Vec<InputImage>,
-    /// Files uploaded to the input folder under their own names (for workflows that name them).
+    /// Files the workflow names by their plain names (`run --input photo.png`): uploaded to the
+    /// job's own folder, and the workflow's file inputs naming them pointed there.
     pub uploads: Vec<(String, Vec<u8>)>,
     /// Kept by ComfyUI with the prompt (e.g. a Discord message id).
     pub extra_data: Value,
@@ -60,6 +63,9 @@ pub enum SubmitFailure {
     Workflow(#[from] WorkflowError),
     #[error(transparent)]
     Image(#[from] ImageError),
+    /// The prompt would fail at ComfyUI, or names files the job may not read.
+    #[error(transparent)]
+    Prompt(#[from] PromptCheckError),
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
@@ -83,17 +89,21 @@ pub async fn submit(fleet: &FleetHandle, request: JobRequest) -> Result<Submitte
         })
         .await
         .map_err(|e| SubmitFailure::Internal(e.to_string()))?;
-    permit?;
-    let release = || {
-        fleet.limiter.do_send(Release {
-            user: request.user.clone(),
-        })
+    let permit = permit?;
+    // Only accepted jobs use up the user's quota: a refusal gives its place back.
+    let give_back = || {
+        if let Some(taken_at) = permit.taken_at {
+            fleet.limiter.do_send(GiveBack {
+                user: request.user.clone(),
+                taken_at,
+            })
+        }
     };
     let job = JobId::new();
     let spec = match prepare(fleet, job, &request).await {
         Ok(spec) => spec,
         Err(e) => {
-            release();
+            give_back();
             return Err(e);
         }
     };
@@ -117,11 +127,11 @@ pub async fn submit(fleet: &FleetHandle, request: JobRequest) -> Result<Submitte
             seed,
         }),
         Ok(Err(e)) => {
-            release();
+            give_back();
             Err(e.into())
         }
         Err(e) => {
-            release();
+            give_back();
             Err(e)
         }
     }
@@ -134,23 +144,28 @@ async fn prepare(
     request: &JobRequest,
 ) -> Result<(JobSpec, Option<u64>), SubmitFailure> {
     let object_info = fleet.catalog.object_info(fleet).await?;
-    let short = job.to_string().chars().take(8).collect::<String>();
+    let folder = job_folder(job);
+    let mut own = OwnFiles::default();
     let mut inputs = Vec::new();
     let mut params = request.params.clone();
     for image in &request.images {
         let checked = checked_image(image, fleet.config.http.max_body_mb * 1024 * 1024)?;
-        let name = format!("{short}-{}.{}", image.param, checked.extension);
+        crate::launch::checked_relative_path(&image.param, false)
+            .map_err(|e| SubmitFailure::Invalid(format!("image parameter: {e}")))?;
+        let name = format!("{}.{}", image.param, checked.extension);
+        own.add(&folder, &name);
         params.insert(
             image.param.clone(),
-            Value::String(format!("{INPUT_SUBFOLDER}/{name}")),
+            Value::String(format!("{folder}/{name}")),
         );
         inputs.push(InputFile {
             name,
-            subfolder: INPUT_SUBFOLDER.into(),
+            subfolder: folder.clone(),
             bytes: Arc::from(image.bytes.as_slice()),
             overwrite: true,
         });
     }
+    let mut plain_names = Vec::new();
     for (name, bytes) in &request.uploads {
         let image = InputImage {
             param: "input".into(),
@@ -160,9 +175,11 @@ async fn prepare(
         checked_image(&image, fleet.config.http.max_body_mb * 1024 * 1024)?;
         crate::launch::checked_relative_path(name, false)
             .map_err(|e| SubmitFailure::Invalid(e.to_string()))?;
+        own.add(&folder, name);
+        plain_names.push(name.clone());
         inputs.push(InputFile {
             name: name.clone(),
-            subfolder: String::new(),
+            subfolder: folder.clone(),
             bytes: Arc::from(bytes.as_slice()),
             overwrite: true,
         });
@@ -197,6 +214,12 @@ async fn prepare(
             }
         }
     };
+    let mut prompt = prompt;
+    if let Value::Object(map) = &mut prompt {
+        let classes = NodeClasses::new(object_info.classes());
+        point_at_uploads(map, classes, job, &plain_names);
+        check_job_prompt(map, &request.extra_data, &object_info, &own)?;
+    }
     let models = models_in(&prompt);
     let priority = fleet
         .config

@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::fleet::events::{Subscribe, Subscription};
 use crate::fleet::images::InputImage;
 use crate::fleet::outputs::OutputError;
+use crate::fleet::prompt_check::PromptCheckError;
 use crate::fleet::submit::{JobRequest, JobSource, SubmitFailure, submit};
 use crate::http::ApiState;
 use crate::http::api_types::{CreatedJob, JobStateView, JobView, NewJob};
@@ -86,6 +87,10 @@ impl From<SubmitFailure> for ApiError {
             }
             SubmitFailure::Workflow(w) => ApiError::bad_request("invalid_workflow", w.to_string()),
             SubmitFailure::Image(i) => ApiError::bad_request("invalid_image", i.to_string()),
+            SubmitFailure::Prompt(p @ PromptCheckError::ExtraData(_)) => {
+                ApiError::bad_request("bad_request", p.to_string())
+            }
+            SubmitFailure::Prompt(p) => ApiError::bad_request("invalid_workflow", p.to_string()),
             SubmitFailure::Invalid(m) => ApiError::bad_request("bad_request", m),
             SubmitFailure::Queue(q @ SubmitError::ShuttingDown) => {
                 ApiError::Unavailable(q.to_string())

@@ -26,12 +26,13 @@ pub enum Format {
 }
 
 impl Workflow {
-    /// Parses JSON bytes and detects the format.
+    /// Parses JSON bytes (an object naming a key twice is refused) and detects the format.
     pub fn parse(bytes: &[u8]) -> Result<Self, WorkflowError> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|source| WorkflowError::Json {
-            what: "workflow",
-            source,
-        })?;
+        let value =
+            super::strict_json::from_slice(bytes).map_err(|source| WorkflowError::Json {
+                what: "workflow",
+                source,
+            })?;
         Self::from_value(value)
     }
 

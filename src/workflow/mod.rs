@@ -11,6 +11,7 @@ pub mod format;
 pub mod models;
 pub mod object_info;
 pub mod param;
+pub mod strict_json;
 pub mod template;
 
 pub use error::WorkflowError;

@@ -71,6 +71,11 @@ impl ObjectInfo {
         Self::from_bytes(&bytes)
     }
 
+    /// The whole document (class name → definition), as the prompt rules read it.
+    pub fn classes(&self) -> &Map<String, Value> {
+        &self.nodes
+    }
+
     /// The definition of a node class, if the server has it.
     pub fn node(&self, class: &str) -> Option<NodeDef<'_>> {
         self.nodes

@@ -17,6 +17,7 @@ pub mod in_process_fleet;
 pub mod launch_scripts;
 pub mod log_lines;
 pub mod measures;
+pub mod multipart;
 pub mod ports;
 pub mod processes;
 pub mod waits;

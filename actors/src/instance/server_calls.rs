@@ -80,6 +80,12 @@ pub async fn upload_and_run(
     activity: Rc<JobActivity>,
     mut events: EventSink,
 ) -> Result<RunResult, BackendError> {
+    // Released when this attempt ends, including when its future is dropped (cancel, crash).
+    let _release = ReleaseInputs {
+        backend: Rc::clone(&backend),
+        job,
+        inputs: inputs.clone(),
+    };
     for input in inputs {
         let wanted = if input.subfolder.is_empty() {
             input.name.clone()
@@ -99,6 +105,21 @@ pub async fn upload_and_run(
         events(event);
     });
     backend.run(run, sink).await
+}
+
+/// Tells the backend, when dropped, that an attempt's uploads are no longer needed.
+struct ReleaseInputs {
+    backend: Rc<dyn Backend>,
+    job: JobId,
+    inputs: Vec<InputFile>,
+}
+
+impl Drop for ReleaseInputs {
+    fn drop(&mut self) {
+        if !self.inputs.is_empty() {
+            self.backend.release_inputs(self.job, &self.inputs);
+        }
+    }
 }
 
 /// Calls `attempt` until it succeeds, pausing `poll` between tries (bounded by the caller).

@@ -15,7 +15,12 @@ use uuid::Uuid;
 pub struct NewJob {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Read strictly: an object that names a key twice (two nodes `"5"`) is refused.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::workflow::strict_json::optional"
+    )]
     pub workflow: Option<serde_json::Value>,
     #[serde(default)]
     pub params: BTreeMap<String, serde_json::Value>,
