@@ -378,6 +378,38 @@ fn a_workflow_error_fails_at_once_without_retry() {
 }
 
 #[test]
+fn a_400_from_comfyui_fails_at_once_and_is_never_retried() {
+    let refusals = [
+        BackendError::Rejected {
+            kind: "prompt_outputs_failed_validation".into(),
+            message: "Prompt outputs failed validation".into(),
+            node_errors: vec![],
+        },
+        BackendError::Http {
+            route: "/prompt".into(),
+            status: 400,
+            body: "{}".into(),
+        },
+    ];
+    for error in refusals {
+        let mut h = Harness::depth(1, &["gpu0", "gpu1"]);
+        let (job, _) = h.submit(spec("a", 0, "t", &[]));
+        let actions = h.finish("gpu0", job, 1, Err(error.clone()));
+        assert!(dispatches(&actions).is_empty(), "{error}: retried");
+        assert!(
+            matches!(
+                events_of(&actions, job).as_slice(),
+                [JobEvent::Failed {
+                    retriable: false,
+                    ..
+                }]
+            ),
+            "{error}"
+        );
+    }
+}
+
+#[test]
 fn cancelling_a_queued_job_removes_it_and_moves_the_others_up() {
     let mut h = Harness::depth(1, &["gpu0"]);
     let (running, _) = h.submit(spec("a", 0, "t", &[]));
