@@ -60,7 +60,7 @@ pub fn check_job_prompt(
     own: &OwnFiles,
 ) -> Result<(), PromptCheckError> {
     check_extra_data(extra_data).map_err(PromptCheckError::ExtraData)?;
-    let classes = NodeClasses::new(object_info.classes());
+    let classes = NodeClasses::new(object_info);
     let mut problems = check_file_inputs(prompt, classes, own);
     if let Err(refusal) = check_prompt(prompt, classes, &UploadedWhenItRuns) {
         problems.extend(refusal.problems);

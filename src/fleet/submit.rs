@@ -216,7 +216,7 @@ async fn prepare(
     };
     let mut prompt = prompt;
     if let Value::Object(map) = &mut prompt {
-        let classes = NodeClasses::new(object_info.classes());
+        let classes = NodeClasses::new(object_info.as_ref());
         point_at_uploads(map, classes, job, &plain_names);
         check_job_prompt(map, &request.extra_data, &object_info, &own)?;
     }

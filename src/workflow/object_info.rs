@@ -71,11 +71,6 @@ impl ObjectInfo {
         Self::from_bytes(&bytes)
     }
 
-    /// The whole document (class name → definition), as the prompt rules read it.
-    pub fn classes(&self) -> &Map<String, Value> {
-        &self.nodes
-    }
-
     /// The definition of a node class, if the server has it.
     pub fn node(&self, class: &str) -> Option<NodeDef<'_>> {
         self.nodes
@@ -96,6 +91,13 @@ impl ObjectInfo {
     /// True when the server lists no node class at all.
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
+    }
+}
+
+/// ComfyUI's prompt rules read the definitions from here.
+impl comfy_fleet_actors::prompt_rules::ClassDefinitions for ObjectInfo {
+    fn definition(&self, class: &str) -> Option<&Value> {
+        self.nodes.get(class)
     }
 }
 

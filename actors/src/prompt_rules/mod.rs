@@ -17,7 +17,7 @@ mod validate;
 mod values;
 
 pub use file_inputs::{FileInput, annotated_folder, file_inputs};
-pub use node_classes::{InputRule, InputSection, NodeClasses};
+pub use node_classes::{ClassDefinitions, InputRule, InputSection, NodeClasses};
 pub use problems::{Problem, problems};
 pub use validate::{ServerFiles, Verdict, validate_prompt};
 

@@ -78,21 +78,41 @@ fn is_falsy(v: &Value) -> bool {
         || v.as_f64().is_some_and(|f| f == 0.0)
 }
 
+/// Where class definitions come from: an `/object_info` document, however its holder keeps it.
+pub trait ClassDefinitions {
+    /// A class's definition (`{input, input_order, output, output_node, …}`), if the server
+    /// has the class.
+    fn definition(&self, class: &str) -> Option<&Value>;
+}
+
+/// The parsed JSON of `GET /object_info` (class name → definition).
+impl ClassDefinitions for Map<String, Value> {
+    fn definition(&self, class: &str) -> Option<&Value> {
+        self.get(class)
+    }
+}
+
 /// The node classes of one `/object_info` document.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct NodeClasses<'a> {
-    classes: &'a Map<String, Value>,
+    classes: &'a dyn ClassDefinitions,
+}
+
+impl std::fmt::Debug for NodeClasses<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeClasses")
+    }
 }
 
 impl<'a> NodeClasses<'a> {
-    /// A view of `/object_info` (class name → definition).
-    pub fn new(classes: &'a Map<String, Value>) -> Self {
+    /// A view of an `/object_info` document.
+    pub fn new(classes: &'a dyn ClassDefinitions) -> Self {
         Self { classes }
     }
 
     /// A class's definition, if the server has it.
     pub fn class(&self, name: &str) -> Option<&'a Value> {
-        self.classes.get(name)
+        self.classes.definition(name)
     }
 
     /// Whether the class is an output node.
