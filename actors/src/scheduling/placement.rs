@@ -82,9 +82,17 @@ impl PlacementRules {
             });
             holders.get(evicted).copied().unwrap_or(0) <= 1
         };
+        // A retry never goes back to an instance it failed on while another one takes jobs,
+        // even a busy one: a server that died under a job fails the next one at once, and
+        // going back would burn every retry of the job in a few milliseconds, before the
+        // instance has even noticed its process is gone.
+        let elsewhere = instances
+            .values()
+            .any(|slot| slot.accepts_jobs() && !needs.avoid.contains(&slot.id));
         instances
             .values()
             .filter(|slot| self.can_take(slot, gpus))
+            .filter(|slot| !(elsewhere && needs.avoid.contains(&slot.id)))
             .min_by_key(|slot| {
                 let matches = slot.loaded.matches(needs.models);
                 (
@@ -344,7 +352,7 @@ mod tests {
     }
 
     #[test]
-    fn a_retry_avoids_the_instance_it_failed_on_unless_it_is_the_only_one() {
+    fn a_retry_waits_for_another_instance_rather_than_go_back_to_the_one_it_failed_on() {
         let instances = fleet(&[
             ("a", InstancePhase::Ready, 0),
             ("b", InstancePhase::Ready, 1),
@@ -358,12 +366,19 @@ mod tests {
             pick(rules(2, None), &instances, &HashMap::new(), needs),
             Some("b".into())
         );
+        // b is busy: the retry waits for it (a may be dead and not know it yet).
         let full_b = fleet(&[
             ("a", InstancePhase::Ready, 0),
             ("b", InstancePhase::Ready, 2),
         ]);
+        assert_eq!(pick(rules(2, None), &full_b, &HashMap::new(), needs), None);
+        // a is the only instance that takes jobs at all: back to it.
+        let b_down = fleet(&[
+            ("a", InstancePhase::Ready, 0),
+            ("b", InstancePhase::Restarting, 0),
+        ]);
         assert_eq!(
-            pick(rules(2, None), &full_b, &HashMap::new(), needs),
+            pick(rules(2, None), &b_down, &HashMap::new(), needs),
             Some("a".into())
         );
     }

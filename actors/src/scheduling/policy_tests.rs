@@ -319,6 +319,29 @@ fn a_crashed_attempt_is_retried_on_another_instance() {
 }
 
 #[test]
+fn a_retry_waits_for_a_busy_instance_rather_than_loop_on_a_dead_one() {
+    // gpu0's server died under a job; gpu1 is busy. Until gpu0 notices (its process exit is
+    // on its way), every job sent there fails at once: the retry must not go back.
+    let mut h = Harness::depth(1, &["gpu0", "gpu1"]);
+    let (busy, _) = h.submit(spec("a", 0, "t", &[]));
+    let (job, _) = h.submit(spec("b", 0, "t", &[]));
+    assert_eq!(
+        h.policy.table().get(busy).unwrap().instance,
+        Some(id("gpu0"))
+    );
+    assert_eq!(
+        h.policy.table().get(job).unwrap().instance,
+        Some(id("gpu1"))
+    );
+    let actions = h.finish("gpu1", job, 1, Err(crash()));
+    assert!(dispatches(&actions).is_empty(), "{actions:?}");
+    assert_eq!(h.policy.table().state(job), Some(JobState::Queued));
+    // gpu0 frees up: the retry goes there.
+    let actions = h.done("gpu0", busy, 1);
+    assert_eq!(dispatches(&actions), [("gpu0".into(), job, 2)]);
+}
+
+#[test]
 fn retries_stop_at_the_limit() {
     let mut h = Harness::new(
         SchedulerConfig {
