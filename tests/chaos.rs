@@ -96,7 +96,7 @@ fn every_job_ends_once_with_a_reason_while_instances_are_killed_frozen_and_crash
     let seed = std::env::var("CHAOS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_c4a0_5u64);
+        .unwrap_or(0x5eed_c4a0_u64);
     let mut draw = Draw(seed.max(1));
     let root = tempfile::tempdir().unwrap();
     let command = chaos_command();
