@@ -125,31 +125,22 @@ fn sigkill_leaves_no_fake_running_and_the_next_start_deletes_the_uploads_it_left
     let root = tempfile::tempdir().unwrap();
     let workflows = root.path().join("workflows");
     image_template(&workflows);
-    let spec = FleetSpec::new(1, &[]).workflows(&workflows);
+    // Nodes of 1 s: the job still runs, its upload in place, when comfy-fleet is killed.
+    let spec = FleetSpec::new(1, &["--fake-node-time", "1s"]).workflows(&workflows);
     let mut fleet = FleetProcess::start(&spec, root.path());
     fleet.wait_status("gpu0 ready", |s| count_phase(s, "ready") == 1);
     let fake = fleet.instance_process("gpu0").unwrap();
 
     let job = submit_image_job(&fleet);
-    let done = fleet.wait_finished(&job);
-    assert_eq!(done["state"], "done", "{done:#}");
-    let uploads_dir = fleet.state_dir.join("gpu0/input/fleet");
-    let uploads = files_under(&uploads_dir);
+    let job_dir = fleet.state_dir.join("gpu0/input/fleet").join(&job);
+    support::waits::wait_until_blocking("the job's upload", || !files_under(&job_dir).is_empty());
+    let uploads = files_under(&job_dir);
     assert_eq!(
         uploads.len(),
         1,
-        "the job's image was uploaded: {uploads:?}"
+        "the job's image, in the job's own folder: {uploads:?}"
     );
     let upload = uploads[0].clone();
-    assert!(
-        upload
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .starts_with(&job[..8]),
-        "{upload:?}"
-    );
     let manifest =
         std::fs::read_to_string(fleet.state_dir.join("gpu0/ephemeral-files.jsonl")).unwrap();
     assert!(
@@ -176,19 +167,103 @@ fn sigkill_leaves_no_fake_running_and_the_next_start_deletes_the_uploads_it_left
     assert!(!upload.exists(), "{upload:?} survived the start-up sweep");
     fleet.wait_status("gpu0 ready", |s| count_phase(s, "ready") == 1);
 
-    // A clean stop deletes the uploads of its own run.
+    // A job's upload goes as soon as the job has run.
     let job = submit_image_job(&fleet);
     assert_eq!(fleet.wait_finished(&job)["state"], "done");
-    let uploads = files_under(&uploads_dir);
-    assert_eq!(uploads.len(), 1, "{uploads:?}");
+    let leftovers = files_under(&fleet.state_dir.join("gpu0/input"));
+    assert!(
+        leftovers.is_empty(),
+        "uploads outlived their job: {leftovers:?}"
+    );
     fleet.signal(Signal::SIGTERM);
     assert_eq!(fleet.wait_exit().code(), Some(0));
-    assert!(
-        !uploads[0].exists(),
-        "{:?} survived a clean stop",
-        uploads[0]
+    assert!(fleet.processes().is_empty(), "{:#?}", fleet.processes());
+}
+
+#[test]
+fn sigterm_under_load_finishes_or_reports_every_job_and_leaves_nothing_behind() {
+    let root = tempfile::tempdir().unwrap();
+    let workflows = root.path().join("workflows");
+    image_template(&workflows);
+    // Two instances, two jobs each at a time, nodes of 300 ms: with 16 jobs submitted, four run
+    // and twelve wait when the signal comes.
+    let spec = FleetSpec::new(2, &["--fake-node-time", "300ms"])
+        .workflows(&workflows)
+        .set("scheduler", "pipeline_depth", "2")
+        .set("limits", "user_concurrent", "0")
+        .set("limits", "per_user", "[{ jobs = 1000, per = \"1m\" }]");
+    let mut fleet = FleetProcess::start(&spec, root.path());
+    fleet.wait_status("2 ready instances", |s| count_phase(s, "ready") == 2);
+    let jobs: Vec<String> = (0..16).map(|_| submit_image_job(&fleet)).collect();
+    // Each job followed by a client from before the signal to its end.
+    let followers: Vec<_> = jobs
+        .iter()
+        .map(|job| {
+            let (addr, path) = (fleet.addr, format!("/v1/jobs/{job}/events"));
+            std::thread::spawn(move || http(addr, "GET", &path, None))
+        })
+        .collect();
+    fleet.wait_status("four jobs running", |s| s["jobs"]["running"] == 4);
+
+    fleet.signal(Signal::SIGTERM);
+    fleet.wait_status("the drain in status", |s| s["shutting_down"] == true);
+    let request = json!({"template": "blur"}).to_string();
+    let refused = fleet.post_multipart(
+        "/v1/jobs",
+        &[
+            ("request", None, "application/json", request.as_bytes()),
+            ("image", Some("late.png"), "image/png", &png_bytes()),
+        ],
+    );
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(
+        refused.json()["error"]["message"],
+        "the fleet is shutting down and takes no new jobs"
+    );
+    let ready = fleet.get("/readyz");
+    assert_eq!(ready.status, 503, "{}", ready.text());
+
+    // Every job ends: the running ones done, the waiting ones told why they did not run.
+    let (mut done, mut reported) = (0, 0);
+    for (job, follower) in jobs.iter().zip(followers) {
+        let events = follower.join().unwrap().text();
+        if events.contains("event: done") {
+            done += 1;
+        } else {
+            assert!(
+                events.contains("event: failed")
+                    && events.contains("the fleet shut down before this job ran; submit it again"),
+                "job {job}: {events}"
+            );
+            reported += 1;
+        }
+    }
+    assert_eq!(done + reported, jobs.len());
+    assert!(done >= 4, "the jobs running at the signal finished: {done}");
+    eprintln!(
+        "[figure] drain under load: {done} jobs finished, {reported} waiting jobs reported, of {}",
+        jobs.len()
+    );
+
+    let exit = fleet.wait_exit();
+    assert_eq!(
+        exit.code(),
+        Some(0),
+        "{exit:?}; log:\n{}",
+        fleet.log.tail(40)
     );
     assert!(fleet.processes().is_empty(), "{:#?}", fleet.processes());
+    // No upload, no manifest of ephemeral files, no record of a running instance is left.
+    let left: Vec<PathBuf> = files_under(&fleet.state_dir)
+        .into_iter()
+        .filter(|p| {
+            let text = p.to_string_lossy();
+            text.contains("/input/")
+                || text.ends_with("ephemeral-files.jsonl")
+                || text.contains("/instances/")
+        })
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]
