@@ -41,8 +41,16 @@ pub struct SubmitReceipt {
 /// Why the scheduler refused a submission.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
-    #[error("the queue is full ({capacity} jobs waiting); try again in a few minutes")]
-    QueueFull { capacity: usize },
+    #[error(
+        "the queue is full ({capacity} jobs waiting); try again in {}",
+        humantime::format_duration(*retry_after)
+    )]
+    QueueFull {
+        capacity: usize,
+        /// When a place is expected to free up (the time the fleet takes per job, at least a
+        /// second), or a minute before any job has finished.
+        retry_after: std::time::Duration,
+    },
     #[error("the fleet is shutting down and takes no new jobs")]
     ShuttingDown,
     #[error("a job with id {0} already exists")]

@@ -530,7 +530,14 @@ async fn a_full_queue_refuses_the_submission() {
     fleet.submit("b").await.unwrap(); // gpu1
     fleet.submit("c").await.unwrap(); // queued
     let refused = fleet.submit("d").await.unwrap_err();
-    assert_eq!(refused, SubmitError::QueueFull { capacity: 1 });
+    // No job has finished yet: the fleet's pace is unknown, so a minute.
+    assert_eq!(
+        refused,
+        SubmitError::QueueFull {
+            capacity: 1,
+            retry_after: std::time::Duration::from_secs(60)
+        }
+    );
     assert!(refused.to_string().contains("try again"));
 }
 

@@ -67,6 +67,15 @@ pub const SHUTDOWN_QUEUED: &str = "the fleet shut down before this job ran; subm
 /// What a running job is told when the fleet shuts down before it finished.
 pub const SHUTDOWN_RUNNING: &str = "the fleet shut down before this job finished; submit it again";
 
+/// When a full queue is expected to take one more job: the fleet's time per job (whole
+/// seconds, at least one), or a minute before any job has finished.
+fn queue_full_retry_after(pace: Option<f64>) -> Duration {
+    match pace {
+        Some(secs) if secs.is_finite() => Duration::from_secs((secs.ceil() as u64).max(1)),
+        _ => Duration::from_secs(60),
+    }
+}
+
 /// Something the actor must do on the policy's behalf.
 #[derive(Debug, Clone)]
 pub enum SchedulerAction {
@@ -209,10 +218,14 @@ impl SchedulerPolicy {
         if self.jobs.contains_key(&id) || self.table.contains(id) {
             return Err(SubmitError::Duplicate(id));
         }
+        let pace = self.eta.pace(self.accepting());
         self.queue
             .push(id, spec.user.clone(), spec.priority)
             .map_err(|e| match e {
-                QueueError::Full { capacity } => SubmitError::QueueFull { capacity },
+                QueueError::Full { capacity } => SubmitError::QueueFull {
+                    capacity,
+                    retry_after: queue_full_retry_after(pace),
+                },
                 QueueError::Duplicate(job) => SubmitError::Duplicate(job),
             })?;
         let position = self.queue.position(id).unwrap_or(0);

@@ -199,7 +199,13 @@ fn a_full_queue_refuses_with_a_clear_error() {
     h.submit(spec("a", 0, "t", &[]));
     h.submit(spec("b", 0, "t", &[]));
     let err = h.policy.submit(spec("c", 0, "t", &[]), h.now).unwrap_err();
-    assert_eq!(err, SubmitError::QueueFull { capacity: 2 });
+    assert_eq!(
+        err,
+        SubmitError::QueueFull {
+            capacity: 2,
+            retry_after: Duration::from_secs(60)
+        }
+    );
     assert!(err.to_string().contains("queue is full"));
     assert_eq!(h.policy.queue_len(), 2);
 }
