@@ -10,6 +10,8 @@ use std::time::Duration;
 use comfy_fleet_actors::rate_limit::WindowLimit;
 use serde_json::{Value, json};
 use support::in_process_api::{Api, start};
+use support::multipart::{self, Part};
+use support::waits::SAFETY;
 
 /// The demo template's workflow in the API format, with `edit` applied.
 fn demo_prompt(edit: impl FnOnce(&mut Value)) -> Value {
@@ -178,7 +180,7 @@ async fn workflows_comfyui_would_refuse_are_answered_at_once_with_node_input_and
         post_raw(&api, "application/json", text).await,
         400,
         "invalid_json",
-        "the body is not a valid job: Json deserialize error: duplicate key `1` (an object names it twice; with node ids, one node would be lost) at line 1 column 66",
+        "the body is not a valid job: duplicate key `1` (an object names it twice; with node ids, one node would be lost) at line 1 column 66",
     );
     // `extra_data` that is not an object (ComfyUI's handler fails on it).
     refused(
@@ -231,4 +233,213 @@ async fn only_accepted_jobs_use_up_a_users_quota() {
         "the eleventh accepted job is over the limit: {body}"
     );
     api.stop().await;
+}
+
+/// Sends only a request's head (no body, whatever its `Content-Length` says) and reads the
+/// answer: a server that waits for the body before it answers never answers.
+fn head_only(api: &Api, head: &str) -> (u16, Value) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let addr = api.base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(SAFETY)).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut status_line = String::new();
+    reader
+        .read_line(&mut status_line)
+        .expect("an answer before the body was sent");
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// Posts a multipart form.
+async fn post_form(
+    api: &Api,
+    token: Option<&str>,
+    parts: &[Part<'_>],
+) -> (u16, Value, Option<String>) {
+    let mut req = api
+        .client
+        .post(format!("{}/v1/jobs", api.base))
+        .insert_header(("content-type", multipart::content_type()));
+    if let Some(t) = token {
+        req = req.insert_header(("authorization", format!("Bearer {t}")));
+    }
+    let mut resp = req.send_body(multipart::body(parts)).await.unwrap();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = resp.body().limit(1 << 20).await.unwrap();
+    (
+        resp.status().as_u16(),
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+        retry,
+    )
+}
+
+const UNAUTHORIZED: &str = "missing or unknown API token: send `Authorization: Bearer <token>` with a token from COMFY_FLEET_API_TOKENS";
+
+#[actix_rt::test]
+async fn requests_are_checked_and_bounded_before_their_body_is_read() {
+    let api = start(&["--fake-node-time", "0ms"], |c| {
+        c.http.tokens = [("tok-ann".to_string(), "ann".to_string())].into();
+        c.http.max_body_mb = 2;
+        c.http.max_images = 2;
+        c.limits.user_concurrent = 0;
+    })
+    .await;
+    // No token: refused from the head alone, though it announces a gigabyte.
+    let head = "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n";
+    refused(head_only(&api, head), 401, "unauthorized", UNAUTHORIZED);
+    // With a token, a body announced over the bound: refused from the head alone too.
+    let head = "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-ann\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 1073741824\r\n\r\n";
+    let too_large = "the request is larger than the 2 MiB allowed for a whole request, images included (http.max_body_mb)";
+    refused(head_only(&api, head), 413, "payload_too_large", too_large);
+    // The bound is on the whole request: two images of 1.5 MiB each, each under it.
+    let big = vec![7u8; 1536 * 1024];
+    let (status, body, _) = post_form(
+        &api,
+        Some("tok-ann"),
+        &[
+            Part::request(&json!({"template": "demo"})),
+            Part::image("image", "a.png", big.clone()),
+            Part::image("image2", "b.png", big),
+        ],
+    )
+    .await;
+    refused((status, body), 413, "payload_too_large", too_large);
+    // Images are counted.
+    let png = multipart::test_png(8, 8);
+    let (status, body, _) = post_form(
+        &api,
+        Some("tok-ann"),
+        &[
+            Part::request(&json!({"template": "demo"})),
+            Part::image("image", "a.png", png.clone()),
+            Part::image("image2", "b.png", png.clone()),
+            Part::image("image3", "c.png", png.clone()),
+        ],
+    )
+    .await;
+    refused(
+        (status, body),
+        400,
+        "bad_multipart",
+        "the form has more than 2 images (http.max_images)",
+    );
+    // A form cut short.
+    let mut cut = multipart::body(&[Part::request(&json!({"template": "demo"}))]);
+    cut.truncate(cut.len() - 8);
+    let mut resp = api
+        .client
+        .post(format!("{}/v1/jobs", api.base))
+        .insert_header(("authorization", "Bearer tok-ann"))
+        .insert_header(("content-type", multipart::content_type()))
+        .send_body(cut)
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    refused(
+        (resp.status().as_u16(), body),
+        400,
+        "bad_multipart",
+        &format!(
+            "the body ends before the closing boundary (`--{}--`): it was cut short",
+            multipart::BOUNDARY
+        ),
+    );
+    // The bearer scheme is matched without regard to case.
+    let mut resp = api
+        .client
+        .post(format!("{}/v1/jobs", api.base))
+        .insert_header(("authorization", "bearer tok-ann"))
+        .insert_header(("content-type", "application/json; charset=utf-8"))
+        .send_body(json!({"template": "demo"}).to_string())
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201, "{:?}", resp.body().await);
+    api.stop().await;
+}
+
+#[actix_rt::test]
+async fn every_other_mistake_gets_its_status_and_a_json_error() {
+    let api = start(&["--fake-node-time", "500ms"], |c| {
+        c.scheduler.pipeline_depth = 1;
+        c.scheduler.queue_capacity = 1;
+        c.limits.user_concurrent = 0;
+    })
+    .await;
+    // Content types: JSON with a charset is JSON; anything else is 415.
+    let (status, body) = post_raw(
+        &api,
+        "Application/JSON; charset=utf-8",
+        json!({"template": "demo", "params": {"width": 64, "height": 64}}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    refused(
+        post_raw(&api, "text/plain", "template=demo").await,
+        415,
+        "unsupported_media_type",
+        "`text/plain` is not a job: send it as application/json, or multipart/form-data with a `request` part and image parts",
+    );
+    // A full queue says when to come back.
+    let (status, body) = post(&api, json!({"template": "demo"})).await;
+    assert_eq!(status, 201, "{body}");
+    let mut resp = api
+        .client
+        .post(format!("{}/v1/jobs", api.base))
+        .send_json(&json!({"template": "demo"}))
+        .await
+        .unwrap();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 503, "{body}");
+    assert_eq!(body["error"]["code"], "queue_full");
+    let seconds: u64 = retry.expect("a Retry-After header").parse().unwrap();
+    assert!(seconds >= 1);
+    assert_eq!(body["error"]["retry_after_seconds"], json!(seconds));
+    // Unknown routes and methods answer the JSON error.
+    let (status, body) = api.get_json("/v2/nothing?token=x", None).await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        body["error"]["message"],
+        "no route GET /v2/nothing: the API has POST /v1/jobs, GET|DELETE /v1/jobs/{id}, GET /v1/jobs/{id}/events, GET /v1/jobs/{id}/outputs/{n}, GET /v1/status, GET /metrics, GET /healthz and GET /readyz"
+    );
+    // A long job id is not echoed back whole.
+    let long = "x".repeat(5000);
+    let (status, body) = api.get_json(&format!("/v1/jobs/{long}"), None).await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        body["error"]["message"],
+        format!(
+            "no job `{}…`: job ids are UUIDs as returned by POST /v1/jobs",
+            "x".repeat(40)
+        )
+    );
+    api.stop_now().await;
 }

@@ -269,6 +269,18 @@ impl Config {
             "must be at least 1 (MiB)".into(),
         );
         check(
+            self.http.max_images > 0,
+            "http.max_images",
+            "must be at least 1 (a template with an image parameter needs one)".into(),
+        );
+        for (i, user) in self.http.operators.iter().enumerate() {
+            check(
+                !user.trim().is_empty(),
+                &format!("http.operators[{i}]"),
+                "is empty; name a user as COMFY_FLEET_API_TOKENS names them (`token=user`)".into(),
+            );
+        }
+        check(
             !self.http.anonymous_user.trim().is_empty(),
             "http.anonymous_user",
             "is empty; name the user that requests without a token count as, e.g. \"local\"".into(),

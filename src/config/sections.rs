@@ -222,8 +222,17 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Accept whole workflows (either format) as well as template names.
     pub allow_workflows: bool,
-    /// Largest request body (JSON or multipart), in MiB.
+    /// Largest request body (JSON, or multipart with every image), in MiB.
     pub max_body_mb: u64,
+    /// Image parts one multipart request may carry at most.
+    pub max_images: usize,
+    /// Serve `/metrics` without a token even when tokens are set (for a Prometheus that
+    /// scrapes without one).
+    pub metrics_public: bool,
+    /// Users (as named in `COMFY_FLEET_API_TOKENS`) who see the whole fleet in `/v1/status` and
+    /// `/metrics`: every job, instance URLs, loaded models. Other users see their own jobs and
+    /// the pool's shape.
+    pub operators: Vec<String>,
     /// The user id of requests without a token when no tokens are configured.
     pub anonymous_user: String,
     /// Quiet time after which a job's event stream gets a `: keep-alive` comment (0 = never).
@@ -241,6 +250,9 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             allow_workflows: true,
             max_body_mb: 25,
+            max_images: 4,
+            metrics_public: false,
+            operators: Vec::new(),
             anonymous_user: "local".into(),
             sse_keep_alive: Duration::from_secs(15),
             tokens: BTreeMap::new(),

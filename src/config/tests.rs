@@ -229,6 +229,12 @@ fn settings_that_used_to_pass_check_config_and_fail_serve_are_refused_with_their
             5,
         ),
         ("[http]\nmax_body_mb = 0\n", "http.max_body_mb", 2),
+        ("[http]\nmax_images = 0\n", "http.max_images", 2),
+        (
+            "[http]\noperators = [\"ann\", \" \"]\n",
+            "http.operators[1]",
+            2,
+        ),
         ("[http]\nanonymous_user = \"\"\n", "http.anonymous_user", 2),
         (
             "[discord]\nprogress_interval = \"0s\"\n",

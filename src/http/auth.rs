@@ -1,4 +1,5 @@
-//! API authentication: bearer tokens (from `COMFY_FLEET_API_TOKENS`) map to user ids.
+//! API authentication: bearer tokens (from `COMFY_FLEET_API_TOKENS`) map to user ids, and
+//! `http.operators` names the users who see the whole fleet.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,16 @@ use crate::http::error::ApiError;
 pub struct TokenMap {
     tokens: BTreeMap<String, String>,
     anonymous: String,
+    operators: Vec<String>,
+}
+
+/// Who a request acts as, and what it may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user: UserId,
+    /// Sees every job and the instances' URLs and models: an operator, or anyone when no
+    /// tokens are set (every request is then the one anonymous user).
+    pub sees_everything: bool,
 }
 
 impl TokenMap {
@@ -21,7 +32,14 @@ impl TokenMap {
         Self {
             tokens,
             anonymous: anonymous.into(),
+            operators: Vec::new(),
         }
+    }
+
+    /// The users who see the whole fleet.
+    pub fn with_operators(mut self, operators: Vec<String>) -> Self {
+        self.operators = operators;
+        self
     }
 
     /// Whether requests must carry a token (and users see only their own jobs).
@@ -31,16 +49,33 @@ impl TokenMap {
 
     /// The user a request acts as.
     pub fn user(&self, req: &HttpRequest) -> Result<UserId, ApiError> {
+        self.caller(req).map(|c| c.user)
+    }
+
+    /// Who the request acts as and what it may see. The scheme is matched without regard to
+    /// case (`Bearer`, `bearer`), as HTTP says.
+    pub fn caller(&self, req: &HttpRequest) -> Result<Caller, ApiError> {
         if self.tokens.is_empty() {
-            return Ok(UserId::new(self.anonymous.clone()));
+            return Ok(Caller {
+                user: UserId::new(self.anonymous.clone()),
+                sees_everything: true,
+            });
         }
         let value = req
             .headers()
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let token = value.and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .trim();
+        let token = value
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
         match token.and_then(|t| self.tokens.get(t)) {
-            Some(user) => Ok(UserId::new(user.clone())),
+            Some(user) => Ok(Caller {
+                sees_everything: self.operators.iter().any(|o| o == user),
+                user: UserId::new(user.clone()),
+            }),
             None => Err(ApiError::Unauthorized),
         }
     }

@@ -24,8 +24,13 @@ pub enum ApiError {
         message: String,
         retry_after: Duration,
     },
+    #[error("{message}")]
+    QueueFull {
+        message: String,
+        retry_after: Duration,
+    },
     #[error("{0}")]
-    QueueFull(String),
+    UnsupportedMediaType(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -51,7 +56,8 @@ impl ApiError {
             Self::BadRequest { code, .. } => code,
             Self::NotFound(_) => "not_found",
             Self::RateLimited { .. } => "rate_limited",
-            Self::QueueFull(_) => "queue_full",
+            Self::QueueFull { .. } => "queue_full",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Conflict(_) => "conflict",
             Self::Unavailable(_) => "unavailable",
             Self::PayloadTooLarge(_) => "payload_too_large",
@@ -67,7 +73,8 @@ impl ResponseError for ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::QueueFull(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::QueueFull { .. } | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
@@ -77,7 +84,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
         let retry_after_seconds = match self {
-            Self::RateLimited { retry_after, .. } => {
+            Self::RateLimited { retry_after, .. } | Self::QueueFull { retry_after, .. } => {
                 let secs = retry_after.as_secs_f64().ceil() as u64;
                 if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                     response.insert_header((header::RETRY_AFTER, v));

@@ -1,13 +1,11 @@
 //! `/v1/jobs`: submit (JSON or multipart with images), read, follow (server-sent events),
 //! download outputs and cancel.
 
-use actix_multipart::Multipart;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use comfy_fleet_actors::messages::{Cancel, CancelError, SubmitError};
 use comfy_fleet_actors::scheduling::JobRecord;
 use comfy_fleet_actors::{JobEvent, JobId, JobState};
-use futures_util::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
 use crate::fleet::events::{Subscribe, Subscription};
@@ -18,13 +16,17 @@ use crate::fleet::submit::{JobRequest, JobSource, SubmitFailure, submit};
 use crate::http::ApiState;
 use crate::http::api_types::{CreatedJob, JobStateView, JobView, NewJob};
 use crate::http::error::ApiError;
+use crate::http::job_form::{FormLimits, parse_job_form};
+use crate::http::request_body::read_bounded;
 use crate::http::sse::job_stream;
+use crate::shutdown::Stage;
 use crate::workflow::Workflow;
 
 fn parse_id(raw: &str) -> Result<JobId, ApiError> {
     uuid::Uuid::parse_str(raw).map(JobId).map_err(|_| {
         ApiError::NotFound(format!(
-            "no job `{raw}`: job ids are UUIDs as returned by POST /v1/jobs"
+            "no job `{}`: job ids are UUIDs as returned by POST /v1/jobs",
+            shorten(raw, 40)
         ))
     })
 }
@@ -95,7 +97,13 @@ impl From<SubmitFailure> for ApiError {
             SubmitFailure::Queue(q @ SubmitError::ShuttingDown) => {
                 ApiError::Unavailable(q.to_string())
             }
-            SubmitFailure::Queue(q) => ApiError::QueueFull(q.to_string()),
+            SubmitFailure::Queue(q @ SubmitError::QueueFull { retry_after, .. }) => {
+                ApiError::QueueFull {
+                    message: q.to_string(),
+                    retry_after,
+                }
+            }
+            SubmitFailure::Queue(q) => ApiError::Unavailable(q.to_string()),
             SubmitFailure::NotReady(m) => ApiError::Unavailable(format!(
                 "no ComfyUI instance is ready yet ({m}); try again shortly"
             )),
@@ -104,78 +112,107 @@ impl From<SubmitFailure> for ApiError {
     }
 }
 
-/// `POST /v1/jobs` with a JSON body.
-pub async fn create_json(
-    state: web::Data<ApiState>,
-    req: HttpRequest,
-    body: web::Json<NewJob>,
-) -> Result<HttpResponse, ApiError> {
-    let user = state.tokens.user(&req)?;
-    let request = into_request(
-        body.into_inner(),
-        user,
-        Vec::new(),
-        state.fleet.config.http.allow_workflows,
-    )?;
-    created(&state, request).await
+/// What a `POST /v1/jobs` body is, by its `Content-Type` (case and parameters aside).
+enum BodyKind {
+    Json,
+    Form,
 }
 
-/// `POST /v1/jobs` with a multipart body: a `request` part (the JSON body) and one file part per
-/// image parameter, named after it (`image`, `image2`…).
-pub async fn create_multipart(
+fn body_kind(req: &HttpRequest) -> Result<BodyKind, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" => Ok(BodyKind::Json),
+        "multipart/form-data" => Ok(BodyKind::Form),
+        _ => Err(ApiError::UnsupportedMediaType(if content_type.is_empty() {
+            "the request has no Content-Type: send the job as application/json, or              multipart/form-data with a `request` part and image parts"
+                .into()
+        } else {
+            format!(
+                "`{}` is not a job: send it as application/json, or multipart/form-data with a \
+                 `request` part and image parts",
+                shorten(content_type, 80)
+            )
+        })),
+    }
+}
+
+/// `text` cut to `max` characters, with an ellipsis when it was longer.
+pub fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+/// `POST /v1/jobs`: a JSON body, or a multipart form with a `request` part (the JSON) and one
+/// file part per image parameter, named after it (`image`, `image2`…). The token is checked,
+/// and a stopping fleet refuses, before a byte of the body is read; the whole body is bounded by
+/// `http.max_body_mb` and a form holds at most `http.max_images` images.
+pub async fn create(
     state: web::Data<ApiState>,
     req: HttpRequest,
-    mut form: Multipart,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let user = state.tokens.user(&req)?;
-    let limit = state.fleet.config.http.max_body_mb as usize * 1024 * 1024;
-    let mut body: Option<NewJob> = None;
-    let mut images = Vec::new();
-    let bad = |m: String| ApiError::bad_request("bad_multipart", m);
-    while let Some(field) = form
-        .try_next()
-        .await
-        .map_err(|e| bad(format!("unreadable multipart body: {e}")))?
-    {
-        let name = field.name().unwrap_or_default().to_string();
-        let filename = field
-            .content_disposition()
-            .and_then(|c| c.get_filename())
-            .map(str::to_string);
-        let mut data = Vec::new();
-        let mut field = field;
-        while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(|e| bad(format!("part `{name}` broke off: {e}")))?;
-            if data.len() + chunk.len() > limit {
-                return Err(ApiError::PayloadTooLarge(format!(
-                    "part `{name}` is larger than the {} MiB allowed (http.max_body_mb)",
-                    state.fleet.config.http.max_body_mb
-                )));
-            }
-            data.extend_from_slice(&chunk);
-        }
-        if name == "request" {
-            body = Some(
-                serde_json::from_slice(&data)
-                    .map_err(|e| bad(format!("part `request` is not a valid job: {e}")))?,
-            );
-        } else if name.is_empty() {
-            return Err(bad(
-                "a part has no name; name each image part after its parameter (`image`, `image2`…)"
-                    .into(),
-            ));
-        } else {
-            images.push(InputImage {
-                param: name.clone(),
-                filename: filename.unwrap_or(name),
-                bytes: data,
-            });
-        }
+    if state.shutdown.stage() != Stage::Running {
+        return Err(ApiError::Unavailable(SubmitError::ShuttingDown.to_string()));
     }
-    let body = body.ok_or_else(|| {
-        bad("no `request` part: send the job JSON in a part named `request`".into())
-    })?;
-    let request = into_request(body, user, images, state.fleet.config.http.allow_workflows)?;
+    let kind = body_kind(&req)?;
+    let http = &state.fleet.config.http;
+    let body = read_bounded(&req, payload, http.max_body_mb as usize * 1024 * 1024).await?;
+    let (job, images) = match kind {
+        BodyKind::Json => {
+            let job: NewJob = serde_json::from_slice(&body).map_err(|e| {
+                ApiError::bad_request("invalid_json", format!("the body is not a valid job: {e}"))
+            })?;
+            (job, Vec::new())
+        }
+        BodyKind::Form => {
+            let content_type = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let limits = FormLimits {
+                max_images: http.max_images,
+            };
+            let form = parse_job_form(content_type, &body, limits)
+                .map_err(|e| ApiError::bad_request("bad_multipart", e.to_string()))?;
+            let request = form.request.ok_or_else(|| {
+                ApiError::bad_request(
+                    "bad_multipart",
+                    "no `request` part: send the job JSON in a part named `request`",
+                )
+            })?;
+            let job: NewJob = serde_json::from_slice(&request).map_err(|e| {
+                ApiError::bad_request(
+                    "bad_multipart",
+                    format!("part `request` is not a valid job: {e}"),
+                )
+            })?;
+            let images = form
+                .files
+                .into_iter()
+                .map(|f| InputImage {
+                    filename: f.filename.unwrap_or_else(|| f.name.clone()),
+                    param: f.name,
+                    bytes: f.bytes,
+                })
+                .collect();
+            (job, images)
+        }
+    };
+    let request = into_request(job, user, images, http.allow_workflows)?;
     created(&state, request).await
 }
 

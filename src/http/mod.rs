@@ -6,14 +6,16 @@
 pub mod api_types;
 pub mod auth;
 pub mod error;
+pub mod job_form;
 pub mod jobs;
+pub mod request_body;
 pub mod sse;
 pub mod status;
 
 use std::net::SocketAddr;
 
 use actix_web::dev::ServerHandle;
-use actix_web::{App, HttpServer, guard, web};
+use actix_web::{App, HttpServer, web};
 
 use crate::fleet::FleetHandle;
 use crate::http::auth::TokenMap;
@@ -32,7 +34,8 @@ pub struct ApiState {
 impl ApiState {
     pub fn new(fleet: FleetHandle, shutdown: Shutdown) -> Self {
         let http = &fleet.config.http;
-        let tokens = TokenMap::new(http.tokens.clone(), http.anonymous_user.clone());
+        let tokens = TokenMap::new(http.tokens.clone(), http.anonymous_user.clone())
+            .with_operators(http.operators.clone());
         Self {
             fleet,
             tokens,
@@ -42,28 +45,12 @@ impl ApiState {
 }
 
 /// Registers the routes.
-pub fn routes(cfg: &mut web::ServiceConfig, max_body: usize) {
-    cfg.app_data(web::JsonConfig::default().limit(max_body).error_handler(|err, _| {
-        ApiError::bad_request("invalid_json", format!("the body is not a valid job: {err}")).into()
-    }))
-    .app_data(web::PathConfig::default().error_handler(|err, _| ApiError::NotFound(err.to_string()).into()))
-    .service(
-        web::resource("/v1/jobs")
-            .route(web::post().guard(guard::Header("content-type", "application/json")).to(jobs::create_json))
-            .route(web::post().guard(guard::fn_guard(|ctx| {
-                ctx.head()
-                    .headers()
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|v| v.starts_with("multipart/form-data"))
-            })).to(jobs::create_multipart))
-            .route(web::post().to(|| async {
-                Err::<actix_web::HttpResponse, _>(ApiError::bad_request(
-                    "unsupported_media_type",
-                    "send the job as application/json, or multipart/form-data with a `request` part and image parts",
-                ))
-            })),
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::PathConfig::default()
+            .error_handler(|err, _| ApiError::NotFound(err.to_string()).into()),
     )
+    .route("/v1/jobs", web::post().to(jobs::create))
     .route("/v1/jobs/{id}", web::get().to(jobs::get))
     .route("/v1/jobs/{id}", web::delete().to(jobs::cancel))
     .route("/v1/jobs/{id}/events", web::get().to(jobs::events))
@@ -71,7 +58,19 @@ pub fn routes(cfg: &mut web::ServiceConfig, max_body: usize) {
     .route("/v1/status", web::get().to(status::status))
     .route("/metrics", web::get().to(status::metrics))
     .route("/healthz", web::get().to(status::healthz))
-    .route("/readyz", web::get().to(status::readyz));
+    .route("/readyz", web::get().to(status::readyz))
+    .default_service(web::to(unknown_route));
+}
+
+/// Any other method or path: the JSON error, naming what exists.
+async fn unknown_route(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "no route {} {}: the API has POST /v1/jobs, GET|DELETE /v1/jobs/{{id}}, GET \
+         /v1/jobs/{{id}}/events, GET /v1/jobs/{{id}}/outputs/{{n}}, GET /v1/status, GET /metrics, \
+         GET /healthz and GET /readyz",
+        req.method(),
+        jobs::shorten(req.path(), 80)
+    )))
 }
 
 /// A running API server.
@@ -83,16 +82,23 @@ pub struct ApiServer {
 /// Starts the API server on an already bound listener (so `serve` can bind before it boots
 /// the instances, and fail early when the address is taken).
 pub fn start(state: ApiState, listener: std::net::TcpListener) -> std::io::Result<ApiServer> {
-    let max_body = state.fleet.config.http.max_body_mb as usize * 1024 * 1024;
     let addr = listener.local_addr()?;
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            .wrap(actix_web::middleware::Logger::new("%a \"%r\" %s %Dms").log_target("fleet.http"))
-            .configure(|cfg| routes(cfg, max_body))
+            // The path only (`%U`): a query string may carry a secret (`?token=`).
+            .wrap(
+                actix_web::middleware::Logger::new("%a \"%{method}xi %U\" %s %Dms")
+                    .custom_request_replace("method", |req| req.method().to_string())
+                    .log_target("fleet.http"),
+            )
+            .configure(routes)
     })
     .workers(2)
+    // A client that closes its end is gone: its event stream is dropped at once, not at the
+    // next event or keep-alive (the socket would sit in CLOSE-WAIT until then).
+    .h1_allow_half_closed(false)
     .disable_signals()
     .shutdown_timeout(5)
     .listen(listener)?

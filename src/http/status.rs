@@ -20,8 +20,13 @@ async fn scheduler_snapshot(state: &ApiState) -> Result<SchedulerSnapshot, ApiEr
         .map_err(|e| ApiError::Unavailable(e.to_string()))
 }
 
-/// `GET /v1/status`: instances, GPUs and the queue.
-pub async fn status(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+/// `GET /v1/status`: instances, GPUs and the queue; a user who is not an operator sees the
+/// pool's shape and their own jobs only.
+pub async fn status(
+    state: web::Data<ApiState>,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state.tokens.caller(&req)?;
     let snapshot = scheduler_snapshot(&state).await?;
     let view = StatusView::from(StatusSources {
         snapshot: &snapshot,
@@ -30,11 +35,23 @@ pub async fn status(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError
         gpu_source: state.fleet.gpu_source,
         demo: state.fleet.demo,
     });
+    let view = if caller.sees_everything {
+        view
+    } else {
+        view.for_user(&state.fleet.table.jobs_of(&caller.user))
+    };
     Ok(HttpResponse::Ok().json(view))
 }
 
-/// `GET /metrics`: Prometheus text format.
-pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+/// `GET /metrics`: Prometheus text format; needs a token when tokens are set, unless
+/// `http.metrics_public`.
+pub async fn metrics(
+    state: web::Data<ApiState>,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    if !state.fleet.config.http.metrics_public {
+        state.tokens.caller(&req)?;
+    }
     let snap = scheduler_snapshot(&state).await?;
     let text = render_prometheus(
         &state.fleet.job_metrics,

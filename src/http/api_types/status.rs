@@ -1,11 +1,12 @@
 //! What operators and load balancers read: `/v1/status`, `/healthz` and `/readyz`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use comfy_fleet_actors::InstanceId;
 use comfy_fleet_actors::messages::InstancePhase;
 use comfy_fleet_actors::ports::GpuInfo;
+use comfy_fleet_actors::scheduling::JobRecord;
 use comfy_fleet_actors::scheduling::{JobCounts, LatencySummary, SchedulerSnapshot};
+use comfy_fleet_actors::{InstanceId, JobState};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -23,7 +24,8 @@ pub struct StatusView {
     pub gpus: Vec<GpuStatus>,
     pub instances: Vec<InstanceStatus>,
     pub queue: QueueStatus,
-    /// Jobs the job table holds, by state (finished ones within `scheduler.job_retention`).
+    /// Jobs the job table holds, by state (finished ones within `scheduler.job_retention`): the
+    /// caller's own unless they see the whole fleet.
     pub jobs: JobsByState,
     /// Over the recently finished jobs.
     pub latency: Latencies,
@@ -260,6 +262,42 @@ impl From<StatusSources<'_>> for StatusView {
             latency: (&s.snapshot.latency).into(),
             shutting_down: s.snapshot.shutting_down,
         }
+    }
+}
+
+impl StatusView {
+    /// What a user who is not an operator sees: the pool's shape (instances and their phases,
+    /// GPUs, the queue, latencies) and their own jobs, but no other user's job ids, no
+    /// instance URLs, details or loaded models, no GPU processes.
+    pub fn for_user(mut self, own: &[JobRecord]) -> Self {
+        let mine: BTreeSet<Uuid> = own.iter().map(|r| r.id.0).collect();
+        for gpu in &mut self.gpus {
+            gpu.processes.clear();
+        }
+        for instance in &mut self.instances {
+            instance.url = None;
+            instance.detail = None;
+            instance.loaded_models.clear();
+            instance.running_jobs.retain(|j| mine.contains(j));
+        }
+        let mut jobs = JobsByState {
+            queued: 0,
+            running: 0,
+            done: 0,
+            failed: 0,
+            cancelled: 0,
+        };
+        for record in own {
+            match record.state {
+                JobState::Queued => jobs.queued += 1,
+                JobState::Running => jobs.running += 1,
+                JobState::Done => jobs.done += 1,
+                JobState::Failed => jobs.failed += 1,
+                JobState::Cancelled => jobs.cancelled += 1,
+            }
+        }
+        self.jobs = jobs;
+        self
     }
 }
 
