@@ -251,3 +251,18 @@ pub const JOB_COMMANDS: &[JobCommand] = &[
 pub fn job_command(name: &str) -> Option<&'static JobCommand> {
     JOB_COMMANDS.iter().find(|c| c.name == name)
 }
+
+impl JobCommand {
+    /// The option that sets template parameter `param` (`checkpoint` → `model`), so errors
+    /// name what the user typed.
+    pub fn option_for(&self, param: &str) -> Option<&'static str> {
+        self.options
+            .iter()
+            .find(|o| match o.target {
+                Target::Param(p) => p == param,
+                Target::Params(ps) => ps.contains(&param),
+                Target::Size | Target::Aspect => param == "width" || param == "height",
+            })
+            .map(|o| o.name)
+    }
+}

@@ -555,6 +555,17 @@ impl DiscordSession {
                 }
                 match fleet.submit(order).await {
                     Ok(accepted) => Ok(Ok(accepted)),
+                    Err(OrderError::Invalid {
+                        param: Some(param),
+                        message,
+                    }) => {
+                        // Name the option the user typed, not the template's parameter.
+                        let option = command.option_for(&param).unwrap_or(&param).to_string();
+                        refused(texts::order_problem(&OrderError::Invalid {
+                            param: Some(option),
+                            message,
+                        }))
+                    }
                     Err(problem) => refused(texts::order_problem(&problem)),
                 }
             },
