@@ -99,6 +99,8 @@ pub struct Delivery {
     preview: Option<ChatFile>,
     preview_changed: bool,
     place: Option<MessagePlace>,
+    /// The message before a hand-over, edited on if the channel message cannot be posted.
+    fallback: Option<MessagePlace>,
     handover_at: Instant,
     handed_over: bool,
     throttle: EditThrottle,
@@ -155,6 +157,7 @@ impl Delivery {
             preview: None,
             preview_changed: false,
             place: None,
+            fallback: None,
             handover_at: start.received + start.token_handover,
             handed_over: false,
             throttle,
@@ -299,7 +302,9 @@ impl Delivery {
         let was_final = std::mem::take(&mut self.final_in_flight);
         let go = self.throttle.finished(now);
         if expired && !self.handed_over {
-            // Show the latest state (final or not) in a channel message instead.
+            // Show the latest state (final or not) in a channel message instead; the old
+            // message can no longer be edited.
+            self.place = None;
             return self.hand_over(now);
         }
         if was_final {
@@ -311,9 +316,13 @@ impl Delivery {
     /// The channel message was posted (`None`: it could not be; the old message stays).
     pub fn handed_over(&mut self, place: Option<MessagePlace>, now: Instant) -> Vec<Step> {
         let was_final = std::mem::take(&mut self.final_in_flight);
-        if place.is_some() {
-            self.place = place;
-        }
+        let fallback = self.fallback.take();
+        self.place = match place {
+            Some(place) => Some(place),
+            // No channel message (no permission to post there?): go on where it was, while the
+            // token lasts.
+            None => fallback,
+        };
         let go = self.throttle.finished(now);
         if was_final || self.place.is_none() {
             return vec![Step::Finished];
@@ -353,7 +362,10 @@ impl Delivery {
         vec![Step::HandOver {
             channel: self.channel.clone(),
             message,
-            old: self.place.clone(),
+            old: {
+                self.fallback = self.place.take();
+                self.fallback.clone()
+            },
             old_says: ChatMessage::text(texts::moved()).with_files(Vec::new()),
         }]
     }
@@ -729,6 +741,24 @@ mod tests {
             d.observe(&preview(2 << 20), ms(t0, 3200)),
             Vec::new(),
             "too large for Discord"
+        );
+    }
+
+    #[test]
+    fn without_a_channel_message_the_progress_stays_where_it_was() {
+        let t0 = Instant::now();
+        let mut s = start(t0);
+        s.token_handover = Duration::from_secs(60);
+        let mut d = Delivery::new(s, t0);
+        d.posted(Some(followup()), t0);
+        let steps = d.tick(t0 + Duration::from_secs(60));
+        assert!(matches!(steps[0], Step::HandOver { .. }));
+        // Posting in the channel failed (no permission there): the followup goes on.
+        assert_eq!(d.handed_over(None, ms(t0, 60_100)), Vec::new());
+        let steps = d.observe(&JobEvent::Cancelled { job: d.job }, ms(t0, 60_200));
+        assert!(
+            matches!(&steps[0], Step::Edit(p, _) if *p == followup()),
+            "{steps:?}"
         );
     }
 }
