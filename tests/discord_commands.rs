@@ -5,10 +5,13 @@
 
 mod support;
 
+/// The fake's guild, where interactions happen unless a test says otherwise.
+const GUILD: u64 = 1_180_000_000_000_000_100;
+
 use fake_discord::{ComponentClick, Invoker, SlashCommand, Upload};
 use support::discord_bot::{
-    answer_says, assert_valid_requests, bot_config, fake_discord, field, job_message, job_says,
-    start_app,
+    answer_says, assert_valid_requests, bot_config, fake_discord, fake_discord_with, field,
+    job_message, job_says, start_app,
 };
 use support::images::{noisy_png, png};
 
@@ -357,7 +360,11 @@ async fn fleet_commands_need_an_operator_role() {
     let control = fake.control();
     let mut config = bot_config(dir.path(), &fake, 1, "10ms");
     config.discord.operator_roles = vec!["900".into()];
+    config.discord.guilds = vec![GUILD];
     let (app, _trigger) = start_app(config, &control).await;
+    let commands = control.commands().await.unwrap();
+    assert!(commands.global.is_empty(), "registered in the guild only");
+    assert_eq!(commands.guilds[&GUILD.to_string()].len(), 9);
     let operator = || Invoker::user(1).with_roles([900]);
     let cases = [
         (
@@ -565,6 +572,46 @@ async fn failures_of_comfyui_a_full_queue_and_other_channels_are_answered() {
         .unwrap();
     assert!(!job_message(&public).unwrap().content().contains("KSampler"));
     full.expect("a full queue is said");
+    assert_valid_requests(&control).await;
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn results_larger_than_the_upload_limit_are_recompressed_and_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = fake_discord_with(|c| c.attachment_size_limit = 60_000);
+    let control = fake.control();
+    let (app, _trigger) = start_app(bot_config(dir.path(), &fake, 1, "10ms"), &control).await;
+    let injected = control
+        .inject_command(
+            &SlashCommand::new("generate")
+                .string("prompt", "a big picture")
+                .string("size", "1344x768"),
+        )
+        .await
+        .unwrap();
+    let view = control
+        .wait_for_interaction(&injected.id, |i| job_says(i, "Done"))
+        .await
+        .unwrap();
+    let result = job_message(&view).unwrap();
+    let attachment = &result.attachments()[0];
+    assert_eq!(
+        attachment["content_type"], "image/jpeg",
+        "{:?}",
+        result.message
+    );
+    assert!(attachment["size"].as_u64().unwrap() <= 60_000);
+    assert!(
+        result.content().contains("upload limit: sent as JPEG"),
+        "{}",
+        result.content()
+    );
+    let jpeg = control
+        .download(attachment["url"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(&jpeg[..2], b"\xff\xd8");
     assert_valid_requests(&control).await;
     app.stop().await;
 }

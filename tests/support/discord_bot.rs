@@ -90,7 +90,14 @@ pub async fn start_app(config: Config, control: &ControlClient) -> (App, Shutdow
 
 /// A fake Discord for one test.
 pub fn fake_discord() -> RunningFake {
-    RunningFake::start(FakeConfig::for_tests()).expect("the fake Discord starts")
+    fake_discord_with(|_| {})
+}
+
+/// A fake Discord for one test, set up by `change`.
+pub fn fake_discord_with(change: impl FnOnce(&mut FakeConfig)) -> RunningFake {
+    let mut config = FakeConfig::for_tests();
+    change(&mut config);
+    RunningFake::start(config).expect("the fake Discord starts")
 }
 
 /// The interaction's public job message (its first followup).

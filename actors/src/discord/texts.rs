@@ -194,7 +194,7 @@ pub fn retrying(attempt: u32, reason: &str) -> String {
 }
 
 pub fn fetching() -> &'static str {
-    "📦 Done; fetching the result…"
+    "📦 Finished; fetching the result…"
 }
 
 pub fn delivered(took: Duration, seed: Option<u64>, notes: &[String]) -> String {
