@@ -3,7 +3,7 @@
 //! template's parameter map) and the bot's own (`/status`, `/help`, `/loras`, `/cancel`,
 //! `/fleet`). The adapter turns the specs into Discord's command JSON.
 
-use super::fleet_port::{ModelKind, ParamType, TemplateInfo};
+use super::fleet_port::{ModelKind, TemplateInfo};
 use super::job_commands::{JOB_COMMANDS, JobCommand, OptionKind, Target};
 
 /// Discord's limit on a command's or option's description.
@@ -231,14 +231,9 @@ pub fn autocomplete_kind(command: &str, option: &str) -> Option<ModelKind> {
         .autocomplete
 }
 
-/// Whether a parameter type takes an attachment.
-pub fn takes_attachment(kind: ParamType) -> bool {
-    kind == ParamType::Image
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::fleet_port::ParamInfo;
+    use super::super::fleet_port::{ParamInfo, ParamType};
     use super::*;
 
     fn param(name: &str, kind: ParamType, min: Option<f64>, max: Option<f64>) -> ParamInfo {

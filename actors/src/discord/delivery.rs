@@ -1,8 +1,10 @@
 //! The delivery of one job to Discord: the state it shows (accepted → queued(position, ETA) →
 //! running(node, percent) → delivered / failed / cancelled), where its message lives (a
 //! followup of the interaction, then, before the 15-minute token expires, an ordinary channel
-//! message), and when to edit it (through [`EditThrottle`]). Plain code: the session actor
-//! carries out the [`Step`]s it returns and reports back.
+//! message), and when to edit it (through [`EditThrottle`]: at most once per
+//! `progress_interval`, and less often the further back a job waits in the queue, since its
+//! position changes slowly and a long queue would otherwise make hundreds of edits a second).
+//! Plain code: the session actor carries out the [`Step`]s it returns and reports back.
 
 use std::time::{Duration, Instant};
 
@@ -71,6 +73,12 @@ pub enum Step {
     Finished,
 }
 
+/// The least time between two edits of a job waiting at `position` (0 = next): the interval
+/// near the front, growing by one interval for every 10 places further back.
+pub fn queued_interval(interval: Duration, position: usize) -> Duration {
+    interval.saturating_mul(1 + u32::try_from(position / 10).unwrap_or(u32::MAX))
+}
+
 /// Which buttons a finished job's message offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ResultButtons {
@@ -104,6 +112,7 @@ pub struct Delivery {
     handover_at: Instant,
     handed_over: bool,
     throttle: EditThrottle,
+    interval: Duration,
     /// The edit in flight shows a final state.
     final_in_flight: bool,
     accepted_at: Instant,
@@ -161,6 +170,7 @@ impl Delivery {
             handover_at: start.received + start.token_handover,
             handed_over: false,
             throttle,
+            interval: start.interval,
             final_in_flight: false,
             accepted_at: now,
         }
@@ -258,6 +268,11 @@ impl Delivery {
             }
             JobEvent::Cancelled { .. } => return self.finish(Stage::Cancelled, now),
         }
+        let interval = match &self.stage {
+            Stage::Queued { position, .. } => queued_interval(self.interval, *position),
+            _ => self.interval,
+        };
+        self.throttle.set_interval(interval);
         let go = self.throttle.changed(now, false);
         steps.extend(self.after(go, now));
         steps
@@ -281,8 +296,7 @@ impl Delivery {
         if let Stage::Failed(message) = &stage
             && !self.handed_over
         {
-            let mut private = ChatMessage::private(texts::failed_private(&self.job, message));
-            private.ephemeral = true;
+            let private = ChatMessage::private(texts::failed_private(&self.job, message));
             steps.push(Step::TellOwner(private));
         }
         self.stage = stage;
@@ -760,5 +774,30 @@ mod tests {
             matches!(&steps[0], Step::Edit(p, _) if *p == followup()),
             "{steps:?}"
         );
+    }
+
+    #[test]
+    fn jobs_far_back_in_the_queue_are_edited_less_often() {
+        assert_eq!(queued_interval(STEP, 3), STEP);
+        assert_eq!(queued_interval(STEP, 250), STEP * 26);
+        let t0 = Instant::now();
+        let mut d = posted(t0);
+        let queued = |position| JobEvent::Queued {
+            job: d.job,
+            position,
+            eta: None,
+        };
+        let steps = d.observe(&queued(120), ms(t0, 100));
+        assert_eq!(steps, vec![Step::WakeAt(t0 + STEP * 13)]);
+        let mut d = posted(t0);
+        let steps = d.observe(
+            &JobEvent::Queued {
+                job: d.job,
+                position: 2,
+                eta: None,
+            },
+            ms(t0, 100),
+        );
+        assert_eq!(steps, vec![Step::WakeAt(t0 + STEP)]);
     }
 }

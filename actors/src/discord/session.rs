@@ -477,11 +477,7 @@ impl DiscordSession {
                     Err(problem) => {
                         if matches!(problem, JobError::Unknown(_)) && !delivering {
                             // A message of a job lost in a restart: it will never change again.
-                            let stale = ChatMessage::text(format!(
-                                "{}\n{}",
-                                "⚠️ This job was lost when comfy-fleet restarted.",
-                                "Run the command again."
-                            ));
+                            let stale = ChatMessage::text(texts::lost());
                             let _ = chat
                                 .edit(&MessagePlace::Original(token.clone()), stale)
                                 .await;

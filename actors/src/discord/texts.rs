@@ -220,6 +220,10 @@ pub fn cancelled() -> &'static str {
     "🛑 Cancelled."
 }
 
+pub fn lost() -> &'static str {
+    "⚠️ This job was lost when comfy-fleet restarted. Run the command again."
+}
+
 pub fn moved() -> &'static str {
     "⏩ This job takes a while: its progress continues in a new message below."
 }

@@ -44,6 +44,11 @@ impl EditThrottle {
         }
     }
 
+    /// Changes the least time between two edits (it applies from the next decision on).
+    pub fn set_interval(&mut self, interval: Duration) {
+        self.interval = interval;
+    }
+
     /// The state changed; `is_final` for a state after which nothing changes.
     pub fn changed(&mut self, now: Instant, is_final: bool) -> Go {
         let kind = if is_final {
