@@ -422,3 +422,29 @@ async fn the_shutdown_refuses_new_jobs_delivers_running_ones_and_closes_the_gate
         "the gateway was closed cleanly"
     );
 }
+
+#[actix_rt::test]
+async fn a_wrong_token_stops_the_start_with_what_to_do_and_leaves_no_instance_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = fake_discord();
+    let mut config = bot_config(dir.path(), &fake, 1, "10ms");
+    config.discord.token = Some("not-the-bot-token".into());
+    let (_trigger, shutdown) = comfy_fleet::shutdown::channel();
+    let error = match comfy_fleet::app::App::start(config, None, shutdown).await {
+        Ok(_) => panic!("the application must not start with a token Discord refuses"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        error.contains("Discord refused DISCORD_TOKEN") && error.contains("Reset Token"),
+        "{error}"
+    );
+    assert!(
+        support::processes::processes_mentioning(dir.path()).is_empty(),
+        "the instances were stopped"
+    );
+    let gateway = fake.control().gateway().await.unwrap();
+    assert!(
+        gateway.connections.is_empty(),
+        "no gateway connection was made"
+    );
+}
