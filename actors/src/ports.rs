@@ -1,7 +1,8 @@
 //! The ports: the few traits through which actors reach the world.
 //!
 //! `comfy-fleet` implements them with real adapters (awc for [`Backend`], child processes for
-//! [`Launcher`], NVML for [`GpuProbe`], serenity for [`Chat`], a shared board for
+//! [`Launcher`], NVML for [`GpuProbe`], Discord's REST API for [`Chat`] and the running fleet
+//! for [`FleetPort`] (the Discord session's two ports), a shared board for
 //! [`PhaseObserver`]); tests implement them with the fake ComfyUI process or small in-memory
 //! fakes. Futures are local (`!Send`): actix actors and
 //! awc clients live on one arbiter thread each.
