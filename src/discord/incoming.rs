@@ -14,6 +14,16 @@ use serenity::all::{
     Interaction as Serenity, Member, Message, User,
 };
 
+/// Discord's upload limit without boosts, for an interaction that does not say its own.
+const DEFAULT_UPLOAD_LIMIT: u64 = 10 * 1024 * 1024;
+
+fn upload_limit(attachment_size_limit: u32) -> u64 {
+    match u64::from(attachment_size_limit) {
+        0 => DEFAULT_UPLOAD_LIMIT,
+        limit => limit,
+    }
+}
+
 /// The interaction as the session takes it; `None` for kinds the bot does not use (pings,
 /// modals, select menus).
 pub fn convert(interaction: Serenity, received: Instant) -> Option<Interaction> {
@@ -24,7 +34,7 @@ pub fn convert(interaction: Serenity, received: Instant) -> Option<Interaction> 
             user: user(&c.user, c.member.as_deref()),
             guild: c.guild_id.map(|g| g.to_string()),
             channel: Some(c.channel_id.to_string()),
-            upload_limit: u64::from(c.attachment_size_limit),
+            upload_limit: upload_limit(c.attachment_size_limit),
             kind: InteractionKind::Command(call(&c.data)),
         }),
         Serenity::Autocomplete(c) => {
@@ -36,7 +46,7 @@ pub fn convert(interaction: Serenity, received: Instant) -> Option<Interaction> 
                 user: user(&c.user, c.member.as_deref()),
                 guild: c.guild_id.map(|g| g.to_string()),
                 channel: Some(c.channel_id.to_string()),
-                upload_limit: u64::from(c.attachment_size_limit),
+                upload_limit: upload_limit(c.attachment_size_limit),
                 kind: InteractionKind::Autocomplete {
                     call: call(&c.data),
                     focused,
@@ -54,7 +64,7 @@ pub fn convert(interaction: Serenity, received: Instant) -> Option<Interaction> 
                 user: user(&c.user, c.member.as_ref()),
                 guild: c.guild_id.map(|g| g.to_string()),
                 channel: Some(c.channel_id.to_string()),
-                upload_limit: u64::from(c.attachment_size_limit),
+                upload_limit: upload_limit(c.attachment_size_limit),
                 kind: InteractionKind::Button {
                     custom_id: c.data.custom_id.clone(),
                     message: clicked(&c.message),
