@@ -376,6 +376,22 @@ async fn progress_edits_are_throttled_to_the_interval_and_show_the_latest_state(
             .as_str()
             .is_some_and(|c| c.contains('%'))
     }));
+    let previewed = message.history.iter().any(|v| {
+        v.message["attachments"].as_array().is_some_and(|a| {
+            a.iter().any(|f| {
+                f["filename"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("preview."))
+            })
+        })
+    });
+    assert!(previewed, "the sampler's preview was shown while it ran");
+    let last = message.attachments();
+    assert!(
+        last.iter()
+            .all(|f| !f["filename"].as_str().unwrap_or("").starts_with("preview.")),
+        "the result replaced the preview: {last:?}"
+    );
     app.stop().await;
 }
 
