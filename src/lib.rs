@@ -7,6 +7,7 @@ pub mod app;
 pub mod cli;
 pub mod comfy;
 pub mod config;
+pub mod discord;
 pub mod fleet;
 pub mod gpu;
 pub mod http;

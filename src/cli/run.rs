@@ -97,6 +97,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         config.lifecycle.job_silence = silence;
     }
     config.http.enabled = false;
+    // One workflow from the command line: no Discord bot, whatever the environment says.
+    config.discord.token = None;
     if let Some(url) = &args.url {
         attach_only(&mut config, url);
     }

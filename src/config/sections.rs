@@ -248,17 +248,33 @@ impl Default for HttpConfig {
     }
 }
 
-/// The Discord bot.
+/// The Discord bot. It runs when `DISCORD_TOKEN` is set; there is no switch in the file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DiscordConfig {
-    /// Register commands in this guild only (instant) instead of globally.
-    pub guild_id: Option<u64>,
-    /// Largest accepted attachment, in MiB.
-    pub max_attachment_mb: u64,
+    /// A base URL every REST call goes to instead of `https://discord.com` (and so the gateway
+    /// URL Discord hands out); empty for none. `COMFY_FLEET_DISCORD_PROXY` overrides it.
+    pub api_proxy: String,
+    /// Register the commands in these guilds (instantly) instead of globally; empty = global.
+    pub guilds: Vec<u64>,
+    /// Guilds whose members may use the bot; empty = any guild (and direct messages).
+    pub allowed_guilds: Vec<u64>,
+    /// Channels the bot answers in; empty = any channel.
+    pub allowed_channels: Vec<u64>,
+    /// Role ids whose members may use `/fleet`.
+    pub operator_roles: Vec<String>,
     /// Least time between two progress edits of one message.
     #[serde(with = "humantime_serde")]
     pub progress_interval: Duration,
+    /// How long after a command its progress moves from the interaction response to an
+    /// ordinary channel message (Discord's interaction token lives 15 minutes).
+    #[serde(with = "humantime_serde")]
+    pub token_handover: Duration,
+    /// Show the latest sampler preview image in progress messages.
+    pub previews: bool,
+    /// Longest time one attachment download may take.
+    #[serde(with = "humantime_serde")]
+    pub download_timeout: Duration,
     /// The token, from `DISCORD_TOKEN` only.
     #[serde(skip)]
     pub token: Option<String>,
@@ -267,13 +283,22 @@ pub struct DiscordConfig {
 impl Default for DiscordConfig {
     fn default() -> Self {
         Self {
-            guild_id: None,
-            max_attachment_mb: 10,
-            progress_interval: Duration::from_secs(2),
+            api_proxy: String::new(),
+            guilds: Vec::new(),
+            allowed_guilds: Vec::new(),
+            allowed_channels: Vec::new(),
+            operator_roles: Vec::new(),
+            progress_interval: Duration::from_millis(1500),
+            token_handover: Duration::from_secs(14 * 60),
+            previews: true,
+            download_timeout: Duration::from_secs(30),
             token: None,
         }
     }
 }
+
+/// Discord's interaction tokens expire this long after the interaction.
+pub const DISCORD_TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
 /// Log output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -235,6 +235,22 @@ fn settings_that_used_to_pass_check_config_and_fail_serve_are_refused_with_their
             "discord.progress_interval",
             2,
         ),
+        (
+            "[discord]\ntoken_handover = \"15m\"\n",
+            "discord.token_handover",
+            2,
+        ),
+        (
+            "[discord]\napi_proxy = \"localhost:9000\"\n",
+            "discord.api_proxy",
+            2,
+        ),
+        (
+            "[discord]\nallowed_channels = [0]\n",
+            "discord.allowed_channels",
+            2,
+        ),
+        ("[limits]\nmax_image_mb = 0\n", "limits.max_image_mb", 2),
         ("[logging]\nlevel = \"info,=[\"\n", "logging.level", 2),
         (
             "[comfyui]\npath = \"/nonexistent/comfy\"\n",
@@ -273,12 +289,14 @@ fn environment_overrides_paths_and_carries_secrets() {
     c.apply_env(|k| match k {
         ENV_STATE_DIR => Some("/tmp/fleet".into()),
         ENV_DISCORD_TOKEN => Some(" tok ".into()),
+        ENV_DISCORD_PROXY => Some("http://127.0.0.1:9000".into()),
         ENV_API_TOKENS => Some("abc=alice, def=bob".into()),
         _ => None,
     })
     .unwrap();
     assert_eq!(c.comfyui.state_dir, PathBuf::from("/tmp/fleet"));
     assert_eq!(c.discord.token.as_deref(), Some("tok"));
+    assert_eq!(c.discord.api_proxy, "http://127.0.0.1:9000");
     assert_eq!(c.http.tokens.get("def").map(String::as_str), Some("bob"));
     let bad = c.apply_env(|k| (k == ENV_API_TOKENS).then(|| "abc".into()));
     assert!(bad.unwrap_err().to_string().contains("token=user"));

@@ -262,12 +262,19 @@ impl Fleet {
     /// Stops everything: the queue drains until `deadline` (running jobs may finish), then every
     /// instance stops its processes. Returns once all of them have exited.
     pub async fn shutdown(&self, deadline: Duration) {
+        self.drain_jobs(deadline).await;
+        self.stop_instances(self.handle.config.lifecycle.stop_grace)
+            .await;
+    }
+
+    /// The first half of [`Fleet::shutdown`]: no new jobs, running ones may finish until
+    /// `deadline` (then they are failed). Returns once no job is left running; the instances
+    /// still run (their outputs can still be fetched).
+    pub async fn drain_jobs(&self, deadline: Duration) {
         tracing::info!(deadline = %humantime::format_duration(deadline), "fleet shutting down");
         if let Err(e) = self.handle.scheduler.send(Shutdown { deadline }).await {
             tracing::warn!("scheduler did not drain: {e}");
         }
-        self.stop_instances(self.handle.config.lifecycle.stop_grace)
-            .await;
     }
 
     /// Stops at once: every queued and running job is failed (its submitter is told the fleet

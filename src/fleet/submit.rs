@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::fleet::FleetHandle;
 use crate::fleet::events::Watch;
-use crate::fleet::images::{ImageError, InputImage, checked_image};
+use crate::fleet::images::{ImageError, ImageLimits, InputImage, checked_image};
 use crate::workflow::{Template, Workflow, WorkflowError, models_in};
 
 /// Sub-folder of an instance's input folder where job images are uploaded.
@@ -135,10 +135,11 @@ async fn prepare(
 ) -> Result<(JobSpec, Option<u64>), SubmitFailure> {
     let object_info = fleet.catalog.object_info(fleet).await?;
     let short = job.to_string().chars().take(8).collect::<String>();
+    let limits = ImageLimits::of(&fleet.config.limits);
     let mut inputs = Vec::new();
     let mut params = request.params.clone();
     for image in &request.images {
-        let checked = checked_image(image, fleet.config.http.max_body_mb * 1024 * 1024)?;
+        let checked = checked_image(image, &limits)?;
         let name = format!("{short}-{}.{}", image.param, checked.extension);
         params.insert(
             image.param.clone(),
@@ -157,7 +158,7 @@ async fn prepare(
             filename: name.clone(),
             bytes: bytes.clone(),
         };
-        checked_image(&image, fleet.config.http.max_body_mb * 1024 * 1024)?;
+        checked_image(&image, &limits)?;
         crate::launch::checked_relative_path(name, false)
             .map_err(|e| SubmitFailure::Invalid(e.to_string()))?;
         inputs.push(InputFile {

@@ -96,6 +96,10 @@ impl ProcessLauncher {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        for secret in crate::config::SECRET_ENV_VARS {
+            // ComfyUI runs third-party custom nodes: it never sees comfy-fleet's secrets.
+            command.env_remove(secret);
+        }
         if let Some(dir) = &spec.working_dir {
             command.current_dir(dir);
         }
