@@ -82,8 +82,6 @@ fn param_type(kind: Option<ParamKind>) -> ParamType {
     }
 }
 
-/// The operators' metrics line: queue, jobs, instances by phase, latencies.
-
 impl FleetPort for FleetAdapter {
     fn templates(&self) -> Vec<TemplateInfo> {
         self.fleet
