@@ -14,11 +14,13 @@ pub mod http_client;
 pub mod images;
 pub mod in_process_api;
 pub mod in_process_fleet;
+pub mod json_shape;
 pub mod launch_scripts;
 pub mod log_lines;
 pub mod measures;
 pub mod ports;
 pub mod processes;
+pub mod real_comfyui;
 pub mod waits;
 
 /// The `fake-comfyui` program cargo built for this test or bench.

@@ -6,6 +6,8 @@ use std::path::{Component, Path, PathBuf};
 
 use rand::Rng;
 
+use crate::model_paths::ModelPaths;
+
 /// The folders of one server.
 #[derive(Debug, Clone)]
 pub struct Folders {
@@ -13,7 +15,7 @@ pub struct Folders {
     pub output: PathBuf,
     pub temp: PathBuf,
     pub user: PathBuf,
-    pub models: PathBuf,
+    pub models: ModelPaths,
 }
 
 impl Folders {
@@ -25,7 +27,7 @@ impl Folders {
             output: dir.to_path_buf(),
             temp: dir.to_path_buf(),
             user: dir.to_path_buf(),
-            models: dir.to_path_buf(),
+            models: ModelPaths::new(dir.to_path_buf()),
         }
     }
 

@@ -384,7 +384,7 @@ mod tests {
             output: dir.join("output"),
             temp: dir.join("temp"),
             user: dir.join("user"),
-            models: dir.join("models"),
+            models: crate::model_paths::ModelPaths::new(dir.join("models")),
         }
     }
 
