@@ -758,6 +758,34 @@ fn a_fleet_of_two_real_instances_runs_the_demo_uploads_and_cancels_then_stops_cl
     let after = fleet.submit(&json!({"template": "demo", "params": {"width": 64, "height": 64}}));
     assert_eq!(wait_finished(&fleet, &after)["state"], "done");
 
+    // One model library: a LoRA put through the API is at once a choice of every real instance.
+    let put = http(
+        fleet.addr,
+        "PUT",
+        "/v1/models/loras/real-tier/ink.safetensors?ephemeral=true",
+        Some(("application/octet-stream", b"not really weights".to_vec())),
+    );
+    assert_eq!(put.status, 201, "{}", put.text());
+    let status = fleet.status();
+    for id in ["cpu0", "cpu1"] {
+        let url = instance_in(&status, id)["url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+        let info = http(addr(port), "GET", "/object_info/LoraLoader", None).json();
+        let choices = &info["LoraLoader"]["input"]["required"]["lora_name"][0];
+        assert!(
+            choices
+                .as_array()
+                .unwrap()
+                .contains(&json!("real-tier/ink.safetensors")),
+            "{id}: {choices}"
+        );
+    }
+    let library = fleet.state_dir.join("models");
+    assert!(library.join("loras/real-tier/ink.safetensors").is_file());
+
     // SIGTERM: the fleet drains and exits, and no Python process is left.
     fleet.signal(Signal::SIGTERM);
     let exit = fleet.wait_exit();
@@ -769,6 +797,10 @@ fn a_fleet_of_two_real_instances_runs_the_demo_uploads_and_cancels_then_stops_cl
             .iter()
             .any(|p| std::fs::read(p).is_ok_and(|b| b == source)),
         "the uploaded input is deleted with its instance: {inputs:?}"
+    );
+    assert!(
+        !library.join("loras/real-tier/ink.safetensors").exists(),
+        "the ephemeral LoRA is deleted with the fleet"
     );
 }
 

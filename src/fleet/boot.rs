@@ -28,6 +28,7 @@ use crate::fleet::catalog::Catalog;
 use crate::fleet::events::JobEventHub;
 use crate::fleet::job_metrics::JobMetrics;
 use crate::fleet::metrics::{GpuView, MetricsReporter};
+use crate::fleet::model_changes::ModelWatch;
 use crate::fleet::plan::{InstancePlan, PlanKind, plan_instances};
 use crate::fleet::recorded_uploads::RecordedUploads;
 use crate::fleet::watch::PhaseBoard;
@@ -118,6 +119,7 @@ impl Fleet {
         let managed = plans
             .iter()
             .any(|p| matches!(p.kind, PlanKind::Managed { .. }));
+        let library = config.comfyui.library().map_err(|e| state_err(&e))?;
         let mut state_lock = None;
         let mut launcher: Option<Rc<dyn Launcher>> = None;
         if managed {
@@ -135,8 +137,28 @@ impl Fleet {
                     tracing::warn!(state_dir = %state_root.display(), "start-up sweep incomplete: {e}")
                 }
             }
+            // Ephemeral models of a run that did not stop cleanly.
+            match library.clean_ephemeral() {
+                Ok(report) if !report.removed.is_empty() => tracing::info!(
+                    removed = report.removed.len(),
+                    "deleted ephemeral models left by a previous comfy-fleet"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!("cannot delete the ephemeral models of a previous run: {e}")
+                }
+            }
+            library.prepare().map_err(|e| state_err(&e))?;
+            tracing::info!(
+                dir = %library.dir().display(),
+                read_only = library.read_only(),
+                files = library.list(None).len(),
+                "model library"
+            );
             launcher = Some(Rc::new(
-                ProcessLauncher::new(&state_root).map_err(|e| state_err(&e))?,
+                ProcessLauncher::new(&state_root)
+                    .map_err(|e| state_err(&e))?
+                    .with_models_dir(library.dir().to_path_buf()),
             ));
         }
 
@@ -188,8 +210,11 @@ impl Fleet {
                 PlanKind::Managed { gpu, port } => InstanceMode::Managed {
                     spec: {
                         let state_dir = state_root.join(&plan.id.0);
-                        folders =
-                            Some(InstanceFolders::new(&state_dir).map_err(|e| state_err(&e))?);
+                        folders = Some(
+                            InstanceFolders::new(&state_dir)
+                                .map_err(|e| state_err(&e))?
+                                .with_models_dir(library.dir().to_path_buf()),
+                        );
                         LaunchSpec {
                             instance: plan.id.clone(),
                             command: command.clone(),
@@ -244,6 +269,8 @@ impl Fleet {
             gpu_source: discovery.source,
             job_metrics,
             demo,
+            model_watch: ModelWatch::new(library.fingerprint()),
+            library,
         };
         Ok(Self {
             handle,
@@ -262,6 +289,28 @@ impl Fleet {
         }
         self.stop_instances(self.handle.config.lifecycle.stop_grace)
             .await;
+        self.clean_ephemeral_models();
+    }
+
+    /// Deletes the model files added as ephemeral, once no instance uses them any more.
+    fn clean_ephemeral_models(&self) {
+        match self.handle.library.clean_ephemeral() {
+            Ok(report) => {
+                if !report.removed.is_empty() {
+                    tracing::info!(
+                        removed = report.removed.len(),
+                        "deleted the ephemeral models"
+                    );
+                }
+                for (file, why) in report.failed {
+                    tracing::warn!(
+                        "cannot delete the ephemeral model {}: {why}",
+                        file.display()
+                    );
+                }
+            }
+            Err(e) => tracing::warn!("cannot delete the ephemeral models: {e}"),
+        }
     }
 
     /// Stops at once: every queued and running job is failed (its submitter is told the fleet
@@ -278,6 +327,7 @@ impl Fleet {
             tracing::warn!("scheduler did not stop: {e}");
         }
         self.stop_instances(Duration::ZERO).await;
+        self.clean_ephemeral_models();
     }
 
     /// Stops every instance: each has `deadline` to finish its jobs (then they are cancelled),

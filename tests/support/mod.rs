@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod fake_process;
+pub mod file_server;
 pub mod fixtures;
 pub mod fleet_process;
 pub mod http_client;

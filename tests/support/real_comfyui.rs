@@ -142,6 +142,7 @@ impl RealComfyUi {
             .set("lifecycle", "readiness_timeout", "\"10m\"")
             .set("lifecycle", "job_silence", "\"10m\"")
             .set("lifecycle", "stop_grace", "\"20s\"")
+            .set("http", "operators", "[\"local\"]")
     }
 }
 
