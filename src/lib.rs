@@ -12,6 +12,7 @@ pub mod fleet;
 pub mod gpu;
 pub mod http;
 pub mod launch;
+pub mod models;
 pub mod shutdown;
 pub mod telemetry;
 pub mod workflow;

@@ -269,6 +269,35 @@ impl Config {
             );
         }
         check(
+            !c.models_read_only || c.library_dir().is_dir(),
+            "comfyui.models_read_only",
+            format!(
+                "the model library {} does not exist, and a read-only library must be an existing \
+                 folder; point comfyui.models_dir at your ComfyUI `models` folder",
+                c.library_dir().display()
+            ),
+        );
+        check(
+            !c.library_dir().is_file(),
+            "comfyui.models_dir",
+            format!(
+                "{} is a file; give the folder that holds (or will hold) the model files",
+                c.library_dir().display()
+            ),
+        );
+        check(
+            self.http.max_model_upload_mb > 0,
+            "http.max_model_upload_mb",
+            "must be at least 1 (MiB)".into(),
+        );
+        for (i, operator) in self.http.operators.iter().enumerate() {
+            check(
+                !operator.trim().is_empty(),
+                &format!("http.operators[{i}]"),
+                "is empty; name a user of COMFY_FLEET_API_TOKENS (or http.anonymous_user)".into(),
+            );
+        }
+        check(
             self.http.max_body_mb > 0,
             "http.max_body_mb",
             "must be at least 1 (MiB)".into(),

@@ -30,6 +30,11 @@ pub struct ComfyUiConfig {
     pub listen: IpAddr,
     /// Parent folder of each instance's own input/output/temp/user folders and database.
     pub state_dir: PathBuf,
+    /// The fleet's one model library, registered with every instance; empty means
+    /// `<state_dir>/models`.
+    pub models_dir: PathBuf,
+    /// Refuse to add or remove files in the model library (an operator's own models folder).
+    pub models_read_only: bool,
     /// Settings of the demo backend (`fake-comfyui`), used only when `path` and `command` are empty.
     pub demo: DemoConfig,
 }
@@ -44,6 +49,8 @@ impl Default for ComfyUiConfig {
             env: BTreeMap::new(),
             listen: IpAddr::from([127, 0, 0, 1]),
             state_dir: PathBuf::from(".fleet-run"),
+            models_dir: PathBuf::new(),
+            models_read_only: false,
             demo: DemoConfig::default(),
         }
     }
@@ -93,6 +100,24 @@ impl ComfyUiConfig {
             None if self.path.as_os_str().is_empty() => BackendKind::Demo,
             None => BackendKind::ComfyUi,
         }
+    }
+
+    /// The model library's folder: `models_dir`, or `<state_dir>/models` when it is empty.
+    pub fn library_dir(&self) -> PathBuf {
+        if self.models_dir.as_os_str().is_empty() {
+            self.state_dir.join("models")
+        } else {
+            self.models_dir.clone()
+        }
+    }
+
+    /// The model library these settings describe.
+    pub fn library(&self) -> std::io::Result<crate::models::ModelLibrary> {
+        crate::models::ModelLibrary::new(
+            &self.library_dir(),
+            self.models_read_only,
+            &self.state_dir,
+        )
     }
 
     /// The program and leading arguments that start one instance, and its working directory.
@@ -226,6 +251,11 @@ pub struct HttpConfig {
     pub max_body_mb: u64,
     /// The user id of requests without a token when no tokens are configured.
     pub anonymous_user: String,
+    /// Users (from `COMFY_FLEET_API_TOKENS`, or `anonymous_user`) who may add and remove files
+    /// of the model library through the API.
+    pub operators: Vec<String>,
+    /// Largest model file an operator may upload through the API, in MiB.
+    pub max_model_upload_mb: u64,
     /// Quiet time after which a job's event stream gets a `: keep-alive` comment (0 = never).
     #[serde(with = "humantime_serde")]
     pub sse_keep_alive: Duration,
@@ -242,6 +272,8 @@ impl Default for HttpConfig {
             allow_workflows: true,
             max_body_mb: 25,
             anonymous_user: "local".into(),
+            operators: Vec::new(),
+            max_model_upload_mb: 32 * 1024,
             sse_keep_alive: Duration::from_secs(15),
             tokens: BTreeMap::new(),
         }

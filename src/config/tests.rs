@@ -258,6 +258,26 @@ fn settings_that_used_to_pass_check_config_and_fail_serve_are_refused_with_their
             2,
         ),
         ("[comfyui]\ncommand = [\"\"]\n", "comfyui.command", 2),
+        (
+            "[comfyui]\nmodels_dir = \"/nonexistent/models\"\nmodels_read_only = true\n",
+            "comfyui.models_read_only",
+            3,
+        ),
+        (
+            "[comfyui]\nmodels_dir = \"/proc/self/cmdline\"\n",
+            "comfyui.models_dir",
+            2,
+        ),
+        (
+            "[http]\nmax_model_upload_mb = 0\n",
+            "http.max_model_upload_mb",
+            2,
+        ),
+        (
+            "[http]\noperators = [\"ops\", \" \"]\n",
+            "http.operators[1]",
+            2,
+        ),
     ];
     for (text, key, line) in cases {
         let err = check(text).expect_err(text);

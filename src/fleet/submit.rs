@@ -133,6 +133,11 @@ async fn prepare(
     job: JobId,
     request: &JobRequest,
 ) -> Result<(JobSpec, Option<u64>), SubmitFailure> {
+    // A model added or removed since the last job changes the loaders' choices.
+    let watcher = fleet.clone();
+    tokio::task::spawn_blocking(move || watcher.notice_model_changes())
+        .await
+        .map_err(|e| SubmitFailure::Internal(e.to_string()))?;
     let object_info = fleet.catalog.object_info(fleet).await?;
     let short = job.to_string().chars().take(8).collect::<String>();
     let limits = ImageLimits::of(&fleet.config.limits);

@@ -1,6 +1,7 @@
-//! API authentication: bearer tokens (from `COMFY_FLEET_API_TOKENS`) map to user ids.
+//! API authentication: bearer tokens (from `COMFY_FLEET_API_TOKENS`) map to user ids, and the
+//! users named in `http.operators` may also change the model library.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
@@ -13,6 +14,7 @@ use crate::http::error::ApiError;
 pub struct TokenMap {
     tokens: BTreeMap<String, String>,
     anonymous: String,
+    operators: BTreeSet<String>,
 }
 
 impl TokenMap {
@@ -21,6 +23,26 @@ impl TokenMap {
         Self {
             tokens,
             anonymous: anonymous.into(),
+            operators: BTreeSet::new(),
+        }
+    }
+
+    /// Lets these users (as tokens map them, or the anonymous user) change the model library.
+    pub fn with_operators(mut self, operators: impl IntoIterator<Item = String>) -> Self {
+        self.operators = operators.into_iter().collect();
+        self
+    }
+
+    /// The user a request acts as, when that user is an operator.
+    pub fn operator(&self, req: &HttpRequest) -> Result<UserId, ApiError> {
+        let user = self.user(req)?;
+        if self.operators.contains(&user.0) {
+            Ok(user)
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "only operators may change the model library, and `{}` is not one; list the user in http.operators",
+                user.0
+            )))
         }
     }
 

@@ -7,6 +7,7 @@ pub mod api_types;
 pub mod auth;
 pub mod error;
 pub mod jobs;
+pub mod models;
 pub mod sse;
 pub mod status;
 
@@ -32,7 +33,8 @@ pub struct ApiState {
 impl ApiState {
     pub fn new(fleet: FleetHandle, shutdown: Shutdown) -> Self {
         let http = &fleet.config.http;
-        let tokens = TokenMap::new(http.tokens.clone(), http.anonymous_user.clone());
+        let tokens = TokenMap::new(http.tokens.clone(), http.anonymous_user.clone())
+            .with_operators(http.operators.iter().cloned());
         Self {
             fleet,
             tokens,
@@ -68,6 +70,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, max_body: usize) {
     .route("/v1/jobs/{id}", web::delete().to(jobs::cancel))
     .route("/v1/jobs/{id}/events", web::get().to(jobs::events))
     .route("/v1/jobs/{id}/outputs/{n}", web::get().to(jobs::output))
+    .route("/v1/models", web::get().to(models::list))
+    .route("/v1/models/{kind}/{name:.*}", web::put().to(models::put))
+    .route("/v1/models/{kind}/{name:.*}", web::delete().to(models::delete))
     .route("/v1/status", web::get().to(status::status))
     .route("/metrics", web::get().to(status::metrics))
     .route("/healthz", web::get().to(status::healthz))

@@ -41,8 +41,12 @@ pub struct ModelNote {
     pub file: String,
     /// The ComfyUI models folder (`checkpoints`, `loras`, `vae`, …).
     pub folder: String,
+    /// Where `comfy-fleet models install` downloads it from.
     #[serde(default)]
     pub url: Option<String>,
+    /// Its SHA-256 (hex), checked after a download when given.
+    #[serde(default)]
+    pub sha256: Option<String>,
 }
 
 /// A prompt ready for `POST /prompt`.
