@@ -2,14 +2,18 @@
 //! HTTP API, and stops it all when the [`Shutdown`] says so. `serve`, `run` and the tests all
 //! start the program through [`App::start`].
 //!
-//! The stop is a drain: no new jobs (the scheduler refuses them, `/readyz` answers 503), running
-//! jobs may finish until `shutdown.drain_timeout`, then every instance stops its process group.
+//! With `DISCORD_TOKEN` set, the Discord bot runs too (on the same runtime).
+//!
+//! The stop is a drain: no new jobs (the scheduler refuses them, `/readyz` answers 503, the bot
+//! answers "restarting"), running jobs may finish until `shutdown.drain_timeout` and the bot
+//! delivers them, then every instance stops its process group and the bot's gateway closes.
 //! A second signal (or [`crate::shutdown::ShutdownTrigger::stop_now`]) cuts the drain short.
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use crate::config::{Config, ConfigError};
+use crate::discord::{BotError, DiscordBot};
 use crate::fleet::{BootError, Fleet, FleetHandle, preflight};
 use crate::http::{self, ApiServer, ApiState};
 use crate::shutdown::{DrainEnd, Shutdown};
@@ -33,12 +37,15 @@ pub enum AppError {
     NotReady { timeout: Duration, phases: String },
     #[error("stopped before any instance became ready")]
     Interrupted,
+    #[error("the Discord bot could not start: {0}")]
+    Discord(#[from] BotError),
 }
 
 /// The running application.
 pub struct App {
     fleet: Fleet,
     api: Option<ApiServer>,
+    bot: Option<DiscordBot>,
     shutdown: Shutdown,
 }
 
@@ -55,10 +62,9 @@ impl App {
         for warning in config.warnings() {
             tracing::warn!("{warning}");
         }
-        if config.discord.token.is_some() {
-            tracing::warn!(
-                "DISCORD_TOKEN is set, but this build of comfy-fleet has no Discord bot yet; only the HTTP API runs"
-            );
+        let token = config.discord.token.clone();
+        if token.is_none() {
+            tracing::info!(target: "fleet.discord", "Discord bot off: DISCORD_TOKEN is not set");
         }
         let fleet = Fleet::boot(config, checked).await?;
         let api = match listener {
@@ -85,11 +91,30 @@ impl App {
                 }
             }
         };
+        let bot = match token {
+            None => None,
+            Some(token) => match DiscordBot::start(fleet.handle.clone(), &token).await {
+                Ok(bot) => Some(bot),
+                Err(e) => {
+                    if let Some(api) = api {
+                        api.handle.stop(true).await;
+                    }
+                    fleet.stop_instances(Duration::ZERO).await;
+                    return Err(e.into());
+                }
+            },
+        };
         Ok(Self {
             fleet,
             api,
+            bot,
             shutdown,
         })
+    }
+
+    /// The Discord bot, when `DISCORD_TOKEN` is set.
+    pub fn bot(&self) -> Option<&DiscordBot> {
+        self.bot.as_ref()
     }
 
     /// What front ends use: submit, follow, outputs, status.
@@ -132,20 +157,35 @@ impl App {
         self.stop().await;
     }
 
-    /// Stops now: drains (running jobs may finish until `shutdown.drain_timeout`), then stops
-    /// every instance and the API. A second stop request, or a drain that overruns its deadline
-    /// by more than the instances' stop grace, stops the instances at once.
+    /// Stops now: drains (running jobs may finish until `shutdown.drain_timeout`, and the bot
+    /// delivers them), then stops every instance, the API and the bot's gateway. A second stop
+    /// request, or a drain that overruns its deadline by more than the instances' stop grace,
+    /// stops the instances at once.
     pub async fn stop(self) {
         let config = &self.fleet.handle.config;
         let deadline = config.shutdown.drain_timeout;
         // The scheduler enforces the drain deadline on jobs; the instances then get their stop
         // grace. Past both, something is stuck: stop at once.
         let limit = deadline + config.lifecycle.stop_grace * 2 + Duration::from_secs(5);
-        match self
-            .shutdown
-            .drain(self.fleet.shutdown(deadline), limit)
-            .await
-        {
+        if let Some(bot) = &self.bot {
+            bot.stop_taking();
+        }
+        let graceful = async {
+            let started = tokio::time::Instant::now();
+            self.fleet.drain_jobs(deadline).await;
+            if let Some(bot) = &self.bot {
+                // The results are fetched from the instances: deliver before they stop.
+                let left = deadline.saturating_sub(started.elapsed()) + Duration::from_secs(5);
+                if tokio::time::timeout(left, bot.delivered()).await.is_err() {
+                    tracing::warn!(
+                        target: "fleet.discord",
+                        "some results were not delivered to Discord before the drain deadline"
+                    );
+                }
+            }
+            self.fleet.stop_instances(config.lifecycle.stop_grace).await;
+        };
+        match self.shutdown.drain(graceful, limit).await {
             DrainEnd::Finished => {}
             DrainEnd::Escalated => self.fleet.stop_now().await,
             DrainEnd::Overran => {
@@ -158,6 +198,9 @@ impl App {
         }
         if let Some(api) = self.api {
             api.handle.stop(true).await;
+        }
+        if let Some(bot) = self.bot {
+            bot.close().await;
         }
         tracing::info!("comfy-fleet stopped");
     }

@@ -428,7 +428,7 @@ async fn every_other_mistake_gets_its_status_and_a_json_error() {
     assert_eq!(status, 404);
     assert_eq!(
         body["error"]["message"],
-        "no route GET /v2/nothing: the API has POST /v1/jobs, GET|DELETE /v1/jobs/{id}, GET /v1/jobs/{id}/events, GET /v1/jobs/{id}/outputs/{n}, GET /v1/status, GET /metrics, GET /healthz and GET /readyz"
+        "no route GET /v2/nothing: the API has POST /v1/jobs, GET|DELETE /v1/jobs/{id}, GET /v1/jobs/{id}/events, GET /v1/jobs/{id}/outputs/{n}, GET /v1/models, PUT|DELETE /v1/models/{kind}/{name}, GET /v1/status, GET /metrics, GET /healthz and GET /readyz"
     );
     // A long job id is not echoed back whole.
     let long = "x".repeat(5000);

@@ -37,9 +37,10 @@ async fn four_instances_get_their_own_port_folders_database_and_gpu() {
         assert_eq!(l.url, format!("http://127.0.0.1:{}", l.port));
         // (`exec sleep` drops the arguments; `the_computed_arguments_reach_the_process`
         // reads them.) The folders ComfyUI writes to exist before it starts.
-        for dir in ["input", "output", "temp", "user", "models/loras"] {
+        for dir in ["input", "output", "temp", "user"] {
             assert!(state.join(dir).is_dir(), "{dir} missing for gpu{i}");
         }
+        assert!(state.join("extra_model_paths.yaml").is_file());
         wait_until("the child has exec'd", || {
             cmdline(l.pid as i32).first().is_some_and(|c| c == "sleep")
         })

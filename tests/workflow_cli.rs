@@ -47,7 +47,10 @@ fn convert_prints_the_api_prompt_of_a_ui_workflow() {
     let prompt: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(prompt["3"]["class_type"], "KSampler");
     assert_eq!(prompt["3"]["inputs"]["steps"], 25);
-    assert_eq!(prompt["3"]["inputs"]["model"], serde_json::json!(["4", 0]));
+    // The model comes through the template's LoRA loader (bypassed only when a template
+    // is prepared without a LoRA).
+    assert_eq!(prompt["3"]["inputs"]["model"], serde_json::json!(["11", 0]));
+    assert_eq!(prompt["11"]["inputs"]["model"], serde_json::json!(["4", 0]));
     assert!(prompt.get("10").is_none(), "the MarkdownNote is dropped");
 }
 

@@ -80,8 +80,9 @@ fn shipped_templates_convert_and_their_parameters_resolve_on_the_corpus_server()
             let class = node["class_type"].as_str().unwrap();
             p.rules(class, &oi).unwrap();
         }
-        // Models that the server does not offer are documented in the map.
-        let prepared_models = comfy_fleet::workflow::models_in(&Value::Object(prompt.clone()));
+        // Models that the prepared prompt loads (with the defaults: an optional LoRA is
+        // bypassed) are documented in the map.
+        let prepared_models = t.prepare(&BTreeMap::new(), &oi).unwrap().models;
         for m in prepared_models {
             assert!(
                 t.models.iter().any(|n| n.file == m),
@@ -302,4 +303,57 @@ fn template_without_map_discovers_well_known_parameters() {
     assert_eq!(prepared.prompt["6"]["inputs"]["text"], "red fox");
     assert_eq!(prepared.prompt["7"]["inputs"]["text"], "blur");
     assert_eq!(prepared.seed, Some(7));
+}
+
+/// The corpus server with these LoRA files installed.
+fn server_with_loras(files: &[&str]) -> ObjectInfo {
+    let path = corpus("object_info.json");
+    let mut info: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    info["LoraLoader"]["input"]["required"]["lora_name"][0] = json!(files);
+    ObjectInfo::from_value(info).unwrap()
+}
+
+#[test]
+fn an_optional_lora_is_applied_when_named_and_bypassed_otherwise() {
+    let oi = server_with_loras(&["film.safetensors"]);
+    let set = templates();
+    let generate = set.get("generate").unwrap();
+    let with = generate
+        .prepare(
+            &params(&[
+                ("prompt", json!("a cat")),
+                ("lora", json!("film.safetensors")),
+                ("lora_strength", json!(0.7)),
+                ("lora_clip_strength", json!(0.7)),
+            ]),
+            &oi,
+        )
+        .unwrap();
+    let p = &with.prompt;
+    assert_eq!(p["11"]["class_type"], "LoraLoader");
+    assert_eq!(p["11"]["inputs"]["lora_name"], "film.safetensors");
+    assert_eq!(p["11"]["inputs"]["strength_model"], 0.7);
+    assert_eq!(p["3"]["inputs"]["model"], json!(["11", 0]));
+    assert_eq!(p["6"]["inputs"]["clip"], json!(["11", 1]));
+    assert!(with.models.contains(&"film.safetensors".to_string()));
+
+    let without = generate
+        .prepare(&params(&[("prompt", json!("a cat"))]), &oi)
+        .unwrap();
+    let p = &without.prompt;
+    assert!(p.get("11").is_none(), "the LoRA node is bypassed");
+    // Its consumers take what it took: MODEL and CLIP straight from the checkpoint.
+    assert_eq!(p["3"]["inputs"]["model"], json!(["4", 0]));
+    assert_eq!(p["6"]["inputs"]["clip"], json!(["4", 1]));
+    assert_eq!(p["7"]["inputs"]["clip"], json!(["4", 1]));
+    assert_eq!(without.models, ["sd_xl_base_1.0.safetensors"]);
+
+    let err = generate
+        .prepare(&params(&[("lora", json!("missing.safetensors"))]), &oi)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`lora`") && err.contains("film.safetensors"),
+        "{err}"
+    );
 }

@@ -1,11 +1,12 @@
 //! The comfy-fleet actor system, free of I/O libraries.
 //!
-//! The actors (instances, scheduler, rate limiter, GPU monitor, chat sessions) talk to the world
-//! only through the small traits in [`ports`], which the `comfy-fleet` crate implements with real
-//! adapters (awc, child processes, NVML, serenity). Their policies live in plain structs so they
-//! can be unit-tested and benchmarked without an actor system. [`prompt_rules`] holds ComfyUI's
-//! own rules for a prompt, shared with the fake ComfyUI.
+//! The actors (instances, scheduler, rate limiter, GPU monitor, the Discord session) talk to the
+//! world only through the small traits in [`ports`], which the `comfy-fleet` crate implements with real
+//! adapters (awc, child processes, NVML, serenity and Discord's REST API). Their policies live in
+//! plain structs so they can be unit-tested and benchmarked without an actor system.
+//! [`prompt_rules`] holds ComfyUI's own rules for a prompt, shared with the fake ComfyUI.
 
+pub mod discord;
 pub mod gpu_monitor;
 pub mod ids;
 pub mod instance;

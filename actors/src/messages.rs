@@ -252,6 +252,14 @@ pub struct GpuSample {
     pub gpus: Vec<GpuInfo>,
 }
 
+/// Fleet → Scheduler: these model files were removed from the model library or replaced, so no
+/// instance has them loaded any more (affinity forgets them).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct ModelsRemoved {
+    pub names: Vec<String>,
+}
+
 /// Anyone → an actor: stop gracefully (finish or hand back work within the deadline).
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]

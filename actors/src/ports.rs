@@ -1,7 +1,8 @@
 //! The ports: the few traits through which actors reach the world.
 //!
 //! `comfy-fleet` implements them with real adapters (awc for [`Backend`], child processes for
-//! [`Launcher`], NVML for [`GpuProbe`], serenity for [`Chat`], a shared board for
+//! [`Launcher`], NVML for [`GpuProbe`], Discord's REST API for [`Chat`] and the running fleet
+//! for [`FleetPort`] (the Discord session's two ports), a shared board for
 //! [`PhaseObserver`]); tests implement them with the fake ComfyUI process or small in-memory
 //! fakes. Futures are local (`!Send`): actix actors and
 //! awc clients live on one arbiter thread each.
@@ -340,46 +341,13 @@ pub trait GpuProbe: Send {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Chat: talking to a chat user (Discord)
+// Chat and FleetPort: the Discord session's ports
 // ---------------------------------------------------------------------------------------------
 
-/// A message the bot posted, to edit later.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ChatMessageRef(pub String);
-
-/// A file to attach to a chat message.
-#[derive(Debug, Clone)]
-pub struct ChatAttachment {
-    pub filename: String,
-    pub bytes: Arc<[u8]>,
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("chat delivery failed: {0}")]
-pub struct ChatError(pub String);
-
-/// Replies to one chat interaction.
-pub trait Chat {
-    /// Replies (visible to the requester only when `ephemeral`).
-    fn reply(
-        &self,
-        text: String,
-        ephemeral: bool,
-    ) -> LocalBoxFuture<'_, Result<ChatMessageRef, ChatError>>;
-    /// Replaces the text of a message the bot posted.
-    fn edit(
-        &self,
-        message: &ChatMessageRef,
-        text: String,
-    ) -> LocalBoxFuture<'_, Result<(), ChatError>>;
-    /// Replaces the text and attaches files.
-    fn attach(
-        &self,
-        message: &ChatMessageRef,
-        text: String,
-        files: Vec<ChatAttachment>,
-    ) -> LocalBoxFuture<'_, Result<(), ChatError>>;
-}
+/// The Discord session talks to Discord through [`Chat`] and to the fleet through
+/// [`FleetPort`]; both live with the session in [`crate::discord`], beside the plain types they
+/// carry.
+pub use crate::discord::{Chat, ChatError, FleetPort};
 
 // ---------------------------------------------------------------------------------------------
 // PhaseObserver: instance phases for readers outside the actor system

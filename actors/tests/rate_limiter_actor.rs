@@ -19,6 +19,7 @@ async fn permits_refusals_release_and_quota_through_the_actor() {
         exempt_users: vec![],
         exempt_roles: vec!["operator".into()],
         concurrency_retry_after: Duration::from_secs(20),
+        ..RateLimitConfig::default()
     };
     config.validate().unwrap();
     let limiter = RateLimiter::new(config).start();

@@ -61,12 +61,25 @@ pub fn run(args: CheckConfigArgs) -> Result<ExitCode, CliError> {
             "off".into()
         }
     );
+    let d = &config.discord;
     println!(
         "  discord:   {}",
-        if config.discord.token.is_some() {
-            "DISCORD_TOKEN is set"
+        if d.token.is_some() {
+            format!(
+                "on (DISCORD_TOKEN is set), commands {}, API {}",
+                if d.guilds.is_empty() {
+                    "global".to_string()
+                } else {
+                    format!("in {} guild(s)", d.guilds.len())
+                },
+                if d.api_proxy.is_empty() {
+                    crate::discord::DISCORD_BASE
+                } else {
+                    d.api_proxy.as_str()
+                }
+            )
         } else {
-            "off (DISCORD_TOKEN is not set)"
+            "off (DISCORD_TOKEN is not set)".to_string()
         }
     );
     for warning in config.warnings() {

@@ -32,6 +32,9 @@ pub enum CliError {
     /// The job failed or could not run; the message says why.
     #[error("{0}")]
     Job(String),
+    /// The model library refused or failed a change.
+    #[error(transparent)]
+    Library(#[from] crate::models::LibraryError),
     /// The application could not start or serve (config, boot, address, readiness).
     #[error(transparent)]
     App(#[from] crate::app::AppError),

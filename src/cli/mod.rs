@@ -1,9 +1,12 @@
 //! The command line: one subcommand per file, each a thin layer over the library.
 
+mod byte_progress;
 mod check_config;
 pub mod convert;
 mod error;
 pub mod gpus;
+pub mod models;
+pub mod progress;
 pub mod run;
 pub mod serve;
 pub mod templates;
@@ -36,6 +39,8 @@ pub enum Command {
     Gpus(gpus::GpusArgs),
     /// Validate a config file and show what it sets up.
     CheckConfig(check_config::CheckConfigArgs),
+    /// The fleet's model library: list, add, remove, install a template's models.
+    Models(models::ModelsArgs),
 }
 
 /// Entry point of the binary: parse, run, and turn errors into a message and an exit code.
@@ -58,5 +63,6 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Templates(args) => templates::run(args),
         Command::Gpus(args) => gpus::run(args),
         Command::CheckConfig(args) => check_config::run(args),
+        Command::Models(args) => models::run(args),
     }
 }

@@ -19,6 +19,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::CliError;
+use super::progress::JobProgress;
 use crate::app::App;
 use crate::comfy::{ClientConfig, ComfyClient};
 use crate::config::{Config, DiscoveryMode, RemoteConfig};
@@ -97,6 +98,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         config.lifecycle.job_silence = silence;
     }
     config.http.enabled = false;
+    // One workflow from the command line: no Discord bot, whatever the environment says.
+    config.discord.token = None;
     if let Some(url) = &args.url {
         attach_only(&mut config, url);
     }
@@ -177,10 +180,11 @@ async fn run_job(
     let submitted = submit(fleet, request)
         .await
         .map_err(|e| CliError::Job(e.to_string()))?;
+    let mut progress = JobProgress::on_stderr(&submitted.job.to_string());
     if let Some(seed) = submitted.seed {
-        eprintln!("seed {seed}");
+        progress.note(&format!("seed {seed}"));
     }
-    eprintln!("job {} queued", submitted.job);
+    progress.note(&format!("job {} queued", submitted.job));
     let mut events = fleet
         .follow(submitted.job)
         .await
@@ -189,32 +193,20 @@ async fn run_job(
         let event = tokio::select! {
             event = events.next() => event,
             () = shutdown.requested() => {
+                progress.abandon();
                 let _ = fleet.scheduler.send(Cancel { job: submitted.job }).await;
                 return Err(CliError::Job("interrupted: the job was cancelled".into()));
             }
         };
         let Some(event) = event else {
+            progress.abandon();
             return Err(CliError::Job("the job's event stream ended early".into()));
         };
+        progress.event(&event);
         match event {
-            JobEvent::Queued { position, .. } => eprintln!("queued, position {position}"),
-            JobEvent::Started {
-                instance, attempt, ..
-            } => eprintln!("running on {instance} (attempt {attempt})"),
-            JobEvent::Executing { node, title, .. } => match title {
-                Some(title) => eprintln!("executing node {node} ({title})"),
-                None => eprintln!("executing node {node}"),
-            },
-            JobEvent::Progress {
-                node, value, max, ..
-            } => eprintln!("node {node}: step {value}/{max}"),
-            JobEvent::Preview { .. } => {}
-            JobEvent::Retrying {
-                attempt, reason, ..
-            } => eprintln!("retrying (attempt {attempt}): {reason}"),
             JobEvent::Done { outputs, .. } => {
                 if outputs.is_empty() {
-                    eprintln!("the job finished without output files");
+                    progress.finish("the job finished without output files");
                     return Ok(Vec::new());
                 }
                 std::fs::create_dir_all(out_dir).map_err(|e| CliError::io(out_dir, e))?;
@@ -226,12 +218,22 @@ async fn run_job(
                         .map_err(|e| CliError::Job(e.to_string()))?;
                     written.push(write_new_file(out_dir, &output.filename, &bytes)?);
                 }
+                progress.finish(&format!(
+                    "done: {} file(s) in {}",
+                    written.len(),
+                    out_dir.display()
+                ));
                 return Ok(written);
             }
-            JobEvent::Failed { message, .. } => return Err(CliError::Job(message)),
+            JobEvent::Failed { message, .. } => {
+                progress.abandon();
+                return Err(CliError::Job(message));
+            }
             JobEvent::Cancelled { .. } => {
+                progress.abandon();
                 return Err(CliError::Job("the job was cancelled".into()));
             }
+            _ => {}
         }
     }
 }

@@ -25,7 +25,13 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         config.http.listen = listen;
     }
     crate::telemetry::init(config.logging.format, &config.logging.level);
-    actix_rt::System::new().block_on(async {
+    // One multi-threaded tokio runtime for everything: the actors (and their awc clients) on the
+    // actix system's arbiter, serenity's gateway and REST calls on the runtime's workers.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))?;
+    actix_rt::System::with_tokio_rt(move || runtime).block_on(async {
         let (_trigger, shutdown) = crate::shutdown::on_signals()
             .map_err(|e| CliError::Usage(format!("cannot watch for signals: {e}")))?;
         // Bind first: a taken address fails before any instance is started.

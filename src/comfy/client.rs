@@ -141,6 +141,12 @@ impl ComfyClient {
         Ok(info)
     }
 
+    /// `GET /models/{folder}`: the model files of one folder (`loras`, `checkpoints`…), as the
+    /// loaders name them.
+    pub async fn models(&self, folder: &str) -> Result<Vec<String>, ComfyError> {
+        self.get_json(&format!("/models/{folder}")).await
+    }
+
     /// Forgets the cached `/object_info` (after installing nodes or models).
     pub fn forget_object_info(&self) {
         self.object_info.borrow_mut().take();

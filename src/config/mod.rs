@@ -21,9 +21,9 @@ use comfy_fleet_actors::scheduling::SchedulerConfig;
 use serde::{Deserialize, Serialize};
 
 pub use sections::{
-    BackendKind, ComfyUiConfig, DeclaredGpuConfig, DemoConfig, DiscordConfig, DiscoveryMode,
-    GpusConfig, HttpConfig, InstancesConfig, LogFormat, LoggingConfig, RemoteConfig,
-    WorkflowsConfig, resolve_sibling,
+    BackendKind, ComfyUiConfig, DISCORD_TOKEN_LIFETIME, DeclaredGpuConfig, DemoConfig,
+    DiscordConfig, DiscoveryMode, GpusConfig, HttpConfig, InstancesConfig, LogFormat,
+    LoggingConfig, RemoteConfig, WorkflowsConfig, resolve_sibling,
 };
 pub use source_map::{Position, SourceMap};
 
@@ -41,6 +41,8 @@ pub const ENV_WORKFLOWS_DIR: &str = "COMFY_FLEET_WORKFLOWS_DIR";
 pub const ENV_API_TOKENS: &str = "COMFY_FLEET_API_TOKENS";
 /// The Discord bot token.
 pub const ENV_DISCORD_TOKEN: &str = "DISCORD_TOKEN";
+/// The base URL Discord REST calls go through (overrides `discord.api_proxy`).
+pub const ENV_DISCORD_PROXY: &str = "COMFY_FLEET_DISCORD_PROXY";
 
 /// Every environment variable that holds a secret: never logged, never passed to a child.
 pub const SECRET_ENV_VARS: &[&str] = &[ENV_API_TOKENS, ENV_DISCORD_TOKEN];
@@ -165,6 +167,9 @@ impl Config {
         if let Some(p) = get(ENV_WORKFLOWS_DIR).filter(|v| !v.is_empty()) {
             self.workflows.dir = PathBuf::from(p);
         }
+        if let Some(p) = get(ENV_DISCORD_PROXY).filter(|v| !v.trim().is_empty()) {
+            self.discord.api_proxy = p.trim().to_string();
+        }
         if let Some(t) = get(ENV_DISCORD_TOKEN).filter(|v| !v.trim().is_empty()) {
             self.discord.token = Some(t.trim().to_string());
         }
@@ -264,6 +269,35 @@ impl Config {
             );
         }
         check(
+            !c.models_read_only || c.library_dir().is_dir(),
+            "comfyui.models_read_only",
+            format!(
+                "the model library {} does not exist, and a read-only library must be an existing \
+                 folder; point comfyui.models_dir at your ComfyUI `models` folder",
+                c.library_dir().display()
+            ),
+        );
+        check(
+            !c.library_dir().is_file(),
+            "comfyui.models_dir",
+            format!(
+                "{} is a file; give the folder that holds (or will hold) the model files",
+                c.library_dir().display()
+            ),
+        );
+        check(
+            self.http.max_model_upload_mb > 0,
+            "http.max_model_upload_mb",
+            "must be at least 1 (MiB)".into(),
+        );
+        for (i, operator) in self.http.operators.iter().enumerate() {
+            check(
+                !operator.trim().is_empty(),
+                &format!("http.operators[{i}]"),
+                "is empty; name a user of COMFY_FLEET_API_TOKENS (or http.anonymous_user)".into(),
+            );
+        }
+        check(
             self.http.max_body_mb > 0,
             "http.max_body_mb",
             "must be at least 1 (MiB)".into(),
@@ -273,27 +307,55 @@ impl Config {
             "http.max_images",
             "must be at least 1 (a template with an image parameter needs one)".into(),
         );
-        for (i, user) in self.http.operators.iter().enumerate() {
-            check(
-                !user.trim().is_empty(),
-                &format!("http.operators[{i}]"),
-                "is empty; name a user as COMFY_FLEET_API_TOKENS names them (`token=user`)".into(),
-            );
-        }
         check(
             !self.http.anonymous_user.trim().is_empty(),
             "http.anonymous_user",
             "is empty; name the user that requests without a token count as, e.g. \"local\"".into(),
         );
+        let d = &self.discord;
         check(
-            self.discord.max_attachment_mb > 0,
-            "discord.max_attachment_mb",
-            "must be at least 1 (MiB)".into(),
+            d.api_proxy.is_empty()
+                || ((d.api_proxy.starts_with("http://") || d.api_proxy.starts_with("https://"))
+                    && d.api_proxy.trim_end_matches('/').len() > "https://".len()),
+            "discord.api_proxy",
+            format!(
+                "`{}` is not an http(s) base URL; use e.g. \"http://127.0.0.1:8090\", or \"\" for none",
+                d.api_proxy
+            ),
         );
         check(
-            !self.discord.progress_interval.is_zero(),
+            !d.progress_interval.is_zero(),
             "discord.progress_interval",
             "must be longer than zero; use a duration such as \"1500ms\"".into(),
+        );
+        check(
+            !d.token_handover.is_zero() && d.token_handover < DISCORD_TOKEN_LIFETIME,
+            "discord.token_handover",
+            format!(
+                "is {}; it must be longer than zero and shorter than the 15-minute interaction token, e.g. \"14m\"",
+                humantime::format_duration(d.token_handover)
+            ),
+        );
+        check(
+            !d.download_timeout.is_zero(),
+            "discord.download_timeout",
+            "must be longer than zero; use a duration such as \"30s\"".into(),
+        );
+        for (key, ids) in [
+            ("discord.guilds", &d.guilds),
+            ("discord.allowed_guilds", &d.allowed_guilds),
+            ("discord.allowed_channels", &d.allowed_channels),
+        ] {
+            check(
+                !ids.contains(&0),
+                key,
+                "holds 0, which is no Discord id; copy the id with Developer Mode on".into(),
+            );
+        }
+        check(
+            !d.operator_roles.iter().any(|r| r.trim().is_empty()),
+            "discord.operator_roles",
+            "holds an empty role id; list role ids such as \"123456789012345678\"".into(),
         );
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.logging.level) {
             check(
@@ -372,7 +434,7 @@ fn explain_parse_error(message: &str) -> String {
     let mut m = message.trim().to_string();
     if m.contains("unknown field `token`") {
         m.push_str(" (secrets are not read from the file: set DISCORD_TOKEN or COMFY_FLEET_API_TOKENS in the environment)");
-    } else if m.contains("unknown field `enabled`") && m.contains("guild_id") {
+    } else if m.contains("unknown field `enabled`") && m.contains("api_proxy") {
         m.push_str(" (the Discord bot runs when DISCORD_TOKEN is set in the environment; there is no switch in the file)");
     } else if m.contains("expected a duration") || m.contains("invalid duration") {
         m.push_str(" (durations are written like \"30s\", \"5m\" or \"1h 30m\")");

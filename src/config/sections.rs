@@ -30,6 +30,11 @@ pub struct ComfyUiConfig {
     pub listen: IpAddr,
     /// Parent folder of each instance's own input/output/temp/user folders and database.
     pub state_dir: PathBuf,
+    /// The fleet's one model library, registered with every instance; empty means
+    /// `<state_dir>/models`.
+    pub models_dir: PathBuf,
+    /// Refuse to add or remove files in the model library (an operator's own models folder).
+    pub models_read_only: bool,
     /// Settings of the demo backend (`fake-comfyui`), used only when `path` and `command` are empty.
     pub demo: DemoConfig,
 }
@@ -44,6 +49,8 @@ impl Default for ComfyUiConfig {
             env: BTreeMap::new(),
             listen: IpAddr::from([127, 0, 0, 1]),
             state_dir: PathBuf::from(".fleet-run"),
+            models_dir: PathBuf::new(),
+            models_read_only: false,
             demo: DemoConfig::default(),
         }
     }
@@ -93,6 +100,24 @@ impl ComfyUiConfig {
             None if self.path.as_os_str().is_empty() => BackendKind::Demo,
             None => BackendKind::ComfyUi,
         }
+    }
+
+    /// The model library's folder: `models_dir`, or `<state_dir>/models` when it is empty.
+    pub fn library_dir(&self) -> PathBuf {
+        if self.models_dir.as_os_str().is_empty() {
+            self.state_dir.join("models")
+        } else {
+            self.models_dir.clone()
+        }
+    }
+
+    /// The model library these settings describe.
+    pub fn library(&self) -> std::io::Result<crate::models::ModelLibrary> {
+        crate::models::ModelLibrary::new(
+            &self.library_dir(),
+            self.models_read_only,
+            &self.state_dir,
+        )
     }
 
     /// The program and leading arguments that start one instance, and its working directory.
@@ -229,12 +254,15 @@ pub struct HttpConfig {
     /// Serve `/metrics` without a token even when tokens are set (for a Prometheus that
     /// scrapes without one).
     pub metrics_public: bool,
-    /// Users (as named in `COMFY_FLEET_API_TOKENS`) who see the whole fleet in `/v1/status` and
-    /// `/metrics`: every job, instance URLs, loaded models. Other users see their own jobs and
-    /// the pool's shape.
-    pub operators: Vec<String>,
     /// The user id of requests without a token when no tokens are configured.
     pub anonymous_user: String,
+    /// Users (from `COMFY_FLEET_API_TOKENS`, or `anonymous_user`) who see the whole fleet in
+    /// `/v1/status` (every job, instance URLs and details, loaded models) and may add and
+    /// remove files of the model library through the API. Other users see their own jobs and
+    /// the pool's shape.
+    pub operators: Vec<String>,
+    /// Largest model file an operator may upload through the API, in MiB.
+    pub max_model_upload_mb: u64,
     /// Quiet time after which a job's event stream gets a `: keep-alive` comment (0 = never).
     #[serde(with = "humantime_serde")]
     pub sse_keep_alive: Duration,
@@ -252,25 +280,42 @@ impl Default for HttpConfig {
             max_body_mb: 25,
             max_images: 4,
             metrics_public: false,
-            operators: Vec::new(),
             anonymous_user: "local".into(),
+            operators: Vec::new(),
+            max_model_upload_mb: 32 * 1024,
             sse_keep_alive: Duration::from_secs(15),
             tokens: BTreeMap::new(),
         }
     }
 }
 
-/// The Discord bot.
+/// The Discord bot. It runs when `DISCORD_TOKEN` is set; there is no switch in the file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DiscordConfig {
-    /// Register commands in this guild only (instant) instead of globally.
-    pub guild_id: Option<u64>,
-    /// Largest accepted attachment, in MiB.
-    pub max_attachment_mb: u64,
+    /// A base URL every REST call goes to instead of `https://discord.com` (and so the gateway
+    /// URL Discord hands out); empty for none. `COMFY_FLEET_DISCORD_PROXY` overrides it.
+    pub api_proxy: String,
+    /// Register the commands in these guilds (instantly) instead of globally; empty = global.
+    pub guilds: Vec<u64>,
+    /// Guilds whose members may use the bot; empty = any guild (and direct messages).
+    pub allowed_guilds: Vec<u64>,
+    /// Channels the bot answers in; empty = any channel.
+    pub allowed_channels: Vec<u64>,
+    /// Role ids whose members may use `/fleet`.
+    pub operator_roles: Vec<String>,
     /// Least time between two progress edits of one message.
     #[serde(with = "humantime_serde")]
     pub progress_interval: Duration,
+    /// How long after a command its progress moves from the interaction response to an
+    /// ordinary channel message (Discord's interaction token lives 15 minutes).
+    #[serde(with = "humantime_serde")]
+    pub token_handover: Duration,
+    /// Show the latest sampler preview image in progress messages.
+    pub previews: bool,
+    /// Longest time one attachment download may take.
+    #[serde(with = "humantime_serde")]
+    pub download_timeout: Duration,
     /// The token, from `DISCORD_TOKEN` only.
     #[serde(skip)]
     pub token: Option<String>,
@@ -279,13 +324,22 @@ pub struct DiscordConfig {
 impl Default for DiscordConfig {
     fn default() -> Self {
         Self {
-            guild_id: None,
-            max_attachment_mb: 10,
-            progress_interval: Duration::from_secs(2),
+            api_proxy: String::new(),
+            guilds: Vec::new(),
+            allowed_guilds: Vec::new(),
+            allowed_channels: Vec::new(),
+            operator_roles: Vec::new(),
+            progress_interval: Duration::from_millis(1500),
+            token_handover: Duration::from_secs(14 * 60),
+            previews: true,
+            download_timeout: Duration::from_secs(30),
             token: None,
         }
     }
 }
+
+/// Discord's interaction tokens expire this long after the interaction.
+pub const DISCORD_TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
 /// Log output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -230,17 +230,28 @@ fn settings_that_used_to_pass_check_config_and_fail_serve_are_refused_with_their
         ),
         ("[http]\nmax_body_mb = 0\n", "http.max_body_mb", 2),
         ("[http]\nmax_images = 0\n", "http.max_images", 2),
-        (
-            "[http]\noperators = [\"ann\", \" \"]\n",
-            "http.operators[1]",
-            2,
-        ),
         ("[http]\nanonymous_user = \"\"\n", "http.anonymous_user", 2),
         (
             "[discord]\nprogress_interval = \"0s\"\n",
             "discord.progress_interval",
             2,
         ),
+        (
+            "[discord]\ntoken_handover = \"15m\"\n",
+            "discord.token_handover",
+            2,
+        ),
+        (
+            "[discord]\napi_proxy = \"localhost:9000\"\n",
+            "discord.api_proxy",
+            2,
+        ),
+        (
+            "[discord]\nallowed_channels = [0]\n",
+            "discord.allowed_channels",
+            2,
+        ),
+        ("[limits]\nmax_image_mb = 0\n", "limits.max_image_mb", 2),
         ("[logging]\nlevel = \"info,=[\"\n", "logging.level", 2),
         (
             "[comfyui]\npath = \"/nonexistent/comfy\"\n",
@@ -248,6 +259,26 @@ fn settings_that_used_to_pass_check_config_and_fail_serve_are_refused_with_their
             2,
         ),
         ("[comfyui]\ncommand = [\"\"]\n", "comfyui.command", 2),
+        (
+            "[comfyui]\nmodels_dir = \"/nonexistent/models\"\nmodels_read_only = true\n",
+            "comfyui.models_read_only",
+            3,
+        ),
+        (
+            "[comfyui]\nmodels_dir = \"/proc/self/cmdline\"\n",
+            "comfyui.models_dir",
+            2,
+        ),
+        (
+            "[http]\nmax_model_upload_mb = 0\n",
+            "http.max_model_upload_mb",
+            2,
+        ),
+        (
+            "[http]\noperators = [\"ops\", \" \"]\n",
+            "http.operators[1]",
+            2,
+        ),
     ];
     for (text, key, line) in cases {
         let err = check(text).expect_err(text);
@@ -279,12 +310,14 @@ fn environment_overrides_paths_and_carries_secrets() {
     c.apply_env(|k| match k {
         ENV_STATE_DIR => Some("/tmp/fleet".into()),
         ENV_DISCORD_TOKEN => Some(" tok ".into()),
+        ENV_DISCORD_PROXY => Some("http://127.0.0.1:9000".into()),
         ENV_API_TOKENS => Some("abc=alice, def=bob".into()),
         _ => None,
     })
     .unwrap();
     assert_eq!(c.comfyui.state_dir, PathBuf::from("/tmp/fleet"));
     assert_eq!(c.discord.token.as_deref(), Some("tok"));
+    assert_eq!(c.discord.api_proxy, "http://127.0.0.1:9000");
     assert_eq!(c.http.tokens.get("def").map(String::as_str), Some("bob"));
     let bad = c.apply_env(|k| (k == ENV_API_TOKENS).then(|| "abc".into()));
     assert!(bad.unwrap_err().to_string().contains("token=user"));

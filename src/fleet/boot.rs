@@ -29,6 +29,7 @@ use crate::fleet::demo_backend;
 use crate::fleet::events::JobEventHub;
 use crate::fleet::job_metrics::JobMetrics;
 use crate::fleet::metrics::{GpuView, MetricsReporter};
+use crate::fleet::model_changes::ModelWatch;
 use crate::fleet::plan::{InstancePlan, PlanKind, plan_instances};
 use crate::fleet::recorded_uploads::RecordedUploads;
 use crate::fleet::watch::PhaseBoard;
@@ -119,6 +120,7 @@ impl Fleet {
         let managed = plans
             .iter()
             .any(|p| matches!(p.kind, PlanKind::Managed { .. }));
+        let library = config.comfyui.library().map_err(|e| state_err(&e))?;
         let mut state_lock = None;
         let mut launcher: Option<Rc<dyn Launcher>> = None;
         if managed {
@@ -136,8 +138,28 @@ impl Fleet {
                     tracing::warn!(state_dir = %state_root.display(), "start-up sweep incomplete: {e}")
                 }
             }
+            // Ephemeral models of a run that did not stop cleanly.
+            match library.clean_ephemeral() {
+                Ok(report) if !report.removed.is_empty() => tracing::info!(
+                    removed = report.removed.len(),
+                    "deleted ephemeral models left by a previous comfy-fleet"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!("cannot delete the ephemeral models of a previous run: {e}")
+                }
+            }
+            library.prepare().map_err(|e| state_err(&e))?;
+            tracing::info!(
+                dir = %library.dir().display(),
+                read_only = library.read_only(),
+                files = library.list(None).len(),
+                "model library"
+            );
             launcher = Some(Rc::new(
-                ProcessLauncher::new(&state_root).map_err(|e| state_err(&e))?,
+                ProcessLauncher::new(&state_root)
+                    .map_err(|e| state_err(&e))?
+                    .with_models_dir(library.dir().to_path_buf()),
             ));
         }
 
@@ -193,8 +215,11 @@ impl Fleet {
                 PlanKind::Managed { gpu, port } => InstanceMode::Managed {
                     spec: {
                         let state_dir = state_root.join(&plan.id.0);
-                        folders =
-                            Some(InstanceFolders::new(&state_dir).map_err(|e| state_err(&e))?);
+                        folders = Some(
+                            InstanceFolders::new(&state_dir)
+                                .map_err(|e| state_err(&e))?
+                                .with_models_dir(library.dir().to_path_buf()),
+                        );
                         LaunchSpec {
                             instance: plan.id.clone(),
                             command: command.clone(),
@@ -250,6 +275,8 @@ impl Fleet {
             gpu_source: discovery.source,
             job_metrics,
             demo,
+            model_watch: ModelWatch::new(library.fingerprint()),
+            library,
         };
         Ok(Self {
             handle,
@@ -262,12 +289,40 @@ impl Fleet {
     /// Stops everything: the queue drains until `deadline` (running jobs may finish), then every
     /// instance stops its processes. Returns once all of them have exited.
     pub async fn shutdown(&self, deadline: Duration) {
+        self.drain_jobs(deadline).await;
+        self.stop_instances(self.handle.config.lifecycle.stop_grace)
+            .await;
+    }
+
+    /// The first half of [`Fleet::shutdown`]: no new jobs, running ones may finish until
+    /// `deadline` (then they are failed). Returns once no job is left running; the instances
+    /// still run (their outputs can still be fetched).
+    pub async fn drain_jobs(&self, deadline: Duration) {
         tracing::info!(deadline = %humantime::format_duration(deadline), "fleet shutting down");
         if let Err(e) = self.handle.scheduler.send(Shutdown { deadline }).await {
             tracing::warn!("scheduler did not drain: {e}");
         }
-        self.stop_instances(self.handle.config.lifecycle.stop_grace)
-            .await;
+    }
+
+    /// Deletes the model files added as ephemeral, once no instance uses them any more.
+    fn clean_ephemeral_models(&self) {
+        match self.handle.library.clean_ephemeral() {
+            Ok(report) => {
+                if !report.removed.is_empty() {
+                    tracing::info!(
+                        removed = report.removed.len(),
+                        "deleted the ephemeral models"
+                    );
+                }
+                for (file, why) in report.failed {
+                    tracing::warn!(
+                        "cannot delete the ephemeral model {}: {why}",
+                        file.display()
+                    );
+                }
+            }
+            Err(e) => tracing::warn!("cannot delete the ephemeral models: {e}"),
+        }
     }
 
     /// Stops at once: every queued and running job is failed (its submitter is told the fleet
@@ -284,11 +339,12 @@ impl Fleet {
             tracing::warn!("scheduler did not stop: {e}");
         }
         self.stop_instances(Duration::ZERO).await;
+        self.clean_ephemeral_models();
     }
 
     /// Stops every instance: each has `deadline` to finish its jobs (then they are cancelled),
     /// then its process group gets SIGTERM and, after `lifecycle.stop_grace`, SIGKILL. Returns
-    /// once every process has exited.
+    /// once every process has exited and the ephemeral models are deleted.
     pub async fn stop_instances(&self, deadline: Duration) {
         let stops = self.instances.iter().map(|(plan, addr)| {
             let id = plan.id.clone();
@@ -301,6 +357,7 @@ impl Fleet {
         });
         join_all(stops).await;
         tracing::info!("fleet stopped: every instance has exited");
+        self.clean_ephemeral_models();
     }
 }
 

@@ -26,6 +26,14 @@ impl Catalog {
         }
     }
 
+    /// Forgets the node definitions, so the next job fetches them again (after the model
+    /// library changed, their loader choice lists did too).
+    pub fn invalidate(&self) {
+        if let Ok(mut guard) = self.object_info.write() {
+            *guard = None;
+        }
+    }
+
     /// The node definitions, fetched from a ready instance the first time.
     pub async fn object_info(&self, fleet: &FleetHandle) -> Result<Arc<ObjectInfo>, SubmitFailure> {
         if let Ok(guard) = self.object_info.read()

@@ -1,12 +1,30 @@
-//! Input image checks: size, real image content (PNG, JPEG or WebP) and sane dimensions,
-//! before anything is uploaded to ComfyUI (which accepts any bytes and fails only at run time).
+//! Input image checks: size, real image content (PNG, JPEG or WebP, sniffed from the bytes
+//! whatever the file is called) and sane dimensions, before anything is uploaded to ComfyUI
+//! (which accepts any bytes and fails only at run time). [`checked_image`] reads the header
+//! only; [`decoded_image`] also decodes every pixel, within memory limits.
 
 use std::io::Cursor;
 
+use comfy_fleet_actors::rate_limit::RateLimitConfig;
 use image::{ImageFormat, ImageReader};
 
-/// Largest width or height accepted.
-pub const MAX_SIDE: u32 = 8192;
+/// How large an input image may be (`limits.max_image_mb`, `limits.max_image_side`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageLimits {
+    pub max_bytes: u64,
+    /// Largest width or height, in pixels.
+    pub max_side: u32,
+}
+
+impl ImageLimits {
+    /// The limits the config sets.
+    pub fn of(limits: &RateLimitConfig) -> Self {
+        Self {
+            max_bytes: limits.max_image_bytes(),
+            max_side: limits.max_image_side,
+        }
+    }
+}
 
 /// One image a user sent for an image parameter.
 #[derive(Debug, Clone)]
@@ -53,18 +71,21 @@ pub enum ImageError {
         reason: String,
     },
     #[error(
-        "`{filename}` ({param}) is {width}×{height}; images may be at most {MAX_SIDE} pixels on a side"
+        "`{filename}` ({param}) is {width}×{height}; images may be at most {max_side} pixels on a side"
     )]
     TooBig {
         param: String,
         filename: String,
         width: u32,
         height: u32,
+        max_side: u32,
     },
 }
 
-/// Checks an image: at most `limit` bytes, a real PNG/JPEG/WebP, at most [`MAX_SIDE`] a side.
-pub fn checked_image(image: &InputImage, limit: u64) -> Result<CheckedImage, ImageError> {
+/// Checks an image from its header: at most `limits.max_bytes`, a real PNG/JPEG/WebP, at most
+/// `limits.max_side` pixels a side.
+pub fn checked_image(image: &InputImage, limits: &ImageLimits) -> Result<CheckedImage, ImageError> {
+    let limit = limits.max_bytes;
     let (param, filename) = (image.param.clone(), image.filename.clone());
     if image.bytes.is_empty() {
         return Err(ImageError::Empty { param, filename });
@@ -111,12 +132,13 @@ pub fn checked_image(image: &InputImage, limit: u64) -> Result<CheckedImage, Ima
             reason: "it has no pixels".into(),
         });
     }
-    if width > MAX_SIDE || height > MAX_SIDE {
+    if width > limits.max_side || height > limits.max_side {
         return Err(ImageError::TooBig {
             param,
             filename,
             width,
             height,
+            max_side: limits.max_side,
         });
     }
     Ok(CheckedImage {
@@ -124,6 +146,32 @@ pub fn checked_image(image: &InputImage, limit: u64) -> Result<CheckedImage, Ima
         height,
         extension,
     })
+}
+
+/// [`checked_image`], then decodes every pixel (with the decoder's memory bounded by the
+/// dimensions allowed), so a file with a valid header and broken data is refused too. CPU-bound:
+/// call it off any actor's thread (`spawn_blocking`).
+pub fn decoded_image(image: &InputImage, limits: &ImageLimits) -> Result<CheckedImage, ImageError> {
+    let checked = checked_image(image, limits)?;
+    let mut reader = ImageReader::new(Cursor::new(&image.bytes))
+        .with_guessed_format()
+        .map_err(|e| damaged(image, e.to_string()))?;
+    let mut bounds = image::Limits::default();
+    bounds.max_image_width = Some(limits.max_side);
+    bounds.max_image_height = Some(limits.max_side);
+    // RGBA at 16 bits per channel, plus room for the decoder's own buffers.
+    bounds.max_alloc = Some(u64::from(checked.width) * u64::from(checked.height) * 8 + (64 << 20));
+    reader.limits(bounds);
+    reader.decode().map_err(|e| damaged(image, e.to_string()))?;
+    Ok(checked)
+}
+
+fn damaged(image: &InputImage, reason: String) -> ImageError {
+    ImageError::Damaged {
+        param: image.param.clone(),
+        filename: image.filename.clone(),
+        reason,
+    }
 }
 
 /// A word on what non-image bytes look like, for the error message.
@@ -154,6 +202,13 @@ mod tests {
         out
     }
 
+    fn limits(max_bytes: u64) -> ImageLimits {
+        ImageLimits {
+            max_bytes,
+            max_side: 8192,
+        }
+    }
+
     fn input(bytes: Vec<u8>) -> InputImage {
         InputImage {
             param: "image".into(),
@@ -164,13 +219,17 @@ mod tests {
 
     #[test]
     fn a_real_png_passes_with_its_size() {
-        let c = checked_image(&input(png(32, 24)), 1 << 20).unwrap();
+        let c = checked_image(&input(png(32, 24)), &limits(1 << 20)).unwrap();
         assert_eq!((c.width, c.height, c.extension), (32, 24, "png"));
     }
 
     #[test]
     fn text_named_png_is_refused_and_says_what_it_is() {
-        let err = checked_image(&input(b"hello, I am not an image".to_vec()), 1 << 20).unwrap_err();
+        let err = checked_image(
+            &input(b"hello, I am not an image".to_vec()),
+            &limits(1 << 20),
+        )
+        .unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains("cat.png") && text.contains("not a PNG") && text.contains("text"),
@@ -180,9 +239,9 @@ mod tests {
 
     #[test]
     fn oversized_bytes_and_sides_are_refused() {
-        let err = checked_image(&input(png(8, 8)), 10).unwrap_err();
+        let err = checked_image(&input(png(8, 8)), &limits(10)).unwrap_err();
         assert!(matches!(err, ImageError::TooLarge { .. }), "{err}");
-        let err = checked_image(&input(png(MAX_SIDE + 1, 1)), 1 << 30).unwrap_err();
+        let err = checked_image(&input(png(8193, 1)), &limits(1 << 30)).unwrap_err();
         assert!(err.to_string().contains("at most 8192"), "{err}");
     }
 
@@ -190,7 +249,7 @@ mod tests {
     fn truncated_png_is_damaged() {
         let mut bytes = png(16, 16);
         bytes.truncate(20);
-        let err = checked_image(&input(bytes), 1 << 20).unwrap_err();
+        let err = checked_image(&input(bytes), &limits(1 << 20)).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -203,8 +262,31 @@ mod tests {
     #[test]
     fn empty_is_refused() {
         assert!(matches!(
-            checked_image(&input(vec![]), 10),
+            checked_image(&input(vec![]), &limits(10)),
             Err(ImageError::Empty { .. })
         ));
+    }
+
+    #[test]
+    fn the_type_comes_from_the_bytes_not_the_name() {
+        let mut jpeg = Vec::new();
+        image::RgbImage::new(4, 4)
+            .write_to(&mut Cursor::new(&mut jpeg), ImageFormat::Jpeg)
+            .unwrap();
+        // Named .png, but a JPEG.
+        let c = decoded_image(&input(jpeg), &limits(1 << 20)).unwrap();
+        assert_eq!(c.extension, "jpg");
+    }
+
+    #[test]
+    fn a_valid_header_with_broken_pixels_passes_the_header_check_but_not_the_decode() {
+        let mut bytes = png(64, 64);
+        // Keep the signature and IHDR (33 bytes), break the compressed pixel data.
+        for b in bytes.iter_mut().skip(45).take(20) {
+            *b ^= 0x5a;
+        }
+        checked_image(&input(bytes.clone()), &limits(1 << 20)).unwrap();
+        let err = decoded_image(&input(bytes), &limits(1 << 20)).unwrap_err();
+        assert!(matches!(err, ImageError::Damaged { .. }), "{err}");
     }
 }

@@ -11,6 +11,7 @@ pub mod images;
 pub mod job_files;
 pub mod job_metrics;
 pub mod metrics;
+pub mod model_changes;
 pub mod model_choices;
 pub mod operator;
 pub mod outputs;
@@ -35,9 +36,11 @@ use crate::fleet::catalog::Catalog;
 use crate::fleet::events::{JobEventHub, Subscribe};
 use crate::fleet::job_metrics::JobMetrics;
 use crate::fleet::metrics::GpuView;
+use crate::fleet::model_changes::ModelWatch;
 use crate::fleet::outputs::{OutputError, OutputSource};
 use crate::fleet::watch::PhaseBoard;
 use crate::gpu::GpuSource;
+use crate::models::ModelLibrary;
 
 pub use boot::{BootError, Fleet, Preflight, preflight};
 
@@ -61,6 +64,10 @@ pub struct FleetHandle {
     pub job_metrics: JobMetrics,
     /// Whether the instances are the demo backend (`fake-comfyui`).
     pub demo: bool,
+    /// The model library every instance reads.
+    pub library: ModelLibrary,
+    /// The library's content when the fleet last looked (see [`FleetHandle::notice_model_changes`]).
+    pub model_watch: ModelWatch,
 }
 
 /// Why a job cannot be followed.

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::fleet::FleetHandle;
 use crate::fleet::events::Watch;
-use crate::fleet::images::{ImageError, InputImage, checked_image};
+use crate::fleet::images::{ImageError, ImageLimits, InputImage, checked_image};
 use crate::fleet::job_files::{OwnFiles, job_folder, point_at_uploads};
 use crate::fleet::prompt_check::{PromptCheckError, check_job_prompt};
 use crate::workflow::{Template, Workflow, WorkflowError, models_in};
@@ -143,13 +143,19 @@ async fn prepare(
     job: JobId,
     request: &JobRequest,
 ) -> Result<(JobSpec, Option<u64>), SubmitFailure> {
+    // A model added or removed since the last job changes the loaders' choices.
+    let watcher = fleet.clone();
+    tokio::task::spawn_blocking(move || watcher.notice_model_changes())
+        .await
+        .map_err(|e| SubmitFailure::Internal(e.to_string()))?;
     let object_info = fleet.catalog.object_info(fleet).await?;
     let folder = job_folder(job);
+    let limits = ImageLimits::of(&fleet.config.limits);
     let mut own = OwnFiles::default();
     let mut inputs = Vec::new();
     let mut params = request.params.clone();
     for image in &request.images {
-        let checked = checked_image(image, fleet.config.http.max_body_mb * 1024 * 1024)?;
+        let checked = checked_image(image, &limits)?;
         crate::launch::checked_relative_path(&image.param, false)
             .map_err(|e| SubmitFailure::Invalid(format!("image parameter: {e}")))?;
         let name = format!("{}.{}", image.param, checked.extension);
@@ -172,7 +178,7 @@ async fn prepare(
             filename: name.clone(),
             bytes: bytes.clone(),
         };
-        checked_image(&image, fleet.config.http.max_body_mb * 1024 * 1024)?;
+        checked_image(&image, &limits)?;
         crate::launch::checked_relative_path(name, false)
             .map_err(|e| SubmitFailure::Invalid(e.to_string()))?;
         own.add(&folder, name);

@@ -1,7 +1,7 @@
-//! API authentication: bearer tokens (from `COMFY_FLEET_API_TOKENS`) map to user ids, and
-//! `http.operators` names the users who see the whole fleet.
+//! API authentication: bearer tokens (from `COMFY_FLEET_API_TOKENS`) map to user ids, and the
+//! users named in `http.operators` see the whole fleet and may change the model library.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
@@ -14,7 +14,7 @@ use crate::http::error::ApiError;
 pub struct TokenMap {
     tokens: BTreeMap<String, String>,
     anonymous: String,
-    operators: Vec<String>,
+    operators: BTreeSet<String>,
 }
 
 /// Who a request acts as, and what it may see.
@@ -32,14 +32,28 @@ impl TokenMap {
         Self {
             tokens,
             anonymous: anonymous.into(),
-            operators: Vec::new(),
+            operators: BTreeSet::new(),
         }
     }
 
-    /// The users who see the whole fleet.
-    pub fn with_operators(mut self, operators: Vec<String>) -> Self {
-        self.operators = operators;
+    /// These users (as tokens map them, or the anonymous user) see the whole fleet and may
+    /// change the model library.
+    pub fn with_operators(mut self, operators: impl IntoIterator<Item = String>) -> Self {
+        self.operators = operators.into_iter().collect();
         self
+    }
+
+    /// The user a request acts as, when that user is an operator.
+    pub fn operator(&self, req: &HttpRequest) -> Result<UserId, ApiError> {
+        let user = self.user(req)?;
+        if self.operators.contains(&user.0) {
+            Ok(user)
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "only operators may change the model library, and `{}` is not one; list the user in http.operators",
+                user.0
+            )))
+        }
     }
 
     /// Whether requests must carry a token (and users see only their own jobs).
@@ -73,7 +87,7 @@ impl TokenMap {
             .map(|(_, token)| token.trim());
         match token.and_then(|t| self.tokens.get(t)) {
             Some(user) => Ok(Caller {
-                sees_everything: self.operators.iter().any(|o| o == user),
+                sees_everything: self.operators.contains(user),
                 user: UserId::new(user.clone()),
             }),
             None => Err(ApiError::Unauthorized),

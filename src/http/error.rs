@@ -15,6 +15,8 @@ pub enum ApiError {
         "missing or unknown API token: send `Authorization: Bearer <token>` with a token from COMFY_FLEET_API_TOKENS"
     )]
     Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
     #[error("{0}")]
@@ -39,6 +41,8 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     Upstream(String),
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl ApiError {
@@ -53,6 +57,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Unauthorized => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
             Self::BadRequest { code, .. } => code,
             Self::NotFound(_) => "not_found",
             Self::RateLimited { .. } => "rate_limited",
@@ -62,6 +67,7 @@ impl ApiError {
             Self::Unavailable(_) => "unavailable",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::Upstream(_) => "upstream_error",
+            Self::Internal(_) => "internal_error",
         }
     }
 }
@@ -70,6 +76,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -78,6 +85,7 @@ impl ResponseError for ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 pub mod job_form;
 pub mod jobs;
+pub mod models;
 pub mod request_body;
 pub mod sse;
 pub mod status;
@@ -35,7 +36,7 @@ impl ApiState {
     pub fn new(fleet: FleetHandle, shutdown: Shutdown) -> Self {
         let http = &fleet.config.http;
         let tokens = TokenMap::new(http.tokens.clone(), http.anonymous_user.clone())
-            .with_operators(http.operators.clone());
+            .with_operators(http.operators.iter().cloned());
         Self {
             fleet,
             tokens,
@@ -55,6 +56,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/v1/jobs/{id}", web::delete().to(jobs::cancel))
     .route("/v1/jobs/{id}/events", web::get().to(jobs::events))
     .route("/v1/jobs/{id}/outputs/{n}", web::get().to(jobs::output))
+    .route("/v1/models", web::get().to(models::list))
+    .route("/v1/models/{kind}/{name:.*}", web::put().to(models::put))
+    .route(
+        "/v1/models/{kind}/{name:.*}",
+        web::delete().to(models::delete),
+    )
     .route("/v1/status", web::get().to(status::status))
     .route("/metrics", web::get().to(status::metrics))
     .route("/healthz", web::get().to(status::healthz))
@@ -66,8 +73,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn unknown_route(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::NotFound(format!(
         "no route {} {}: the API has POST /v1/jobs, GET|DELETE /v1/jobs/{{id}}, GET \
-         /v1/jobs/{{id}}/events, GET /v1/jobs/{{id}}/outputs/{{n}}, GET /v1/status, GET /metrics, \
-         GET /healthz and GET /readyz",
+         /v1/jobs/{{id}}/events, GET /v1/jobs/{{id}}/outputs/{{n}}, GET /v1/models, PUT|DELETE \
+         /v1/models/{{kind}}/{{name}}, GET /v1/status, GET /metrics, GET /healthz and GET /readyz",
         req.method(),
         jobs::shorten(req.path(), 80)
     )))

@@ -38,7 +38,8 @@ pub fn comfyui_args(spec: &LaunchSpec, port: u16, folders: &InstanceFolders) -> 
 }
 
 /// The environment added to comfy-fleet's own: the GPU pinning (by UUID, in PCI bus order),
-/// unbuffered Python output, then the operator's variables.
+/// unbuffered Python output, then the operator's variables (never a secret of comfy-fleet's:
+/// the launcher also removes those from the inherited environment).
 pub fn comfyui_env(spec: &LaunchSpec) -> Vec<(String, String)> {
     let visible = spec.gpu.as_ref().map(|g| g.0.clone()).unwrap_or_default();
     let mut env = vec![
@@ -46,7 +47,12 @@ pub fn comfyui_env(spec: &LaunchSpec) -> Vec<(String, String)> {
         ("CUDA_DEVICE_ORDER".into(), "PCI_BUS_ID".into()),
         ("PYTHONUNBUFFERED".into(), "1".into()),
     ];
-    env.extend(spec.env.iter().cloned());
+    env.extend(
+        spec.env
+            .iter()
+            .filter(|(k, _)| !crate::config::SECRET_ENV_VARS.contains(&k.as_str()))
+            .cloned(),
+    );
     env
 }
 
@@ -101,5 +107,19 @@ mod tests {
         let folders = InstanceFolders::new(&s.state_dir).unwrap();
         assert!(comfyui_args(&s, 1, &folders).contains(&"--cpu".to_string()));
         assert!(comfyui_env(&s).contains(&("CUDA_VISIBLE_DEVICES".into(), String::new())));
+    }
+
+    #[test]
+    fn secrets_written_in_the_instance_environment_are_left_out() {
+        let mut s = spec(None);
+        s.env.push(("DISCORD_TOKEN".into(), "secret".into()));
+        s.env.push(("COMFY_FLEET_API_TOKENS".into(), "t=u".into()));
+        let env = comfyui_env(&s);
+        assert!(
+            !env.iter()
+                .any(|(k, _)| crate::config::SECRET_ENV_VARS.contains(&k.as_str())),
+            "{env:?}"
+        );
+        assert!(env.contains(&("HF_HOME".into(), "/cache".into())));
     }
 }

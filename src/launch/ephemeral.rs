@@ -34,6 +34,11 @@ impl EphemeralManifest {
         }
     }
 
+    /// A manifest at `path` (e.g. the model library's, in the state folder).
+    pub fn at(path: PathBuf) -> Self {
+        Self { path }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -76,6 +81,24 @@ impl EphemeralManifest {
             .map(PathBuf::from)
             .filter(|p| p.is_absolute())
             .collect())
+    }
+
+    /// Takes `file` off the list (it is to be kept after all); the manifest is rewritten.
+    pub fn forget(&self, file: &Path) -> io::Result<()> {
+        let entries = self.entries()?;
+        if !entries.iter().any(|e| e == file) {
+            return Ok(());
+        }
+        let mut text = String::new();
+        for entry in entries.iter().filter(|e| *e != file) {
+            if let Some(path) = entry.to_str() {
+                text.push_str(&serde_json::to_string(path).map_err(io::Error::other)?);
+                text.push('\n');
+            }
+        }
+        let temporary = self.path.with_extension("jsonl.rewrite");
+        fs::write(&temporary, text)?;
+        fs::rename(&temporary, &self.path)
     }
 
     /// Deletes every recorded file (already missing ones count as done), then the manifest;
@@ -132,6 +155,21 @@ mod tests {
         assert!(!manifest.path().exists());
         // Cleaning again is harmless.
         assert_eq!(manifest.clean().unwrap(), CleanReport::default());
+    }
+
+    #[test]
+    fn a_forgotten_file_is_kept_by_the_clean_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = EphemeralManifest::in_state_dir(dir.path());
+        let (a, b) = (dir.path().join("a.bin"), dir.path().join("b.bin"));
+        for f in [&a, &b] {
+            manifest.record(f).unwrap();
+            fs::write(f, b"x").unwrap();
+        }
+        manifest.forget(&a).unwrap();
+        assert_eq!(manifest.entries().unwrap(), vec![b.clone()]);
+        manifest.clean().unwrap();
+        assert!(a.exists() && !b.exists());
     }
 
     #[test]

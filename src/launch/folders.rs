@@ -1,5 +1,6 @@
-//! One instance's folders (`input/`, `output/`, `temp/`, `user/`, `models/`, `comfyui.db`), and
-//! putting files into them: input images, and models or LoRAs copied in for a job.
+//! One instance's folders (`input/`, `output/`, `temp/`, `user/`, `comfyui.db`), the
+//! `extra_model_paths.yaml` that registers the fleet's model library with it, and putting input
+//! images into them.
 //!
 //! Every name that comes from outside goes through [`checked_relative_path`], and the final
 //! folder is checked to be inside the intended one (no escape through a symbolic link).
@@ -11,22 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::ephemeral::EphemeralManifest;
 use super::safe_name::{UnsafeName, checked_relative_path};
-
-/// The model folders registered with ComfyUI for an instance's own `models/` folder.
-pub const MODEL_KINDS: [&str; 12] = [
-    "checkpoints",
-    "loras",
-    "vae",
-    "text_encoders",
-    "clip",
-    "diffusion_models",
-    "unet",
-    "clip_vision",
-    "controlnet",
-    "embeddings",
-    "upscale_models",
-    "style_models",
-];
+use crate::models::ModelKind;
 
 /// Whether a file is deleted with its instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,8 +30,6 @@ pub enum FolderError {
     Name(#[from] UnsafeName),
     #[error("the file name {name:?} would land outside {folder} (through a symbolic link)")]
     Escapes { name: String, folder: PathBuf },
-    #[error("{path} already exists; remove it or choose another name")]
-    Exists { path: PathBuf },
     #[error("cannot {action} {path}: {reason}")]
     Io {
         action: &'static str,
@@ -79,7 +63,7 @@ impl InstanceFolders {
         })
     }
 
-    /// Puts models in `models_dir` instead of `<state>/models`.
+    /// Registers the model library `models_dir` instead of `<state>/models`.
     pub fn with_models_dir(mut self, models_dir: PathBuf) -> Self {
         self.models_dir = Some(models_dir);
         self
@@ -122,22 +106,28 @@ impl InstanceFolders {
         EphemeralManifest::in_state_dir(&self.state_dir)
     }
 
-    /// Creates the folders ComfyUI writes to, and the models folders with the file that
-    /// registers them.
+    /// Creates the folders ComfyUI writes to, and the file that registers the model library's
+    /// folders (each kind's own and its legacy names) with ComfyUI.
     pub fn prepare(&self) -> Result<(), FolderError> {
         for dir in [self.input(), self.output(), self.temp(), self.user()] {
             fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
         }
         let models = self.models();
         let mut yaml = format!(
-            "# Written by comfy-fleet at every launch: this instance's own model folders.\n\
-             comfy_fleet_instance:\n  base_path: {}\n",
+            "# Written by comfy-fleet at every launch: the fleet's model library, shared by every instance.\n\
+             comfy_fleet_library:\n  base_path: {}\n",
             serde_json::Value::from(models.to_string_lossy().into_owned())
         );
-        for kind in MODEL_KINDS {
-            let dir = models.join(kind);
-            fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
-            yaml.push_str(&format!("  {kind}: {kind}\n"));
+        for kind in ModelKind::all() {
+            let folders: Vec<&str> = kind.folders().collect();
+            if folders.len() == 1 {
+                yaml.push_str(&format!("  {kind}: {kind}\n"));
+            } else {
+                yaml.push_str(&format!("  {kind}: |\n"));
+                for folder in folders {
+                    yaml.push_str(&format!("    {folder}\n"));
+                }
+            }
         }
         let file = self.extra_model_paths();
         fs::write(&file, yaml).map_err(io_error("write", &file))
@@ -160,45 +150,6 @@ impl InstanceFolders {
         let target = self.place(&self.input(), &relative, name)?;
         self.note(&target, lifetime)?;
         fs::write(&target, bytes).map_err(io_error("write", &target))?;
-        Ok(target)
-    }
-
-    /// Copies the model file `source` to `<models>/<kind>/<name>` (`name` may hold subfolders,
-    /// as ComfyUI's model lists do) and returns the new path. The copy is a hard link when the
-    /// file system allows it; an existing file is never replaced.
-    pub fn copy_model(
-        &self,
-        kind: &str,
-        source: &Path,
-        name: &str,
-        lifetime: Lifetime,
-    ) -> Result<PathBuf, FolderError> {
-        let kind_dir = checked_relative_path(kind, false)?;
-        let relative = checked_relative_path(name, true)?;
-        let folder = self.models().join(kind_dir);
-        let target = self.place(&folder, &relative, name)?;
-        if fs::symlink_metadata(&target).is_ok() {
-            return Err(FolderError::Exists { path: target });
-        }
-        if !source.is_file() {
-            return Err(FolderError::Io {
-                action: "copy the model",
-                path: source.to_path_buf(),
-                reason: "it is not a file".into(),
-            });
-        }
-        // Written under a temporary name, so ComfyUI never lists a half-copied model.
-        let partial = target.with_file_name(format!(
-            ".{}.partial",
-            target.file_name().unwrap_or_default().to_string_lossy()
-        ));
-        self.note(&partial, lifetime)?;
-        self.note(&target, lifetime)?;
-        let _ = fs::remove_file(&partial);
-        if fs::hard_link(source, &partial).is_err() {
-            fs::copy(source, &partial).map_err(io_error("copy the model", source))?;
-        }
-        fs::rename(&partial, &target).map_err(io_error("rename", &partial))?;
         Ok(target)
     }
 
@@ -245,18 +196,17 @@ mod tests {
     #[test]
     fn prepare_creates_the_layout_and_registers_the_models_folder() {
         let (_dir, f) = folders();
-        for d in [
-            f.input(),
-            f.output(),
-            f.temp(),
-            f.user(),
-            f.models().join("loras"),
-        ] {
+        for d in [f.input(), f.output(), f.temp(), f.user()] {
             assert!(d.is_dir(), "{} missing", d.display());
         }
         let yaml = fs::read_to_string(f.extra_model_paths()).unwrap();
         assert!(yaml.contains(&format!("base_path: \"{}\"", f.models().display())));
         assert!(yaml.contains("  loras: loras\n"));
+        // A kind ComfyUI also reads under older folder names gets them all.
+        assert!(
+            yaml.contains("  text_encoders: |\n    text_encoders\n    clip\n"),
+            "{yaml}"
+        );
         assert!(
             f.database_url().starts_with("sqlite:////"),
             "{}",
@@ -297,35 +247,5 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, FolderError::Escapes { .. }), "{err}");
         assert!(!dir.path().join("a.png").exists());
-    }
-
-    #[test]
-    fn models_are_copied_under_their_kind_and_never_replace_a_file() {
-        let (dir, f) = folders();
-        let source = dir.path().join("ink.safetensors");
-        fs::write(&source, b"weights").unwrap();
-        let copy = f
-            .copy_model(
-                "loras",
-                &source,
-                "styles/ink.safetensors",
-                Lifetime::Ephemeral,
-            )
-            .unwrap();
-        assert_eq!(copy, f.models().join("loras/styles/ink.safetensors"));
-        assert_eq!(fs::read(&copy).unwrap(), b"weights");
-        let again = f
-            .copy_model(
-                "loras",
-                &source,
-                "styles/ink.safetensors",
-                Lifetime::Ephemeral,
-            )
-            .unwrap_err();
-        assert!(matches!(again, FolderError::Exists { .. }), "{again}");
-        assert!(f.copy_model("../x", &source, "a", Lifetime::Kept).is_err());
-        f.ephemeral().clean().unwrap();
-        assert!(!copy.exists());
-        assert!(source.exists(), "the source survives the clean-up");
     }
 }

@@ -30,6 +30,8 @@ use super::stopper::{GroupStopper, StopCleanup};
 pub struct ProcessLauncher {
     state_root: PathBuf,
     ports: Arc<PortBook>,
+    /// The model library every instance registers (else each has `<state>/models`).
+    models_dir: Option<PathBuf>,
 }
 
 impl ProcessLauncher {
@@ -39,7 +41,14 @@ impl ProcessLauncher {
         Ok(Self {
             state_root: std::path::absolute(state_root)?,
             ports: Arc::new(PortBook::default()),
+            models_dir: None,
         })
+    }
+
+    /// Registers the model library `dir` with every instance it launches.
+    pub fn with_models_dir(mut self, dir: PathBuf) -> Self {
+        self.models_dir = Some(dir);
+        self
     }
 
     pub fn state_root(&self) -> &Path {
@@ -73,9 +82,12 @@ impl ProcessLauncher {
                 dir.display()
             )));
         }
-        let folders = InstanceFolders::new(&spec.state_dir).map_err(|e| {
+        let mut folders = InstanceFolders::new(&spec.state_dir).map_err(|e| {
             folders_error(format!("cannot resolve {}: {e}", spec.state_dir.display()))
         })?;
+        if let Some(dir) = &self.models_dir {
+            folders = folders.with_models_dir(dir.clone());
+        }
         folders
             .prepare()
             .map_err(|e| folders_error(e.to_string()))?;
@@ -96,6 +108,10 @@ impl ProcessLauncher {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        for secret in crate::config::SECRET_ENV_VARS {
+            // ComfyUI runs third-party custom nodes: it never sees comfy-fleet's secrets.
+            command.env_remove(secret);
+        }
         if let Some(dir) = &spec.working_dir {
             command.current_dir(dir);
         }

@@ -68,7 +68,9 @@ pub struct Param {
     pub step: Option<f64>,
     pub choices: Option<Vec<Value>>,
     pub description: String,
-    /// For images: when not given, the loader node and every input it feeds are removed.
+    /// When not given (and without a default), its node is bypassed: inputs that took the
+    /// node's outputs take its inputs of the same type instead, or are removed (an optional
+    /// image's loader).
     pub optional: bool,
 }
 

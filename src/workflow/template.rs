@@ -41,8 +41,12 @@ pub struct ModelNote {
     pub file: String,
     /// The ComfyUI models folder (`checkpoints`, `loras`, `vae`, …).
     pub folder: String,
+    /// Where `comfy-fleet models install` downloads it from.
     #[serde(default)]
     pub url: Option<String>,
+    /// Its SHA-256 (hex), checked after a download when given.
+    #[serde(default)]
+    pub sha256: Option<String>,
 }
 
 /// A prompt ready for `POST /prompt`.
@@ -311,7 +315,7 @@ impl Template {
             let rules = param.rules(&class, object_info)?;
             let raw = values.get(&param.name).or(param.default.as_ref());
             let Some(raw) = raw else {
-                if rules.kind == ParamKind::Image && param.optional {
+                if param.optional && !removed.contains(&id) {
                     removed.push(id.clone());
                 }
                 continue;
@@ -332,7 +336,7 @@ impl Template {
             }
         }
         for id in &removed {
-            remove_node(&mut prompt, id);
+            bypass_node(&mut prompt, id, object_info);
         }
         let prompt = Value::Object(prompt);
         let models = models_in(&prompt);
@@ -383,14 +387,67 @@ impl Template {
     }
 }
 
-/// Removes a node and every input that links to it.
-fn remove_node(prompt: &mut Map<String, Value>, id: &str) {
-    prompt.shift_remove(id);
-    for node in prompt.values_mut() {
-        if let Some(inputs) = node.get_mut("inputs").and_then(Value::as_object_mut) {
-            inputs.retain(|_, v| v.get(0).and_then(Value::as_str) != Some(id) || !v.is_array());
+/// Removes a node the way ComfyUI's "bypass" mode leaves it out: an input that took the
+/// node's output number `k` takes instead the node's own input of the same type (a LoRA loader's
+/// MODEL and CLIP pass straight through); an input with nothing of that type to take (an
+/// optional image's loader has no inputs) is removed.
+fn bypass_node(prompt: &mut Map<String, Value>, id: &str, object_info: &ObjectInfo) {
+    let Some(node) = prompt.shift_remove(id) else {
+        return;
+    };
+    let class = node.get("class_type").and_then(Value::as_str).unwrap_or("");
+    let def = object_info.node(class);
+    let output_types: Vec<String> = def
+        .as_ref()
+        .map(|d| d.output_types().into_iter().map(str::to_owned).collect())
+        .unwrap_or_default();
+    // The node's linked inputs with their declared types, in order.
+    let linked: Vec<(String, Value)> = node
+        .get("inputs")
+        .and_then(Value::as_object)
+        .map(|inputs| {
+            inputs
+                .iter()
+                .filter(|(_, v)| is_link(v))
+                .filter_map(|(name, v)| {
+                    let kind = def.as_ref()?.input(name)?.kind().to_owned();
+                    Some((kind, v.clone()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let through = |slot: usize| -> Option<Value> {
+        let kind = output_types.get(slot)?;
+        linked
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, link)| link.clone())
+    };
+    for other in prompt.values_mut() {
+        if let Some(inputs) = other.get_mut("inputs").and_then(Value::as_object_mut) {
+            let mut gone = Vec::new();
+            for (name, value) in inputs.iter_mut() {
+                if !is_link(value) || value.get(0).and_then(Value::as_str) != Some(id) {
+                    continue;
+                }
+                let slot = value.get(1).and_then(Value::as_u64).unwrap_or(0) as usize;
+                match through(slot) {
+                    Some(link) => *value = link,
+                    None => gone.push(name.clone()),
+                }
+            }
+            for name in gone {
+                inputs.shift_remove(&name);
+            }
         }
     }
+}
+
+/// Whether an input value is a link `[node_id, slot]`.
+fn is_link(value: &Value) -> bool {
+    value
+        .as_array()
+        .is_some_and(|a| a.len() == 2 && a[0].is_string() && a[1].is_u64())
 }
 
 /// Parses `name=value` assignments (as given to `--set`) into the map [`Template::prepare`]

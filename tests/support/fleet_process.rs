@@ -151,6 +151,11 @@ impl FleetProcess {
     /// Writes the config under `root` (state folder `root/state`) and starts the fleet; returns
     /// once the HTTP API listens.
     pub fn start(spec: &FleetSpec, root: &Path) -> Self {
+        Self::start_with_env(spec, root, &[])
+    }
+
+    /// [`FleetProcess::start`] with these environment variables set for the process.
+    pub fn start_with_env(spec: &FleetSpec, root: &Path, env: &[(&str, &str)]) -> Self {
         let state_dir = root.join("state");
         let config = root.join("fleet.toml");
         std::fs::write(&config, spec.toml(&state_dir)).unwrap();
@@ -166,6 +171,9 @@ impl FleetProcess {
             .env_remove("COMFY_FLEET_API_TOKENS")
             .env_remove("COMFY_FLEET_WORKFLOWS_DIR")
             .env_remove("COMFY_FLEET_COMFYUI_PATH")
+            .env_remove("DISCORD_TOKEN")
+            .env_remove("COMFY_FLEET_DISCORD_PROXY")
+            .envs(env.iter().copied())
             .current_dir(root)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

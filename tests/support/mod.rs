@@ -7,19 +7,23 @@
 
 #![allow(dead_code)]
 
+pub mod discord_bot;
 pub mod fake_process;
+pub mod file_server;
 pub mod fixtures;
 pub mod fleet_process;
 pub mod http_client;
 pub mod images;
 pub mod in_process_api;
 pub mod in_process_fleet;
+pub mod json_shape;
 pub mod launch_scripts;
 pub mod log_lines;
 pub mod measures;
 pub mod multipart;
 pub mod ports;
 pub mod processes;
+pub mod real_comfyui;
 pub mod waits;
 
 /// The `fake-comfyui` program cargo built for this test or bench.

@@ -40,6 +40,10 @@ pub struct RateLimitConfig {
     /// not known).
     #[serde(with = "humantime_serde")]
     pub concurrency_retry_after: Duration,
+    /// Largest input image one job may carry, in MiB (HTTP uploads, Discord attachments).
+    pub max_image_mb: u64,
+    /// Largest width or height of an input image, in pixels.
+    pub max_image_side: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -51,6 +55,8 @@ impl Default for RateLimitConfig {
             exempt_users: Vec::new(),
             exempt_roles: Vec::new(),
             concurrency_retry_after: Duration::from_secs(30),
+            max_image_mb: 25,
+            max_image_side: 8192,
         }
     }
 }
@@ -63,6 +69,10 @@ pub enum RateLimitConfigError {
     ZeroJobs { list: &'static str, index: usize },
     #[error("has a window of 0s: use a duration such as \"1m\" or \"1h\"")]
     ZeroWindow { list: &'static str, index: usize },
+    #[error("must be at least 1 (MiB)")]
+    ZeroImageSize,
+    #[error("must be at least 64 (pixels)")]
+    TinyImageSide,
 }
 
 impl RateLimitConfigError {
@@ -71,6 +81,8 @@ impl RateLimitConfigError {
         match self {
             Self::ZeroJobs { list, index } => format!("{list}[{index}].jobs"),
             Self::ZeroWindow { list, index } => format!("{list}[{index}].per"),
+            Self::ZeroImageSize => "max_image_mb".into(),
+            Self::TinyImageSide => "max_image_side".into(),
         }
     }
 }
@@ -88,7 +100,18 @@ impl RateLimitConfig {
                 }
             }
         }
+        if self.max_image_mb == 0 {
+            return Err(RateLimitConfigError::ZeroImageSize);
+        }
+        if self.max_image_side < 64 {
+            return Err(RateLimitConfigError::TinyImageSide);
+        }
         Ok(())
+    }
+
+    /// The largest input image, in bytes.
+    pub fn max_image_bytes(&self) -> u64 {
+        self.max_image_mb.saturating_mul(1024 * 1024)
     }
 
     /// The cap on one user's unfinished jobs, if there is one.

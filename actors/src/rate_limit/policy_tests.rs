@@ -31,6 +31,7 @@ fn limiter(
         exempt_users: vec![user("owner")],
         exempt_roles: vec!["operator".into()],
         concurrency_retry_after: secs(30),
+        ..RateLimitConfig::default()
     })
 }
 

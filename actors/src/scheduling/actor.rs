@@ -29,7 +29,8 @@ use crate::ids::{InstanceId, JobId};
 use crate::job::JobEvent;
 use crate::messages::{
     Cancel, CancelError, CancelJob, DeregisterInstance, GetSchedulerSnapshot, GpuSample,
-    InstanceHandle, InstanceReport, RegisterInstance, Shutdown, Submit, SubmitError, SubmitReceipt,
+    InstanceHandle, InstanceReport, ModelsRemoved, RegisterInstance, Shutdown, Submit, SubmitError,
+    SubmitReceipt,
 };
 use crate::ports::PhaseObserver;
 
@@ -255,6 +256,14 @@ impl Handler<GpuSample> for Scheduler {
     fn handle(&mut self, msg: GpuSample, _ctx: &mut Self::Context) {
         let actions = self.policy.gpu_sample(msg.gpus, Instant::now());
         self.apply(actions);
+    }
+}
+
+impl Handler<ModelsRemoved> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, msg: ModelsRemoved, _ctx: &mut Self::Context) {
+        self.policy.forget_models(&msg.names);
     }
 }
 

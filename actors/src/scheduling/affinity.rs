@@ -76,6 +76,15 @@ impl LoadedModels {
         self.sets.iter().map(Vec::as_slice)
     }
 
+    /// The file `model` was removed or replaced: whatever was loaded from it is stale. Sets
+    /// left empty are dropped.
+    pub fn forget(&mut self, model: &str) {
+        for set in &mut self.sets {
+            set.retain(|m| m != model);
+        }
+        self.sets.retain(|set| !set.is_empty());
+    }
+
     /// The process restarted: nothing is loaded any more.
     pub fn clear(&mut self) {
         self.sets.clear();
@@ -101,6 +110,18 @@ mod tests {
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_removed_or_replaced_file_no_longer_counts_as_loaded() {
+        let mut loaded = LoadedModels::new(2);
+        loaded.record(&names(&["sdxl.safetensors", "lora-a"]));
+        loaded.record(&names(&["lora-a"]));
+        loaded.forget("lora-a");
+        assert_eq!(loaded.matches(&names(&["lora-a"])), 0);
+        // The checkpoint stays loaded; the set that held only the LoRA is gone.
+        assert!(loaded.has_all(&names(&["sdxl.safetensors"])));
+        assert_eq!(loaded.sets().count(), 1);
     }
 
     #[test]

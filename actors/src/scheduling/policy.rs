@@ -357,6 +357,15 @@ impl SchedulerPolicy {
         self.settle(now)
     }
 
+    /// Model files were removed or replaced: no instance has them loaded any more.
+    pub fn forget_models(&mut self, names: &[String]) {
+        for slot in self.instances.values_mut() {
+            for name in names {
+                slot.loaded.forget(name);
+            }
+        }
+    }
+
     /// A fresh GPU sample (VRAM headroom may open or close instances).
     pub fn gpu_sample(&mut self, gpus: Vec<GpuInfo>, now: Instant) -> Vec<SchedulerAction> {
         self.gpus = gpus.into_iter().map(|g| (g.id.clone(), g)).collect();

@@ -13,36 +13,29 @@ use crate::files::Folders;
 
 const OBJECT_INFO: &str = include_str!("../data/object_info.json");
 
-/// Loader inputs whose choices are the files of a model folder.
-const MODEL_COMBOS: &[(&str, &str, &str)] = &[
-    ("CheckpointLoaderSimple", "ckpt_name", "checkpoints"),
-    ("CheckpointLoader", "ckpt_name", "checkpoints"),
-    ("VAELoader", "vae_name", "vae"),
-    ("LoraLoader", "lora_name", "loras"),
-    ("LoraLoaderModelOnly", "lora_name", "loras"),
-    ("UNETLoader", "unet_name", "diffusion_models"),
-    ("CLIPLoader", "clip_name", "text_encoders"),
-    ("DualCLIPLoader", "clip_name1", "text_encoders"),
-    ("DualCLIPLoader", "clip_name2", "text_encoders"),
-    ("ControlNetLoader", "control_net_name", "controlnet"),
-    ("UpscaleModelLoader", "model_name", "upscale_models"),
-    ("CLIPVisionLoader", "clip_name", "clip_vision"),
-];
+/// Loader inputs whose choices are the files of a model folder: `[class, input, folder]`,
+/// captured from a real ComfyUI 0.33.0 with one marker file in every model folder.
+const MODEL_COMBOS_JSON: &str = include_str!("../data/model_combos.json");
+
+/// The parsed [`MODEL_COMBOS_JSON`].
+fn model_combos() -> &'static [(String, String, String)] {
+    static COMBOS: OnceLock<Vec<(String, String, String)>> = OnceLock::new();
+    COMBOS.get_or_init(|| {
+        // Embedded at build time and checked by the unit tests; empty as the fallback.
+        serde_json::from_str(MODEL_COMBOS_JSON).unwrap_or_default()
+    })
+}
+
+/// The model folder that feeds `class.input`'s choices, if one does.
+fn model_folder(class: &str, input: &str) -> Option<&'static str> {
+    model_combos()
+        .iter()
+        .find(|(c, i, _)| c == class && i == input)
+        .map(|(_, _, folder)| folder.as_str())
+}
 
 /// Inputs whose choices are the image files at the top of the input folder.
 const INPUT_IMAGE_COMBOS: &[(&str, &str)] = &[("LoadImage", "image"), ("LoadImageMask", "image")];
-
-/// Model file extensions ComfyUI lists.
-pub const MODEL_EXTENSIONS: &[&str] = &[
-    "ckpt",
-    "pt",
-    "pt2",
-    "bin",
-    "pth",
-    "safetensors",
-    "pkl",
-    "sft",
-];
 
 /// Folder names of GET /models, in the captured order.
 pub const MODEL_FOLDERS: &[&str] = &[
@@ -151,27 +144,6 @@ fn collect_files(
     }
 }
 
-/// Whether ComfyUI would list a file of this name in a model folder.
-pub fn has_model_extension(name: &str) -> bool {
-    Path::new(name)
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        .is_some_and(|e| MODEL_EXTENSIONS.contains(&e.as_str()))
-}
-
-/// Model files of a folder (recursive, as ComfyUI lists them), with the files `--fake-model`
-/// lists there, sorted.
-pub fn model_files(folders: &Folders, folder: &str) -> Vec<String> {
-    let mut files = list_files(&folders.models.join(folder), Some(MODEL_EXTENSIONS), true);
-    for listed in folders.listed_models.iter().filter(|m| m.folder == folder) {
-        if !files.contains(&listed.file) {
-            files.push(listed.file.clone());
-        }
-    }
-    files.sort();
-    files
-}
-
 /// Image files at the top of the input folder (LoadImage's choices).
 pub fn input_images(input_dir: &Path) -> Vec<String> {
     list_files(input_dir, None, false)
@@ -267,7 +239,7 @@ pub struct LiveDirs<'a> {
 impl LiveDirs<'_> {
     fn is_live(&self, class: &str) -> bool {
         INPUT_IMAGE_COMBOS.iter().any(|(c, _)| *c == class)
-            || MODEL_COMBOS.iter().any(|(c, _, _)| *c == class)
+            || model_combos().iter().any(|(c, _, _)| c == class)
     }
 
     /// The live choices of `class.input`, if it has any.
@@ -283,16 +255,32 @@ impl LiveDirs<'_> {
                     .collect(),
             );
         }
-        let (_, _, folder) = MODEL_COMBOS
-            .iter()
-            .find(|(c, i, _)| *c == class && *i == input)?;
-        let mut list: Vec<Value> = model_files(self.folders, folder)
-            .into_iter()
-            .map(Value::String)
-            .collect();
-        for v in captured {
-            if !list.contains(v) {
-                list.push(v.clone());
+        let folder = model_folder(class, input)?;
+        let files = self.folders.models.files(folder);
+        // The captured list holds what the real server adds to the files (`pixel_space`,
+        // `[None]`), or files of its own checkout's folder (the `configs` YAML files), which
+        // sort in with the others.
+        let checkout_files = !captured.is_empty()
+            && captured
+                .iter()
+                .all(|v| v.as_str().is_some_and(|s| s.ends_with(".yaml")));
+        let mut list: Vec<Value> = Vec::new();
+        if checkout_files {
+            let mut all: Vec<String> = files;
+            all.extend(
+                captured
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string)),
+            );
+            all.sort();
+            all.dedup();
+            list.extend(all.into_iter().map(Value::String));
+        } else {
+            list.extend(files.into_iter().map(Value::String));
+            for v in captured {
+                if !list.contains(v) {
+                    list.push(v.clone());
+                }
             }
         }
         Some(list)
@@ -347,6 +335,7 @@ impl LiveDirs<'_> {
 mod tests {
     use super::*;
     use crate::config::ListedModel;
+    use crate::model_paths::ModelPaths;
 
     #[test]
     fn catalog_has_the_captured_classes() {
@@ -381,7 +370,7 @@ mod tests {
         std::fs::write(dir.path().join("checkpoints/sdxl/b.safetensors"), b"x").unwrap();
         std::fs::write(dir.path().join("checkpoints/readme.txt"), b"x").unwrap();
         let mut folders = Folders::all_in(dir.path());
-        folders.listed_models = vec![
+        folders.models = ModelPaths::new(dir.path().to_path_buf()).listing(vec![
             ListedModel {
                 folder: "checkpoints".into(),
                 file: "a.ckpt".into(),
@@ -394,7 +383,7 @@ mod tests {
                 folder: "upscale_models".into(),
                 file: "4x-Sharp.pth".into(),
             },
-        ];
+        ]);
         let dirs = LiveDirs { folders: &folders };
         let spec = catalog()
             .live_input("CheckpointLoaderSimple", "ckpt_name", &dirs)
@@ -411,6 +400,52 @@ mod tests {
             spec.combo_options().unwrap(),
             vec![Value::from("4x-Sharp.pth")]
         );
-        assert_eq!(model_files(&folders, "loras"), ["style.safetensors"]);
+        assert_eq!(folders.models.files("loras"), ["style.safetensors"]);
+    }
+
+    #[test]
+    fn every_model_loader_lists_its_folder_and_keeps_the_extra_choices() {
+        // Every captured row names a class and input of the catalog.
+        assert_eq!(model_combos().len(), 46);
+        for (class, input, _) in model_combos() {
+            assert!(
+                catalog().inputs(class).iter().any(|s| &s.name == input),
+                "{class}.{input}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["vae/v.safetensors", "loras/l.safetensors", "configs/m.yaml"] {
+            let path = dir.path().join(f);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"x").unwrap();
+        }
+        let folders = Folders::all_in(dir.path());
+        let dirs = LiveDirs { folders: &folders };
+        let choices = |class: &str, input: &str| -> Vec<Value> {
+            catalog()
+                .live_input(class, input, &dirs)
+                .unwrap()
+                .combo_options()
+                .unwrap()
+        };
+        assert_eq!(
+            choices("VAELoader", "vae_name"),
+            ["v.safetensors", "pixel_space"]
+        );
+        assert_eq!(
+            choices("TrainLoraNode", "existing_lora"),
+            ["l.safetensors", "[None]"]
+        );
+        assert_eq!(choices("LoraLoaderBypass", "lora_name"), ["l.safetensors"]);
+        let configs = choices("CheckpointLoader", "config_name");
+        let sorted = {
+            let mut c = configs.clone();
+            c.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+            c
+        };
+        assert!(
+            configs.contains(&Value::from("m.yaml")) && configs == sorted,
+            "{configs:?}"
+        );
     }
 }

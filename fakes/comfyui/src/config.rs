@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::catalog::{MODEL_EXTENSIONS, MODEL_FOLDERS, has_model_extension};
+use crate::catalog::MODEL_FOLDERS;
+use crate::model_paths::{MODEL_EXTENSIONS, has_model_extension};
 
 /// Text printed by `--help`.
 pub const HELP: &str = "\
@@ -27,6 +28,9 @@ ComfyUI flags honoured:
   --base-directory DIR        base for the default directories (default: current directory)
   --models-directory DIR      model folders listed by /models/{folder} and loader combos
                               (default BASE/models)
+  --extra-model-paths-config FILE [FILE...]
+                              more model folders, from extra_model_paths.yaml files (sections
+                              with base_path, is_default and `folder: path` lines or `|` lists)
   --database-url URL          sqlite:///PATH creates PATH and locks it (default BASE/user/comfyui.db);
                               sqlite:///:memory: uses no file
   --cuda-device ID            reported device is cuda:0 (ComfyUI hides the other GPUs)
@@ -288,6 +292,8 @@ pub struct FakeConfig {
     pub temp_dir: PathBuf,
     pub user_dir: PathBuf,
     pub models_dir: PathBuf,
+    /// The `--extra-model-paths-config` files, in order.
+    pub extra_model_paths: Vec<PathBuf>,
     pub database: DatabaseLocation,
     pub cpu: bool,
     pub cuda_device: Option<String>,
@@ -383,12 +389,16 @@ impl FakeConfig {
                     } else {
                         return Err(ConfigError::MissingValue { flag: arg.clone() });
                     }
-                    // nargs='+' flags swallow further values
+                    // nargs='+' flags take every following value
                     if values
                         .last()
                         .is_some_and(|(n, _)| n == "extra-model-paths-config")
                     {
                         while takes_next(i) {
+                            values.push((
+                                "extra-model-paths-config".to_string(),
+                                Some(args[i].clone()),
+                            ));
                             i += 1;
                         }
                     }
@@ -440,6 +450,13 @@ impl FakeConfig {
         let output_dir = dir("output-directory", "output");
         let user_dir = dir("user-directory", "user");
         let models_dir = dir("models-directory", "models");
+        // `--extra-model-paths-config` may be repeated and takes several files each time.
+        let extra_model_paths: Vec<PathBuf> = values
+            .iter()
+            .filter(|(n, _)| n == "extra-model-paths-config")
+            .filter_map(|(_, v)| v.as_deref())
+            .map(|v| absolute(Path::new(v), cwd))
+            .collect();
         let temp_dir = match value("temp-directory") {
             Some(t) => absolute(Path::new(&t), cwd).join("temp"),
             None => base.join("temp"),
@@ -565,6 +582,7 @@ impl FakeConfig {
             temp_dir,
             user_dir,
             models_dir,
+            extra_model_paths,
             database,
             cpu: has("cpu"),
             cuda_device: value("cuda-device"),

@@ -6,7 +6,7 @@ use std::path::{Component, Path, PathBuf};
 
 use rand::Rng;
 
-use crate::config::ListedModel;
+use crate::model_paths::ModelPaths;
 
 /// The folders of one server.
 #[derive(Debug, Clone)]
@@ -15,9 +15,7 @@ pub struct Folders {
     pub output: PathBuf,
     pub temp: PathBuf,
     pub user: PathBuf,
-    pub models: PathBuf,
-    /// Model files listed as if they were in `models` (`--fake-model`).
-    pub listed_models: Vec<ListedModel>,
+    pub models: ModelPaths,
 }
 
 impl Folders {
@@ -29,8 +27,7 @@ impl Folders {
             output: dir.to_path_buf(),
             temp: dir.to_path_buf(),
             user: dir.to_path_buf(),
-            models: dir.to_path_buf(),
-            listed_models: Vec::new(),
+            models: ModelPaths::new(dir.to_path_buf()),
         }
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value, json};
 
-use crate::catalog::{LiveDirs, MODEL_FOLDERS, catalog, model_files};
+use crate::catalog::{LiveDirs, MODEL_FOLDERS, catalog};
 use crate::http_support::{json_ok, json_text, json_with, not_found};
 use crate::state::Shared;
 
@@ -130,7 +130,10 @@ pub async fn object_info_class(
 
 /// GET /embeddings.
 pub async fn embeddings(shared: web::Data<Arc<Shared>>) -> HttpResponse {
-    let names: Vec<String> = model_files(&shared.folders, "embeddings")
+    let names: Vec<String> = shared
+        .folders
+        .models
+        .files("embeddings")
         .into_iter()
         .map(|f| match f.rsplit_once('.') {
             Some((stem, _)) => stem.to_string(),
@@ -154,7 +157,7 @@ pub async fn models_folder(
     if !MODEL_FOLDERS.contains(&folder.as_str()) {
         return HttpResponse::NotFound().finish();
     }
-    json_ok(&json!(model_files(&shared.folders, &folder)))
+    json_ok(&json!(shared.folders.models.files(&folder)))
 }
 
 /// GET /api/experiment/models.
@@ -165,7 +168,7 @@ pub async fn experiment_models(shared: web::Data<Arc<Shared>>) -> HttpResponse {
         .map(|f| {
             json!({
                 "name": f,
-                "folders": [shared.folders.models.join(f).display().to_string()],
+                "folders": shared.folders.models.dirs(f).iter().map(|d| d.display().to_string()).collect::<Vec<_>>(),
                 "extensions": [".bin", ".ckpt", ".pkl", ".pt", ".pt2", ".pth", ".safetensors", ".sft"],
             })
         })
@@ -182,9 +185,12 @@ pub async fn experiment_models_folder(
     if !MODEL_FOLDERS.contains(&folder.as_str()) {
         return not_found();
     }
-    let files: Vec<Value> = model_files(&shared.folders, &folder)
+    let files: Vec<Value> = shared
+        .folders
+        .models
+        .files_by_dir(&folder)
         .into_iter()
-        .map(|name| json!({"name": name, "pathIndex": 0}))
+        .map(|(name, index)| json!({"name": name, "pathIndex": index}))
         .collect();
     json_ok(&json!(files))
 }
@@ -220,7 +226,15 @@ pub async fn folder_paths(shared: web::Data<Arc<Shared>>) -> HttpResponse {
     for f in MODEL_FOLDERS {
         out.insert(
             (*f).to_string(),
-            json!([shared.folders.models.join(f).display().to_string()]),
+            json!(
+                shared
+                    .folders
+                    .models
+                    .dirs(f)
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+            ),
         );
     }
     json_ok(&Value::Object(out))

@@ -414,8 +414,7 @@ mod tests {
             output: dir.join("output"),
             temp: dir.join("temp"),
             user: dir.join("user"),
-            models: dir.join("models"),
-            listed_models: Vec::new(),
+            models: crate::model_paths::ModelPaths::new(dir.join("models")),
         }
     }
 

@@ -18,6 +18,7 @@ use crate::console;
 use crate::database::{self, DatabaseError, DatabaseLock};
 use crate::files::Folders;
 use crate::hub::Hub;
+use crate::model_paths::{ModelPaths, ModelPathsError};
 use crate::state::{ServerState, Shared};
 use crate::stop_signal::StopSignal;
 use crate::{http_support, origin_guard, routes, worker};
@@ -29,6 +30,8 @@ pub enum StartError {
     Folders(std::io::Error),
     #[error(transparent)]
     Database(#[from] DatabaseError),
+    #[error(transparent)]
+    ModelPaths(#[from] ModelPathsError),
     #[error(
         "Port {port} is already in use on address {address}. Please close the other application or use a different port with --port."
     )]
@@ -86,14 +89,13 @@ pub struct Bound {
     pub addrs: Vec<SocketAddr>,
 }
 
-fn prepare_folders(config: &FakeConfig) -> std::io::Result<Folders> {
+fn prepare_folders(config: &FakeConfig, models: ModelPaths) -> std::io::Result<Folders> {
     let folders = Folders {
         input: config.input_dir.clone(),
         output: config.output_dir.clone(),
         temp: config.temp_dir.clone(),
         user: config.user_dir.clone(),
-        models: config.models_dir.clone(),
-        listed_models: config.listed_models.clone(),
+        models,
     };
     // ComfyUI wipes its temp folder at every start.
     if folders.temp.exists() {
@@ -131,7 +133,16 @@ pub fn boot(config: FakeConfig) -> Result<Booted, StartError> {
     console::info("Python version: 3.11.7 (fake-comfyui)");
     console::info("ComfyUI version: 0.33.0");
     console::info("ComfyUI frontend version: 1.49.6");
-    let folders = prepare_folders(&config).map_err(StartError::Folders)?;
+    let models =
+        ModelPaths::with_extra_files(config.models_dir.clone(), &config.extra_model_paths)?
+            .listing(config.listed_models.clone());
+    for (folder, dir) in models.registered() {
+        console::info(&format!(
+            "Adding extra search path {folder} {}",
+            dir.display()
+        ));
+    }
+    let folders = prepare_folders(&config, models).map_err(StartError::Folders)?;
     console::info(&format!(
         "Setting output directory to: {}",
         folders.output.display()

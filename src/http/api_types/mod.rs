@@ -10,11 +10,13 @@
 pub mod error;
 pub mod event;
 pub mod job;
+pub mod models;
 pub mod status;
 
 pub use error::{ErrorBody, ErrorDetail};
 pub use event::StreamEvent;
 pub use job::{CreatedJob, JobStateView, JobView, NewJob, OutputView};
+pub use models::{ModelFileView, ModelList};
 pub use status::{
     GpuProcessStatus, GpuSourceView, GpuStatus, HealthView, InstanceStatus, JobsByState, Latencies,
     PhaseView, QueueStatus, ReadinessView, StatusSources, StatusView,
