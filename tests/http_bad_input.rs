@@ -423,6 +423,24 @@ async fn every_other_mistake_gets_its_status_and_a_json_error() {
     let seconds: u64 = retry.expect("a Retry-After header").parse().unwrap();
     assert!(seconds >= 1);
     assert_eq!(body["error"]["retry_after_seconds"], json!(seconds));
+    // A PNG whose header is fine but whose data is cut short.
+    let mut png = multipart::test_png(64, 64);
+    png.truncate(png.len() * 2 / 3);
+    let (status, body, _) = post_form(
+        &api,
+        None,
+        &[
+            Part::request(&json!({"template": "demo"})),
+            Part::image("image", "cut.png", png),
+        ],
+    )
+    .await;
+    refused(
+        (status, body),
+        400,
+        "invalid_image",
+        "`cut.png` (image) is a damaged image: unexpected end of file",
+    );
     // Unknown routes and methods answer the JSON error.
     let (status, body) = api.get_json("/v2/nothing?token=x", None).await;
     assert_eq!(status, 404);
@@ -442,4 +460,133 @@ async fn every_other_mistake_gets_its_status_and_a_json_error() {
         )
     );
     api.stop_now().await;
+}
+
+#[actix_rt::test]
+async fn classes_handled_before_keep_their_exact_answers() {
+    let api = start(&["--fake-node-time", "0ms"], |c| {
+        c.http.tokens = [
+            ("tok-ann".to_string(), "ann".to_string()),
+            ("tok-bob".into(), "bob".into()),
+        ]
+        .into();
+        c.limits.user_concurrent = 0;
+        c.limits.max_image_side = 64;
+    })
+    .await;
+    let ann = |body: Value| {
+        let api = &api;
+        async move {
+            let (status, body, _) = api.post(body, Some("tok-ann")).await;
+            (status, body)
+        }
+    };
+    refused(
+        ann(json!({"template": "nosuch"})).await,
+        400,
+        "invalid_workflow",
+        "no template named `nosuch`; available: demo, editflux, editqwen, generate, upscale",
+    );
+    refused(
+        ann(json!({"template": "demo", "params": {"colour": 1}})).await,
+        400,
+        "invalid_workflow",
+        "unknown parameter `colour`; valid parameters: width, height, color, seed, strength, blur",
+    );
+    refused(
+        ann(json!({"template": "demo", "params": {"width": "wide"}})).await,
+        400,
+        "invalid_workflow",
+        "parameter `width`: expected a whole number (allowed: 64 to 2048), got \"wide\"",
+    );
+    refused(
+        ann(json!({"template": "demo", "workflow": {}})).await,
+        400,
+        "bad_request",
+        "send either `template` or `workflow`, not both",
+    );
+    refused(
+        ann(json!({"params": {}})).await,
+        400,
+        "bad_request",
+        "name a `template` (see `comfy-fleet templates`) or send a `workflow`",
+    );
+    refused(
+        ann(json!({"workflow": {"nodes": 3}})).await,
+        400,
+        "invalid_workflow",
+        "not a ComfyUI workflow: looks like a UI workflow, but `nodes` and `links` is missing or not an array",
+    );
+    refused(
+        ann(json!({"workflow": {"1": {"class_type": "NoSuchNode", "inputs": {}}}})).await,
+        400,
+        "invalid_workflow",
+        "node 1 has type `NoSuchNode`, which this ComfyUI server does not know; a custom node is probably not installed (or the server is older than the workflow)",
+    );
+    refused(
+        ann(json!({"template": "demo", "surprise": 1})).await,
+        400,
+        "invalid_json",
+        "the body is not a valid job: unknown field `surprise`, expected one of `template`, `workflow`, `params`, `extra_data` at line 1 column 29",
+    );
+    let mut resp = api
+        .client
+        .post(format!("{}/v1/jobs", api.base))
+        .insert_header(("authorization", "Bearer tok-ann"))
+        .insert_header(("content-type", "application/json"))
+        .send_body("{not json")
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    refused(
+        (resp.status().as_u16(), body),
+        400,
+        "invalid_json",
+        "the body is not a valid job: key must be a string at line 1 column 2",
+    );
+    // Images: text sent as an image, and one larger than limits.max_image_side.
+    for (bytes, message) in [
+        (
+            b"this is text, not a picture".to_vec(),
+            "`cat.png` (image) is not a PNG, JPEG or WebP image (it looks like text)",
+        ),
+        (
+            multipart::test_png(65, 8),
+            "`cat.png` (image) is 65×8; images may be at most 64 pixels on a side",
+        ),
+    ] {
+        let (status, body, _) = post_form(
+            &api,
+            Some("tok-ann"),
+            &[
+                Part::request(&json!({"template": "demo"})),
+                Part::image("image", "cat.png", bytes),
+            ],
+        )
+        .await;
+        refused((status, body), 400, "invalid_image", message);
+    }
+    // Jobs: a wrong token, another user's job, an id that is no UUID, an output not made yet.
+    let (status, body, _) = api.post(json!({"template": "demo"}), Some("wrong")).await;
+    refused((status, body), 401, "unauthorized", UNAUTHORIZED);
+    let (status, body) =
+        ann(json!({"template": "demo", "params": {"width": 64, "height": 64}})).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let (status, body) = api
+        .get_json(&format!("/v1/jobs/{id}"), Some("tok-bob"))
+        .await;
+    refused((status, body), 404, "not_found", &format!("no job {id}"));
+    let (status, body) = api.get_json("/v1/jobs/not-a-uuid", Some("tok-ann")).await;
+    refused(
+        (status, body),
+        404,
+        "not_found",
+        "no job `not-a-uuid`: job ids are UUIDs as returned by POST /v1/jobs",
+    );
+    let (status, body) = api
+        .get_json(&format!("/v1/jobs/{id}/outputs/7"), Some("tok-ann"))
+        .await;
+    assert_eq!(status, 404, "{body}");
+    api.stop().await;
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::fleet::FleetHandle;
 use crate::fleet::events::Watch;
-use crate::fleet::images::{ImageError, ImageLimits, InputImage, checked_image};
+use crate::fleet::images::{ImageError, ImageLimits, InputImage, decoded_image};
 use crate::fleet::job_files::{OwnFiles, job_folder, point_at_uploads};
 use crate::fleet::prompt_check::{PromptCheckError, check_job_prompt};
 use crate::workflow::{Template, Workflow, WorkflowError, models_in};
@@ -151,11 +151,29 @@ async fn prepare(
     let object_info = fleet.catalog.object_info(fleet).await?;
     let folder = job_folder(job);
     let limits = ImageLimits::of(&fleet.config.limits);
+    // Every image is decoded whole (a valid header over broken data is refused), off the
+    // actors' threads.
+    let uploads: Vec<InputImage> = request
+        .uploads
+        .iter()
+        .map(|(name, bytes)| InputImage {
+            param: "input".into(),
+            filename: name.clone(),
+            bytes: bytes.clone(),
+        })
+        .collect();
+    let all: Vec<InputImage> = request.images.iter().cloned().chain(uploads).collect();
+    let checked = tokio::task::spawn_blocking(move || {
+        all.iter()
+            .map(|image| decoded_image(image, &limits))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| SubmitFailure::Internal(e.to_string()))??;
     let mut own = OwnFiles::default();
     let mut inputs = Vec::new();
     let mut params = request.params.clone();
-    for image in &request.images {
-        let checked = checked_image(image, &limits)?;
+    for (image, checked) in request.images.iter().zip(&checked) {
         crate::launch::checked_relative_path(&image.param, false)
             .map_err(|e| SubmitFailure::Invalid(format!("image parameter: {e}")))?;
         let name = format!("{}.{}", image.param, checked.extension);
@@ -173,12 +191,6 @@ async fn prepare(
     }
     let mut plain_names = Vec::new();
     for (name, bytes) in &request.uploads {
-        let image = InputImage {
-            param: "input".into(),
-            filename: name.clone(),
-            bytes: bytes.clone(),
-        };
-        checked_image(&image, &limits)?;
         crate::launch::checked_relative_path(name, false)
             .map_err(|e| SubmitFailure::Invalid(e.to_string()))?;
         own.add(&folder, name);
