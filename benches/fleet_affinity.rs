@@ -16,9 +16,12 @@
 //!   leaves in queue order), for comparison.
 //! - **round-robin**: the same FIFO of jobs and the same pipeline depth, each job to the next
 //!   instance in turn that has a free slot.
+//! - **least-loaded**: the same FIFO and pipeline depth, each job to the instance holding the
+//!   fewest jobs (the usual load balancer, blind to models).
 //!
 //! Arrivals are Poisson at 50 %, 80 % and 95 % of the pool's capacity, plus a backlog (every
-//! job queued at once). Same seeded workload for both placements.
+//! job queued at once). Each row runs five seeded workloads (the same ones for every
+//! placement) and gives the mean with the spread (lowest–highest) over the seeds.
 //!
 //! Run: `cargo bench --bench fleet_affinity`
 
@@ -282,13 +285,56 @@ impl Placement for RoundRobin {
     }
 }
 
+/// The least-loaded baseline over a plain FIFO: each job to the instance holding the fewest
+/// jobs (the lowest index among equals), when one has a free slot.
+struct LeastLoaded {
+    queue: VecDeque<JobId>,
+    held: [usize; INSTANCES],
+}
+
+impl LeastLoaded {
+    fn new() -> Self {
+        Self {
+            queue: VecDeque::new(),
+            held: [0; INSTANCES],
+        }
+    }
+
+    fn dispatch(&mut self) -> Vec<(usize, JobId, u32)> {
+        let mut out = Vec::new();
+        while !self.queue.is_empty() {
+            let Some(gpu) = (0..INSTANCES)
+                .filter(|&g| self.held[g] < PIPELINE_DEPTH)
+                .min_by_key(|&g| (self.held[g], g))
+            else {
+                break;
+            };
+            let Some(job) = self.queue.pop_front() else {
+                break;
+            };
+            self.held[gpu] += 1;
+            out.push((gpu, job, 1));
+        }
+        out
+    }
+}
+
+impl Placement for LeastLoaded {
+    fn arrive(&mut self, job: JobId, _: &Arrival, _: f64) -> Vec<(usize, JobId, u32)> {
+        self.queue.push_back(job);
+        self.dispatch()
+    }
+
+    fn finished(&mut self, gpu: usize, _: JobId, _: u32, _: f64) -> Vec<(usize, JobId, u32)> {
+        self.held[gpu] -= 1;
+        self.dispatch()
+    }
+}
+
 /// What one simulated run measured.
 struct Outcome {
     loads: usize,
-    /// Simulated seconds until the last job finished.
-    makespan: f64,
-    /// Seconds from arrival to done: mean and 95th percentile.
-    latency_mean: f64,
+    /// Seconds from arrival to done, 95th percentile.
     latency_p95: f64,
 }
 
@@ -299,9 +345,9 @@ fn simulate(arrivals: &[Arrival], placement: &mut dyn Placement, vram: usize) ->
     let mut arrived_at: HashMap<JobId, f64> = HashMap::new();
     let mut latencies: Vec<f64> = Vec::with_capacity(arrivals.len());
     let mut next_arrival = 0;
-    let mut now = 0.0;
     let mut done = 0;
     while done < arrivals.len() {
+        let now;
         let next_end = gpus
             .iter()
             .enumerate()
@@ -336,59 +382,84 @@ fn simulate(arrivals: &[Arrival], placement: &mut dyn Placement, vram: usize) ->
     latencies.sort_by(f64::total_cmp);
     Outcome {
         loads: gpus.iter().map(|g| g.loads).sum(),
-        makespan: now,
-        latency_mean: latencies.iter().sum::<f64>() / latencies.len().max(1) as f64,
         latency_p95: latencies[(latencies.len() * 95 / 100).min(latencies.len() - 1)],
     }
+}
+
+/// The seeds of the workloads each row runs.
+const SEEDS: [u64; 5] = [42, 7, 1234, 99, 2024];
+
+/// Mean and spread (lowest–highest) of some figures, as `mean [low–high]`.
+fn spread(values: &[f64], decimals: usize) -> String {
+    let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
+    let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{mean:.decimals$} [{low:.decimals$}–{high:.decimals$}]")
 }
 
 fn main() {
     println!(
         "fleet_affinity: {INSTANCES} instances, {JOBS} jobs over {} checkpoints, {JOB_SECONDS} s each, \
-         pipeline depth {PIPELINE_DEPTH} (simulated time)",
+         pipeline depth {PIPELINE_DEPTH} (simulated time); each row: mean [lowest–highest] over \
+         seeds {SEEDS:?}",
         CHECKPOINTS.len()
     );
     let loads = [Some(0.5), Some(0.8), Some(0.95), None];
     // (VRAM checkpoints per GPU, models the scheduler remembers per instance)
     let setups = [(1, 1), (2, 2), (2, 8)];
     println!(
-        "\n  {:>6}  {:>10}  {:>8}  {:>11}  {:>14}  {:>18}  {:>17}  {:>23}",
-        "VRAM K",
-        "remembered",
+        "\n  {:>4} {:>4}  {:>7}  {:>7}  {:>7}  {:>7}  {:>20}  {:>20}  {:>20}  {:>24}",
+        "VRAM",
+        "rem.",
         "load",
-        "round-robin",
-        "affinity ratio",
-        "strict order ratio",
-        "makespan rr/aff s",
-        "latency mean/p95 rr|aff"
+        "rr",
+        "ll",
+        "aff",
+        "aff / round-robin",
+        "aff / least-loaded",
+        "strict / rr",
+        "p95 latency s rr|ll|aff"
     );
     for (vram, remembered) in setups {
         for load in loads {
-            let arrivals = workload(load, 42);
-            let rr = simulate(&arrivals, &mut RoundRobin::new(), vram);
-            let aff = simulate(&arrivals, &mut Affinity::new(remembered, 8), vram);
-            let strict = simulate(&arrivals, &mut Affinity::new(remembered, 0), vram);
+            let (mut rr, mut ll, mut aff) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut aff_rr, mut aff_ll, mut strict_rr) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut p95_rr, mut p95_ll, mut p95_aff) = (Vec::new(), Vec::new(), Vec::new());
+            for seed in SEEDS {
+                let arrivals = workload(load, seed);
+                let r = simulate(&arrivals, &mut RoundRobin::new(), vram);
+                let l = simulate(&arrivals, &mut LeastLoaded::new(), vram);
+                let a = simulate(&arrivals, &mut Affinity::new(remembered, 8), vram);
+                let strict = simulate(&arrivals, &mut Affinity::new(remembered, 0), vram);
+                rr.push(r.loads as f64);
+                ll.push(l.loads as f64);
+                aff.push(a.loads as f64);
+                aff_rr.push(a.loads as f64 / r.loads.max(1) as f64);
+                aff_ll.push(a.loads as f64 / l.loads.max(1) as f64);
+                strict_rr.push(strict.loads as f64 / r.loads.max(1) as f64);
+                p95_rr.push(r.latency_p95);
+                p95_ll.push(l.latency_p95);
+                p95_aff.push(a.latency_p95);
+            }
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
             let label = match load {
                 Some(rho) => format!("{:.0} %", rho * 100.0),
                 None => "backlog".to_string(),
             };
-            let ratio = |loads: usize| loads as f64 / rr.loads.max(1) as f64;
             println!(
-                "  {:>6}  {:>10}  {:>8}  {:>11}  {:>5} {:>8.3}  {:>9} {:>8.3}  {:>8.0}/{:<8.0}  {:>5.2}/{:<5.2} | {:>5.2}/{:<5.2}",
+                "  {:>4} {:>4}  {:>7}  {:>7.0}  {:>7.0}  {:>7.0}  {:>20}  {:>20}  {:>20}  {:>7.1}|{:>7.1}|{:>7.1}",
                 vram,
                 remembered,
                 label,
-                rr.loads,
-                aff.loads,
-                ratio(aff.loads),
-                strict.loads,
-                ratio(strict.loads),
-                rr.makespan,
-                aff.makespan,
-                rr.latency_mean,
-                rr.latency_p95,
-                aff.latency_mean,
-                aff.latency_p95,
+                mean(&rr),
+                mean(&ll),
+                mean(&aff),
+                spread(&aff_rr, 3),
+                spread(&aff_ll, 3),
+                spread(&strict_rr, 3),
+                mean(&p95_rr),
+                mean(&p95_ll),
+                mean(&p95_aff),
             );
         }
     }

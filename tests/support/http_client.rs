@@ -39,10 +39,24 @@ pub fn http(
     path: &str,
     body: Option<(&str, Vec<u8>)>,
 ) -> HttpAnswer {
+    http_with_headers(addr, method, path, &[], body)
+}
+
+/// [`http`] with more request headers (`Authorization`…).
+pub fn http_with_headers(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, Vec<u8>)>,
+) -> HttpAnswer {
     let mut stream = TcpStream::connect_timeout(&addr, SAFETY)
         .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
     stream.set_read_timeout(Some(SAFETY)).unwrap();
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
     let payload = match body {
         Some((content_type, bytes)) => {
             request.push_str(&format!(

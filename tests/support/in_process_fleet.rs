@@ -168,3 +168,23 @@ pub async fn run_job(fleet: &FleetHandle, seed: u64) -> Duration {
     wait_done(fleet, job).await;
     started.elapsed()
 }
+
+/// [`demo_prompt`] saving under its own `prefix` (a sub-folder of the output folder), so a run's
+/// saves never scan the files of earlier runs for the next free counter.
+pub fn demo_prompt_saved_as(seed: u64, prefix: &str) -> Value {
+    let mut prompt = demo_prompt(seed);
+    prompt["4"]["inputs"]["filename_prefix"] = json!(format!("{prefix}/demo"));
+    prompt
+}
+
+/// The job of [`demo_prompt_saved_as`] as a whole workflow sent through the fleet.
+pub fn demo_request_saved_as(seed: u64, prefix: &str) -> JobRequest {
+    let prompt = demo_prompt_saved_as(seed, prefix);
+    JobRequest {
+        source: JobSource::Workflow(
+            comfy_fleet::workflow::Workflow::from_value(prompt).expect("the demo prompt"),
+        ),
+        params: BTreeMap::new(),
+        ..demo_request(seed)
+    }
+}

@@ -89,22 +89,19 @@ pub fn check_prompt(
 }
 
 /// ComfyUI keeps `extra_data` with the prompt and adds its own keys to it: anything but a JSON
-/// object makes its handler fail (HTTP 500). Returns what to tell the sender.
+/// object makes its handler fail (HTTP 500). `null` stands for none (it is not sent). Returns
+/// what to tell the sender.
 pub fn check_extra_data(extra_data: &Value) -> Result<(), String> {
-    match extra_data {
-        Value::Object(_) => Ok(()),
-        other => Err(format!(
-            "`extra_data` must be a JSON object (it is {}); send {{}} or leave it out",
-            match other {
-                Value::Null => "null",
-                Value::Bool(_) => "a boolean",
-                Value::Number(_) => "a number",
-                Value::String(_) => "a string",
-                Value::Array(_) => "an array",
-                Value::Object(_) => "an object",
-            }
-        )),
-    }
+    let kind = match extra_data {
+        Value::Object(_) | Value::Null => return Ok(()),
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+    };
+    Err(format!(
+        "`extra_data` must be a JSON object (it is {kind}); send {{}} or leave it out"
+    ))
 }
 
 #[cfg(test)]

@@ -259,6 +259,7 @@ fn a_node_that_is_not_an_object_crashes_comfyui_and_is_refused() {
 #[test]
 fn extra_data_must_be_an_object() {
     assert!(check_extra_data(&json!({"a": 1})).is_ok());
+    assert!(check_extra_data(&Value::Null).is_ok(), "none at all");
     assert_eq!(
         check_extra_data(&json!([1])).unwrap_err(),
         "`extra_data` must be a JSON object (it is an array); send {} or leave it out"
