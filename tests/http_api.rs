@@ -75,6 +75,77 @@ async fn a_demo_job_streams_its_progress_and_yields_a_png_of_the_asked_size() {
     api.stop().await;
 }
 
+/// The server's end of `client`'s connection, found among this process's file descriptors (the
+/// API server runs in this process).
+fn server_end_of(client: &std::net::TcpStream) -> std::net::TcpStream {
+    let client_addr = client.local_addr().unwrap();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
+        if !is_socket {
+            continue;
+        }
+        // SAFETY: the descriptor is only borrowed to duplicate it at once; if it was closed
+        // meanwhile the duplication fails (or yields another socket, which the address check
+        // below tells apart).
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let Ok(owned) = borrowed.try_clone_to_owned() else {
+            continue;
+        };
+        let socket = std::net::TcpStream::from(owned);
+        if socket.peer_addr().ok() == Some(client_addr) {
+            return socket;
+        }
+    }
+    panic!("no socket of this process is the server end of {client_addr}");
+}
+
+#[actix_rt::test]
+async fn events_leave_as_they_happen_on_a_socket_without_nagle() {
+    // The job's one slow node runs for an hour: its stream must show it executing now, not
+    // when the job ends.
+    let api = start(&["--fake-node-time", "1h"], |_| {}).await;
+    let (status, body, _) = api.post(json!({"template": "demo"}), None).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let addr = api.app().api_addr().unwrap();
+    let path = format!("/v1/jobs/{id}/events");
+    let (client, seen) = actix_web::rt::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        client
+            .set_read_timeout(Some(support::waits::SAFETY))
+            .unwrap();
+        write!(client, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("event: executing\n") {
+            let n = client.read(&mut buf).unwrap();
+            assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+        (client, String::from_utf8(seen).unwrap())
+    })
+    .await
+    .unwrap();
+    assert!(seen.contains("event: started\n"), "{seen}");
+    let (_, job) = api.get_json(&format!("/v1/jobs/{id}"), None).await;
+    assert_eq!(job["state"], "running", "the job is still running: {job}");
+    // Small writes go out at once instead of waiting for the client's delayed acknowledgement.
+    let server_end = server_end_of(&client);
+    assert!(
+        server_end.nodelay().unwrap(),
+        "the API's socket has TCP_NODELAY set"
+    );
+    let (status, _) = api.delete(&id).await;
+    assert_eq!(status, 202);
+    drop(client);
+    api.stop().await;
+}
+
 #[actix_rt::test]
 async fn cancel_removes_a_queued_job_and_interrupts_a_running_one() {
     // One slot: the first job runs (slowly), the second waits.

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod api_client;
 pub mod fake_process;
 pub mod fixtures;
 pub mod fleet_process;
