@@ -5,6 +5,7 @@
 //! adapters (awc, child processes, NVML, serenity). Their policies live in plain structs so they
 //! can be unit-tested and benchmarked without an actor system.
 
+pub mod duration_text;
 pub mod gpu_monitor;
 pub mod ids;
 pub mod instance;

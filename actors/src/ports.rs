@@ -151,7 +151,7 @@ pub enum BackendError {
     },
     #[error("the prompt was interrupted")]
     Interrupted,
-    #[error("ComfyUI sent nothing for {}", humantime::format_duration(*.silent_for))]
+    #[error("ComfyUI sent nothing for {}", crate::duration_text::rounded(*.silent_for))]
     Silent { silent_for: Duration },
     #[error("the ComfyUI connection broke: {0}")]
     Disconnected(String),
