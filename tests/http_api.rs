@@ -214,29 +214,78 @@ async fn a_full_queue_is_a_clear_503() {
     api.stop().await;
 }
 
-#[actix_rt::test]
-async fn the_rate_limit_refuses_with_retry_after() {
-    let api = start(&["--fake-node-time", "0ms"], |c| {
-        c.limits.per_user = vec![WindowLimit::new(2, Duration::from_secs(3600))];
-    })
-    .await;
-    for _ in 0..2 {
-        let (status, body, _) = api.post(json!({"template": "demo"}), None).await;
-        assert_eq!(status, 201, "{body}");
-    }
-    let (status, body, headers) = api.post(json!({"template": "demo"}), None).await;
-    assert_eq!(status, 429, "{body}");
-    assert_eq!(body["error"]["code"], "rate_limited");
-    let retry: u64 = headers
+fn retry_after(headers: &awc::http::header::HeaderMap) -> u64 {
+    headers
         .get("retry-after")
         .unwrap()
         .to_str()
         .unwrap()
         .parse()
-        .unwrap();
+        .unwrap()
+}
+
+#[actix_rt::test]
+async fn with_tokens_the_rate_limit_refuses_with_retry_after() {
+    let api = start(&["--fake-node-time", "0ms"], |c| {
+        c.http.tokens = [("tok-a".to_string(), "alice".to_string())].into();
+        c.limits.per_user = vec![WindowLimit::new(2, Duration::from_secs(3600))];
+    })
+    .await;
+    for _ in 0..2 {
+        let (status, body, _) = api.post(json!({"template": "demo"}), Some("tok-a")).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body, headers) = api.post(json!({"template": "demo"}), Some("tok-a")).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    let retry = retry_after(&headers);
     assert!(retry > 0 && retry <= 3600, "{retry}");
     assert_eq!(body["error"]["retry_after_seconds"], json!(retry));
     api.stop().await;
+}
+
+#[actix_rt::test]
+async fn without_tokens_on_loopback_a_local_burst_is_not_throttled() {
+    // The shipped limits (10 per 10 minutes, 3 at once), no tokens, API on 127.0.0.1.
+    let api = start(&["--fake-node-time", "0ms"], |_| {}).await;
+    let posts = (0..20).map(|_| api.post(json!({"template": "demo"}), None));
+    let statuses: Vec<u16> = futures_util::future::join_all(posts)
+        .await
+        .into_iter()
+        .map(|(status, _, _)| status)
+        .collect();
+    assert_eq!(statuses, vec![201; 20]);
+    api.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_user_at_the_concurrency_cap_is_told_to_retry_when_a_job_should_end() {
+    // The fallback is an hour, so a Retry-After below it comes from the running job's ETA.
+    let api = start(&["--fake-node-time", "200ms"], |c| {
+        c.http.tokens = [("tok-a".to_string(), "alice".to_string())].into();
+        c.limits.per_user.clear();
+        c.limits.user_concurrent = 1;
+        c.limits.concurrency_retry_after = Duration::from_secs(3600);
+    })
+    .await;
+    let submit = || api.post(json!({"template": "demo"}), Some("tok-a"));
+    let (status, first, _) = submit().await;
+    assert_eq!(status, 201, "{first}");
+    // No job has finished yet: nothing to estimate from, the fallback applies.
+    let (status, body, headers) = submit().await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(retry_after(&headers), 3600);
+    let first = first["id"].as_str().unwrap();
+    let stream = api.events_as(first, Some("tok-a")).await;
+    assert_eq!(event_names(&stream).last(), Some(&"done"), "{stream}");
+    // One demo job took 3 nodes × 200 ms: the next refusal expects the running one soon.
+    let (status, body, _) = submit().await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body, headers) = submit().await;
+    assert_eq!(status, 429, "{body}");
+    let retry = retry_after(&headers);
+    assert!((1..3600).contains(&retry), "Retry-After {retry}: {body}");
+    api.stop_now().await;
 }
 
 #[actix_rt::test]

@@ -296,6 +296,27 @@ impl Config {
         problems
     }
 
+    /// Whether the HTTP API's anonymous user is left out of the rate limits: no tokens are set
+    /// and the API listens on loopback only, so every request comes from this machine and acts
+    /// as `http.anonymous_user` (a person and their scripts). With tokens, or reachable from
+    /// other machines, `[limits]` apply to everyone.
+    pub fn anonymous_unlimited(&self) -> bool {
+        self.http.enabled && self.http.tokens.is_empty() && self.http.listen.ip().is_loopback()
+    }
+
+    /// The rate limits as the limiter applies them: `[limits]`, with the anonymous user exempt
+    /// when [`Config::anonymous_unlimited`].
+    pub fn effective_limits(&self) -> RateLimitConfig {
+        let mut limits = self.limits.clone();
+        if self.anonymous_unlimited() {
+            let anonymous = comfy_fleet_actors::UserId::new(self.http.anonymous_user.clone());
+            if !limits.exempt_users.contains(&anonymous) {
+                limits.exempt_users.push(anonymous);
+            }
+        }
+        limits
+    }
+
     /// What is valid but worth a second look, in words for the operator. `serve` logs these;
     /// `check-config` prints them.
     pub fn warnings(&self) -> Vec<String> {

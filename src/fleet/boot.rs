@@ -147,7 +147,7 @@ impl Fleet {
         let scheduler = Scheduler::new(config.scheduler.clone()).observe_phases(phases.clone());
         let table = scheduler.table();
         let scheduler = scheduler.start();
-        let limiter = RateLimiter::new(config.limits.clone()).start();
+        let limiter = RateLimiter::new(config.effective_limits()).start();
         let job_metrics = JobMetrics::new();
         let events = JobEventHub::new(
             config.scheduler.job_retention,

@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use comfy_fleet_actors::messages::{JobSpec, Submit, SubmitError};
+use comfy_fleet_actors::messages::{FirstEndOf, JobSpec, Submit, SubmitError};
 use comfy_fleet_actors::ports::InputFile;
-use comfy_fleet_actors::rate_limit::{Acquire, RateLimited, Release};
+use comfy_fleet_actors::rate_limit::{Acquire, LimitReason, RateLimited, Release};
 use comfy_fleet_actors::{JobId, UserId};
 use serde_json::Value;
 
@@ -83,7 +84,14 @@ pub async fn submit(fleet: &FleetHandle, request: JobRequest) -> Result<Submitte
         })
         .await
         .map_err(|e| SubmitFailure::Internal(e.to_string()))?;
-    permit?;
+    if let Err(mut refusal) = permit {
+        if refusal.reason == LimitReason::Concurrent {
+            refusal.retry_after = concurrency_retry_after(fleet, &request.user)
+                .await
+                .unwrap_or(refusal.retry_after);
+        }
+        return Err(refusal.into());
+    }
     let release = || {
         fleet.limiter.do_send(Release {
             user: request.user.clone(),
@@ -125,6 +133,17 @@ pub async fn submit(fleet: &FleetHandle, request: JobRequest) -> Result<Submitte
             Err(e)
         }
     }
+}
+
+/// When a user at the cap on jobs in progress may expect one of them to end (at least a second
+/// from now), from the scheduler's estimates; `None` when it has none yet.
+async fn concurrency_retry_after(fleet: &FleetHandle, user: &UserId) -> Option<Duration> {
+    let first_end = fleet
+        .scheduler
+        .send(FirstEndOf { user: user.clone() })
+        .await
+        .ok()??;
+    Some(first_end.max(Duration::from_secs(1)))
 }
 
 /// Builds the job: prompt with parameters and image names applied, the images to upload.

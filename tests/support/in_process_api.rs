@@ -135,12 +135,18 @@ impl Api {
 
     /// The whole SSE stream of a job (it closes after the final event).
     pub async fn events(&self, id: &str) -> String {
-        let mut resp = self
+        self.events_as(id, None).await
+    }
+
+    /// [`Api::events`] with a token.
+    pub async fn events_as(&self, id: &str, token: Option<&str>) -> String {
+        let mut req = self
             .client
-            .get(format!("{}/v1/jobs/{id}/events", self.base))
-            .send()
-            .await
-            .unwrap();
+            .get(format!("{}/v1/jobs/{id}/events", self.base));
+        if let Some(t) = token {
+            req = req.insert_header(("authorization", format!("Bearer {t}")));
+        }
+        let mut resp = req.send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 200);
         assert_eq!(
             resp.headers().get("content-type").unwrap(),

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use uuid::Uuid;
 
-use crate::ids::{GpuId, InstanceId, JobId};
+use crate::ids::{GpuId, InstanceId, JobId, UserId};
 use crate::job::{JobEvent, JobState};
 use crate::messages::{
     CancelError, InstancePhase, JobFailure, JobSpec, RunJob, SubmitError, SubmitReceipt,
@@ -487,6 +487,27 @@ impl SchedulerPolicy {
             latency: self.recent.summary(now),
             shutting_down: self.shutting_down,
         }
+    }
+
+    /// How long until the first of `user`'s unfinished jobs is expected to end: a running one's
+    /// expected run time less what it has run so far, a queued one's ETA. `None` before any job
+    /// of the fleet has finished (nothing to estimate from) or when the user has no job. What a
+    /// user at the cap on jobs in progress is told to wait.
+    pub fn first_end_of(&self, user: &UserId, now: Instant) -> Option<Duration> {
+        self.jobs
+            .values()
+            .filter(|live| live.spec.user == *user)
+            .filter_map(|live| match &live.stage {
+                Stage::Running { started_at, .. } => {
+                    let run = self.eta.run_time(&live.spec.template)?;
+                    Some(run.saturating_sub(now.saturating_duration_since(*started_at)))
+                }
+                Stage::Queued => {
+                    let position = self.queue.position(live.spec.id)?;
+                    self.estimate(position, &live.spec.template)
+                }
+            })
+            .min()
     }
 
     // -----------------------------------------------------------------------------------------
