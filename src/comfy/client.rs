@@ -141,6 +141,17 @@ impl ComfyClient {
         Ok(info)
     }
 
+    /// `GET /object_info` as the server sent it (JSON bytes), neither parsed nor kept.
+    pub async fn object_info_json(&self) -> Result<Bytes, ComfyError> {
+        let route = "/object_info";
+        let req = self.http.get(self.route_url(route));
+        let (status, body) = self.send(route, req, None).await?;
+        if status != StatusCode::OK {
+            return Err(http_error(route, status, &body));
+        }
+        Ok(body)
+    }
+
     /// Forgets the cached `/object_info` (after installing nodes or models).
     pub fn forget_object_info(&self) {
         self.object_info.borrow_mut().take();

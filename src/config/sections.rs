@@ -305,17 +305,22 @@ impl Default for LoggingConfig {
     }
 }
 
-/// Workflow templates.
+/// Workflow templates, and the servers' node definitions jobs are checked against.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkflowsConfig {
     pub dir: PathBuf,
+    /// Least time between two fetches of `/object_info` caused by jobs naming a list value (a
+    /// model, a file) that the fleet's copy lacks.
+    #[serde(with = "humantime_serde")]
+    pub object_info_refresh: Duration,
 }
 
 impl Default for WorkflowsConfig {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("workflows"),
+            object_info_refresh: Duration::from_secs(10),
         }
     }
 }

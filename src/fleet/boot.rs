@@ -21,10 +21,11 @@ use comfy_fleet_actors::rate_limit::RateLimiter;
 use comfy_fleet_actors::scheduling::Scheduler;
 use futures_util::future::join_all;
 
+use crate::comfy::backend::ObjectInfoSink;
 use crate::comfy::{ClientConfig, ComfyBackend, ComfyClient, RunOptions};
 use crate::config::{BackendKind, Config, ConfigError};
 use crate::fleet::FleetHandle;
-use crate::fleet::catalog::Catalog;
+use crate::fleet::catalog::{Catalog, ServerIdentity};
 use crate::fleet::events::JobEventHub;
 use crate::fleet::job_metrics::JobMetrics;
 use crate::fleet::metrics::{GpuView, MetricsReporter};
@@ -181,6 +182,21 @@ impl Fleet {
             ..config.lifecycle.clone()
         };
         let (command, working_dir) = config.comfyui.launch_command();
+        let identities = plans
+            .iter()
+            .map(|plan| {
+                let identity = match &plan.kind {
+                    PlanKind::Managed { .. } => ServerIdentity::Launched,
+                    PlanKind::Attached { url } => ServerIdentity::Attached(url.clone()),
+                };
+                (plan.id.clone(), identity)
+            })
+            .collect();
+        let catalog = Arc::new(Catalog::new(
+            templates,
+            identities,
+            config.workflows.object_info_refresh,
+        ));
         let mut instances = Vec::new();
         for plan in plans {
             let mut folders = None;
@@ -218,7 +234,11 @@ impl Fleet {
                 gpu: plan.gpu().cloned(),
                 mode,
                 config: instance_config.clone(),
-                backend_factory: backend_factory(folders),
+                backend_factory: backend_factory(
+                    folders,
+                    Arc::clone(&catalog),
+                    catalog.identity_of(&plan.id),
+                ),
                 reports: scheduler.clone().recipient(),
             })
             .map_err(|e| BootError::Setting(e.to_string()))?
@@ -238,7 +258,7 @@ impl Fleet {
             limiter,
             events,
             table,
-            catalog: Arc::new(Catalog::new(templates)),
+            catalog,
             gpus,
             phases,
             gpu_source: discovery.source,
@@ -298,9 +318,14 @@ impl Fleet {
     }
 }
 
-/// Creates the connector for an instance's URL; a managed instance's (`folders` given) records
-/// the job inputs it uploads as ephemeral files.
-fn backend_factory(folders: Option<InstanceFolders>) -> BackendFactory {
+/// Creates the connector for an instance's URL: its readiness checks hand `/object_info` to the
+/// catalog (as a server of `identity`), and a managed instance's (`folders` given) records the
+/// job inputs it uploads as ephemeral files.
+fn backend_factory(
+    folders: Option<InstanceFolders>,
+    catalog: Arc<Catalog>,
+    identity: ServerIdentity,
+) -> BackendFactory {
     Box::new(move |url: &str| -> Rc<dyn Backend> {
         let client = match ComfyClient::new(url, ClientConfig::default()) {
             Ok(client) => client,
@@ -314,7 +339,15 @@ fn backend_factory(folders: Option<InstanceFolders>) -> BackendFactory {
                 }
             }
         };
-        let backend: Rc<dyn Backend> = Rc::new(ComfyBackend::new(client, RunOptions::default()));
+        let catalog = Arc::clone(&catalog);
+        let identity = identity.clone();
+        let sink: ObjectInfoSink = Box::new(move |json: &[u8]| {
+            catalog
+                .offer(identity.clone(), json)
+                .map_err(|e| e.to_string())
+        });
+        let backend: Rc<dyn Backend> =
+            Rc::new(ComfyBackend::new(client, RunOptions::default()).with_object_info_sink(sink));
         match &folders {
             Some(folders) => Rc::new(RecordedUploads::new(backend, folders.clone())),
             None => backend,

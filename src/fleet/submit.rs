@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::fleet::FleetHandle;
 use crate::fleet::events::Watch;
 use crate::fleet::images::{ImageError, InputImage, checked_image};
-use crate::workflow::{Template, Workflow, WorkflowError, models_in};
+use crate::workflow::{ObjectInfo, Template, Workflow, WorkflowError, models_in};
 
 /// Sub-folder of an instance's input folder where job images are uploaded.
 pub const INPUT_SUBFOLDER: &str = "fleet";
@@ -146,6 +146,45 @@ async fn concurrency_retry_after(fleet: &FleetHandle, user: &UserId) -> Option<D
     Some(first_end.max(Duration::from_secs(1)))
 }
 
+/// The API prompt of `source` with `params` applied, checked against `object_info`: the
+/// template name (or `workflow`), the prompt and the seed used.
+fn build_prompt(
+    fleet: &FleetHandle,
+    source: &JobSource,
+    params: &BTreeMap<String, Value>,
+    object_info: &ObjectInfo,
+) -> Result<(String, Value, Option<u64>), SubmitFailure> {
+    Ok(match source {
+        JobSource::Template(name) => {
+            let template = fleet.catalog.templates.get(name)?;
+            let prepared = template.prepare(params, object_info)?;
+            (name.clone(), prepared.prompt, prepared.seed)
+        }
+        JobSource::Workflow(workflow) => {
+            if params.is_empty() {
+                // Without parameters a workflow runs exactly as written.
+                (
+                    "workflow".to_string(),
+                    Value::Object(workflow.to_api(object_info)?.0),
+                    None,
+                )
+            } else {
+                // Parameters apply to the well-known nodes found in the workflow.
+                let template = Template {
+                    name: "workflow".into(),
+                    description: String::new(),
+                    workflow: workflow.clone(),
+                    params: None,
+                    models: Vec::new(),
+                    path: Default::default(),
+                };
+                let prepared = template.prepare(params, object_info)?;
+                ("workflow".to_string(), prepared.prompt, prepared.seed)
+            }
+        }
+    })
+}
+
 /// Builds the job: prompt with parameters and image names applied, the images to upload.
 async fn prepare(
     fleet: &FleetHandle,
@@ -186,35 +225,16 @@ async fn prepare(
             overwrite: true,
         });
     }
-    let (template, prompt, seed) = match &request.source {
-        JobSource::Template(name) => {
-            let template = fleet.catalog.templates.get(name)?;
-            let prepared = template.prepare(&params, &object_info)?;
-            (name.clone(), prepared.prompt, prepared.seed)
-        }
-        JobSource::Workflow(workflow) => {
-            let workflow = workflow.clone();
-            if params.is_empty() {
-                // Without parameters a workflow runs exactly as written.
-                (
-                    "workflow".to_string(),
-                    Value::Object(workflow.to_api(&object_info)?.0),
-                    None,
-                )
-            } else {
-                // Parameters apply to the well-known nodes found in the workflow.
-                let template = Template {
-                    name: "workflow".into(),
-                    description: String::new(),
-                    workflow,
-                    params: None,
-                    models: Vec::new(),
-                    path: Default::default(),
-                };
-                let prepared = template.prepare(&params, &object_info)?;
-                ("workflow".to_string(), prepared.prompt, prepared.seed)
+    let built = build_prompt(fleet, &request.source, &params, &object_info);
+    let (template, prompt, seed) = match built {
+        // A model or file installed since the node definitions were loaded: look again.
+        Err(SubmitFailure::Workflow(WorkflowError::NotAChoice { .. })) => {
+            match fleet.catalog.after_miss(fleet, &object_info).await? {
+                Some(newer) => build_prompt(fleet, &request.source, &params, &newer)?,
+                None => built?,
             }
         }
+        built => built?,
     };
     let models = models_in(&prompt);
     let priority = fleet

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod api_client;
+pub mod counting_proxy;
 pub mod fake_process;
 pub mod fixtures;
 pub mod fleet_process;
