@@ -22,6 +22,7 @@ async fn a_burst_of_jobs_after_boot_fetches_no_object_info() {
         c.remote = vec![RemoteConfig {
             name: "proxied".into(),
             url,
+            base_directory: None,
         }];
     })
     .await;

@@ -14,7 +14,7 @@ use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::ids::{GpuId, InstanceId};
+use crate::ids::{GpuId, InstanceId, JobId};
 use crate::job::JobOutput;
 use crate::messages::InstanceUpdate;
 
@@ -25,6 +25,9 @@ use crate::messages::InstanceUpdate;
 /// One prompt to run on a backend.
 #[derive(Debug, Clone)]
 pub struct PromptRun {
+    /// The fleet job this prompt is an attempt of (`None` for the warm-up prompt): adapters
+    /// file what the run leaves behind (its output files) under it.
+    pub job: Option<JobId>,
     /// Our own id, sent as ComfyUI's `prompt_id` (canonical lower-case UUID).
     pub prompt_id: Uuid,
     /// The API-format prompt (`{node_id: {class_type, inputs}}`).

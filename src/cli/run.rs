@@ -107,9 +107,18 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     check_settings(&source, &settings)?;
     let inputs = read_inputs(&args.inputs)?;
     crate::telemetry::init(config.logging.format, &config.logging.level);
+    // With `--url` nothing is launched: the run's own state (the outputs it collects) goes in
+    // a private folder, removed at the end, so runs never contend for a shared one.
+    let private_state = args
+        .url
+        .as_ref()
+        .map(|_| std::env::temp_dir().join(format!("comfy-fleet-run-{}", std::process::id())));
     match &args.url {
         Some(url) => attach_only(&mut config, url),
         None => one_instance(&mut config)?,
+    }
+    if let Some(dir) = &private_state {
+        config.comfyui.state_dir = dir.clone();
     }
     let written = actix_rt::System::new().block_on(async {
         if let Some(url) = &args.url {
@@ -124,7 +133,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         let result = run_job(&app, shutdown, source, settings, inputs, &args.out).await;
         app.stop().await;
         result
-    })?;
+    });
+    if let Some(dir) = &private_state {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let written = written?;
     let mut stdout = std::io::stdout().lock();
     for path in written {
         // A closed stdout (`| head`) is not worth failing for: the files are written.
@@ -151,6 +164,7 @@ fn attach_only(config: &mut Config, url: &str) {
     config.remote = vec![RemoteConfig {
         name: URL_INSTANCE.into(),
         url: url.trim_end_matches('/').to_string(),
+        base_directory: None,
     }];
 }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use sections::{
     BackendKind, ComfyUiConfig, DeclaredGpuConfig, DemoConfig, DiscordConfig, DiscoveryMode,
-    GpusConfig, HttpConfig, InstancesConfig, LogFormat, LoggingConfig, RemoteConfig,
+    GpusConfig, HttpConfig, InstancesConfig, LogFormat, LoggingConfig, OutputsConfig, RemoteConfig,
     WorkflowsConfig, resolve_sibling,
 };
 pub use source_map::{Position, SourceMap};
@@ -63,6 +63,8 @@ pub struct Config {
     /// Per-user and global limits.
     pub limits: RateLimitConfig,
     pub http: HttpConfig,
+    /// Finished jobs' output files, kept by the fleet.
+    pub outputs: OutputsConfig,
     pub discord: DiscordConfig,
     pub logging: LoggingConfig,
     pub workflows: WorkflowsConfig,
@@ -274,6 +276,16 @@ impl Config {
             "is empty; name the user that requests without a token count as, e.g. \"local\"".into(),
         );
         check(
+            !self.outputs.retention.is_zero(),
+            "outputs.retention",
+            "must be longer than zero; use a duration such as \"1d\"".into(),
+        );
+        check(
+            self.outputs.max_size_mb > 0,
+            "outputs.max_size_mb",
+            "must be at least 1 (MiB)".into(),
+        );
+        check(
             self.discord.max_attachment_mb > 0,
             "discord.max_attachment_mb",
             "must be at least 1 (MiB)".into(),
@@ -339,6 +351,14 @@ impl Config {
                 } else {
                     ""
                 }
+            ));
+        }
+        for remote in self.remote.iter().filter(|r| r.base_directory.is_none()) {
+            warnings.push(format!(
+                "remote `{}` has no base_directory: the images uploaded to it and the outputs \
+                 collected from it stay in its folders (ComfyUI has no API to delete files); set \
+                 remote.base_directory to the folder holding its input/ and output/",
+                remote.name
             ));
         }
         if self.limits.user_concurrent == 0 {

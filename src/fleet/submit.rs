@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::fleet::FleetHandle;
 use crate::fleet::events::Watch;
 use crate::fleet::images::{ImageError, InputImage, checked_image};
+use crate::fleet::output_collector::input_prefix;
 use crate::workflow::{ObjectInfo, Template, Workflow, WorkflowError, models_in};
 
 /// Sub-folder of an instance's input folder where job images are uploaded.
@@ -192,12 +193,12 @@ async fn prepare(
     request: &JobRequest,
 ) -> Result<(JobSpec, Option<u64>), SubmitFailure> {
     let object_info = fleet.catalog.object_info(fleet).await?;
-    let short = job.to_string().chars().take(8).collect::<String>();
     let mut inputs = Vec::new();
     let mut params = request.params.clone();
     for image in &request.images {
         let checked = checked_image(image, fleet.config.http.max_body_mb * 1024 * 1024)?;
-        let name = format!("{short}-{}.{}", image.param, checked.extension);
+        // The job's own prefix: its images are found and deleted by it when it has run.
+        let name = format!("{}{}.{}", input_prefix(job), image.param, checked.extension);
         params.insert(
             image.param.clone(),
             Value::String(format!("{INPUT_SUBFOLDER}/{name}")),

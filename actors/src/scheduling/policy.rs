@@ -713,6 +713,7 @@ impl SchedulerPolicy {
             job,
             attempt,
             run: PromptRun {
+                job: Some(job),
                 prompt_id,
                 prompt: live.spec.prompt.clone(),
                 extra_data: live.spec.extra_data.clone(),
