@@ -131,8 +131,8 @@ impl ComfyClient {
         if let Some(info) = self.object_info.borrow().as_ref() {
             return Ok(Arc::clone(info));
         }
-        let value: Value = self.get_json("/object_info").await?;
-        let info = ObjectInfo::from_value(value).map_err(|e| ComfyError::Protocol {
+        let json = self.object_info_json().await?;
+        let info = ObjectInfo::from_bytes(&json).map_err(|e| ComfyError::Protocol {
             route: "/object_info".into(),
             reason: e.to_string(),
         })?;

@@ -278,7 +278,7 @@ impl Config {
         check(
             !self.outputs.retention.is_zero(),
             "outputs.retention",
-            "must be longer than zero; use a duration such as \"1d\"".into(),
+            "must be longer than zero; use a duration such as \"1day\"".into(),
         );
         check(
             self.outputs.max_size_mb > 0,

@@ -21,6 +21,7 @@ pub mod log_lines;
 pub mod measures;
 pub mod ports;
 pub mod processes;
+pub mod sdxl_workflow;
 pub mod waits;
 
 /// The `fake-comfyui` program cargo built for this test or bench.

@@ -34,6 +34,7 @@
 //!   position (read from the queue).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use uuid::Uuid;
@@ -49,8 +50,10 @@ use super::config::SchedulerConfig;
 use super::eta::EtaModel;
 use super::instance_slot::InstanceSlot;
 use super::job_table::{JobRecord, JobTable};
+use super::model_sets::ModelSets;
 use super::placement::{JobNeeds, PlacementRules};
 use super::position_updates::PositionUpdates;
+use super::prompt_store::{PromptStore, StoredPrompt};
 use super::queue::{FairQueue, QueueError};
 use super::recent_jobs::RecentJobs;
 use super::snapshot::{InstanceSnapshot, SchedulerSnapshot};
@@ -84,7 +87,10 @@ enum Stage {
 /// A job the scheduler still owns (queued or running).
 #[derive(Debug, Clone)]
 struct LiveJob {
+    /// The job as submitted, but for its prompt and models (kept in `prompt` and `models`).
     spec: JobSpec,
+    prompt: StoredPrompt,
+    models: Arc<[String]>,
     /// Attempts started so far.
     attempt: u32,
     failed_on: Vec<InstanceId>,
@@ -105,6 +111,9 @@ pub struct SchedulerPolicy {
     instances: BTreeMap<InstanceId, InstanceSlot>,
     gpus: HashMap<GpuId, GpuInfo>,
     eta: EtaModel,
+    /// What waiting jobs hold of their prompts and model lists.
+    prompts: PromptStore,
+    model_sets: ModelSets,
     recent: RecentJobs,
     table: JobTable,
     started_instant: Instant,
@@ -134,6 +143,8 @@ impl SchedulerPolicy {
             instances: BTreeMap::new(),
             gpus: HashMap::new(),
             eta: EtaModel::new(config.eta_smoothing),
+            prompts: PromptStore::default(),
+            model_sets: ModelSets::default(),
             recent: RecentJobs::new(config.stats_window, config.stats_samples, now),
             table,
             started_instant: now,
@@ -179,7 +190,7 @@ impl SchedulerPolicy {
     /// Queues a job; the submitter is told its position at once.
     pub fn submit(
         &mut self,
-        spec: JobSpec,
+        mut spec: JobSpec,
         now: Instant,
     ) -> Result<(SubmitReceipt, Vec<SchedulerAction>), SubmitError> {
         if self.shutting_down {
@@ -216,6 +227,8 @@ impl SchedulerPolicy {
         self.jobs.insert(
             id,
             LiveJob {
+                prompt: self.prompts.keep(std::mem::take(&mut spec.prompt)),
+                models: self.model_sets.share(std::mem::take(&mut spec.models)),
                 spec,
                 attempt: 0,
                 failed_on: Vec::new(),
@@ -345,7 +358,7 @@ impl SchedulerPolicy {
         match event {
             ExecutionEvent::Executing { node } => {
                 // The node's name as its author sees it: its title, else its class.
-                let described = live.spec.prompt.get(&node);
+                let described = live.prompt.node(&node);
                 let title = described
                     .and_then(|n| n.get("_meta"))
                     .and_then(|m| m.get("title"))
@@ -650,7 +663,7 @@ impl SchedulerPolicy {
     fn pick(&self, window: &[(JobId, bool)]) -> Option<(JobId, InstanceId)> {
         let needs_of = |job: &JobId| {
             self.jobs.get(job).map(|live| JobNeeds {
-                models: &live.spec.models,
+                models: &live.models,
                 avoid: &live.failed_on,
             })
         };
@@ -706,7 +719,7 @@ impl SchedulerPolicy {
             started_at: now,
         };
         slot.holding.insert(job);
-        slot.loaded.record(&live.spec.models);
+        slot.loaded.record(&live.models);
         let attempt = live.attempt;
         let prompt_id = if attempt == 1 { job.0 } else { Uuid::new_v4() };
         let run = RunJob {
@@ -715,7 +728,7 @@ impl SchedulerPolicy {
             run: PromptRun {
                 job: Some(job),
                 prompt_id,
-                prompt: live.spec.prompt.clone(),
+                prompt: live.prompt.expand(),
                 extra_data: live.spec.extra_data.clone(),
             },
             inputs: live.spec.inputs.clone(),
