@@ -3,10 +3,11 @@
 //! job left: its outputs and the images uploaded for it.
 //!
 //! Collection happens before the run's result reaches the scheduler, so by the time a client
-//! hears `done` the files are in the store. ComfyUI has no API to delete files, so deleting
-//! needs the server's folders: a launched instance's own, or an attached server's
-//! `remote.base_directory`; without them the files stay on the server. A file that cannot be
-//! collected stays on the instance and is served from there.
+//! hears `done` the files are in the store. When the server's folders are known (a launched
+//! instance's own, or an attached server's `remote.base_directory`) a file is moved from there;
+//! otherwise it is downloaded (`/view`) and stays on the server, since ComfyUI has no API to
+//! delete files. A file that cannot be collected stays on the instance and is served from
+//! there.
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -112,27 +113,35 @@ impl OutputCollector {
         }
     }
 
-    /// Moves `job`'s outputs into the store (`None`: the warm-up, whose outputs only go).
+    /// Moves `job`'s outputs into the store (`None`: the warm-up, whose outputs only go): from
+    /// the instance's folder when it is known (a rename on one file system), else downloaded.
     async fn collect(&self, job: Option<JobId>, outputs: &[JobOutput]) {
         for (index, output) in outputs.iter().enumerate() {
-            if let Some(job) = job {
-                let stored = match self.inner.download(output).await {
+            let local = self.folders.as_ref().and_then(|f| f.output_path(output));
+            let Some(job) = job else {
+                if let Some(path) = &local {
+                    self.delete(path);
+                }
+                continue;
+            };
+            let stored = match &local {
+                Some(path) => self
+                    .store
+                    .adopt(job, index, path)
+                    .map_err(|e| e.to_string()),
+                None => match self.inner.download(output).await {
                     Ok(bytes) => self
                         .store
                         .put(job, index, &bytes)
                         .map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),
-                };
-                if let Err(reason) = stored {
-                    tracing::warn!(
-                        %job, url = self.url(), file = %output.filename,
-                        "output not collected, left on the instance: {reason}"
-                    );
-                    continue;
-                }
-            }
-            if let Some(path) = self.folders.as_ref().and_then(|f| f.output_path(output)) {
-                self.delete(&path);
+                },
+            };
+            if let Err(reason) = stored {
+                tracing::warn!(
+                    %job, url = self.url(), file = %output.filename,
+                    "output not collected, left on the instance: {reason}"
+                );
             }
         }
     }

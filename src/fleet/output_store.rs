@@ -164,18 +164,54 @@ impl OutputStore {
         let dir = self.job_dir(job);
         let path = self.file(job, index);
         let partial = dir.join(format!(".{index}.partial"));
+        // No fsync: the store does not outlive a crash of the fleet (it is swept at start-up),
+        // and the rename alone keeps readers from seeing half a file.
         let written = (|| -> std::io::Result<()> {
             std::fs::create_dir_all(&dir)?;
             let mut file = std::fs::File::create(&partial)?;
             file.write_all(bytes)?;
-            file.sync_data()?;
             std::fs::rename(&partial, &path)
         })();
         if let Err(source) = written {
             let _ = std::fs::remove_file(&partial);
             return Err(StoreError::Write { path, source });
         }
-        let size = bytes.len() as u64;
+        self.hold(job, bytes.len() as u64);
+        Ok(())
+    }
+
+    /// Stores the file at `source` (a finished file on this machine, which the store takes
+    /// over) as output `index` of `job`: moved when it is on the store's file system, else
+    /// copied and deleted. Then makes room as [`OutputStore::put`] does.
+    pub fn adopt(&self, job: JobId, index: usize, source: &Path) -> Result<(), StoreError> {
+        let dir = self.job_dir(job);
+        let path = self.file(job, index);
+        let partial = dir.join(format!(".{index}.partial"));
+        let moved = (|| -> std::io::Result<u64> {
+            std::fs::create_dir_all(&dir)?;
+            let size = std::fs::metadata(source)?.len();
+            if std::fs::rename(source, &path).is_err() {
+                // Another file system: copy under a temporary name, then rename.
+                std::fs::copy(source, &partial)?;
+                std::fs::rename(&partial, &path)?;
+                std::fs::remove_file(source)?;
+            }
+            Ok(size)
+        })();
+        match moved {
+            Ok(size) => {
+                self.hold(job, size);
+                Ok(())
+            }
+            Err(source) => {
+                let _ = std::fs::remove_file(&partial);
+                Err(StoreError::Write { path, source })
+            }
+        }
+    }
+
+    /// Counts `size` more bytes for `job`, then makes room.
+    fn hold(&self, job: JobId, size: u64) {
         let mut holdings = self.holdings();
         match holdings.sizes.get_mut(&job) {
             Some(held) => *held += size,
@@ -204,7 +240,6 @@ impl OutputStore {
         for old in evicted {
             self.delete_folder(old);
         }
-        Ok(())
     }
 
     /// The oldest jobs (never `keep`) while the store is above its cap.
@@ -314,6 +349,23 @@ mod tests {
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
                 .collect();
         assert_eq!(names.len(), 2, "no partial file is left: {names:?}");
+    }
+
+    #[actix_rt::test]
+    async fn an_adopted_file_moves_into_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path(), 1 << 20);
+        let made = dir.path().join("ComfyUI_00001_.png");
+        std::fs::write(&made, b"png bytes").unwrap();
+        let job = JobId::new();
+        store.adopt(job, 0, &made).unwrap();
+        assert!(!made.exists(), "the instance's copy is gone");
+        assert_eq!(store.read(job, 0).await.unwrap().unwrap(), b"png bytes");
+        assert_eq!(store.usage(), (9, 1));
+        assert!(
+            store.adopt(job, 1, &made).is_err(),
+            "a missing file is an error"
+        );
     }
 
     #[actix_rt::test]
