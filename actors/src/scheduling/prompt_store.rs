@@ -47,7 +47,11 @@ fn hash_value(value: &Value, h: &mut impl Hasher) {
     match value {
         Value::Null => 0u8.hash(h),
         Value::Bool(b) => (1u8, b).hash(h),
-        Value::Number(n) => (2u8, n.to_string()).hash(h),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => (2u8, u).hash(h),
+            (None, Some(i)) => (6u8, i).hash(h),
+            _ => (7u8, n.as_f64().unwrap_or_default().to_bits()).hash(h),
+        },
         Value::String(s) => (3u8, s).hash(h),
         Value::Array(items) => {
             (4u8, items.len()).hash(h);
