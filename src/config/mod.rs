@@ -353,7 +353,14 @@ impl Config {
                 }
             ));
         }
-        for remote in self.remote.iter().filter(|r| r.base_directory.is_none()) {
+        // A serving fleet's traffic would pile up there (a one-off `run --url` leaves only its
+        // own job's files).
+        let serving = self.http.enabled;
+        for remote in self
+            .remote
+            .iter()
+            .filter(|r| serving && r.base_directory.is_none())
+        {
             warnings.push(format!(
                 "remote `{}` has no base_directory: the images uploaded to it and the outputs \
                  collected from it stay in its folders (ComfyUI has no API to delete files); set \
