@@ -6,6 +6,7 @@
 //! can be unit-tested and benchmarked without an actor system.
 
 pub mod discord;
+pub mod duration_text;
 pub mod gpu_monitor;
 pub mod ids;
 pub mod instance;

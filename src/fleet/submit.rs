@@ -3,17 +3,19 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use comfy_fleet_actors::messages::{JobSpec, Submit, SubmitError};
+use comfy_fleet_actors::messages::{FirstEndOf, JobSpec, Submit, SubmitError};
 use comfy_fleet_actors::ports::InputFile;
-use comfy_fleet_actors::rate_limit::{Acquire, RateLimited, Release};
+use comfy_fleet_actors::rate_limit::{Acquire, LimitReason, RateLimited, Release};
 use comfy_fleet_actors::{JobId, UserId};
 use serde_json::Value;
 
 use crate::fleet::FleetHandle;
 use crate::fleet::events::Watch;
 use crate::fleet::images::{ImageError, ImageLimits, InputImage, checked_image};
-use crate::workflow::{Template, Workflow, WorkflowError, models_in};
+use crate::fleet::output_collector::input_prefix;
+use crate::workflow::{ObjectInfo, Template, Workflow, WorkflowError, models_in};
 
 /// Sub-folder of an instance's input folder where job images are uploaded.
 pub const INPUT_SUBFOLDER: &str = "fleet";
@@ -83,7 +85,14 @@ pub async fn submit(fleet: &FleetHandle, request: JobRequest) -> Result<Submitte
         })
         .await
         .map_err(|e| SubmitFailure::Internal(e.to_string()))?;
-    permit?;
+    if let Err(mut refusal) = permit {
+        if refusal.reason == LimitReason::Concurrent {
+            refusal.retry_after = concurrency_retry_after(fleet, &request.user)
+                .await
+                .unwrap_or(refusal.retry_after);
+        }
+        return Err(refusal.into());
+    }
     let release = || {
         fleet.limiter.do_send(Release {
             user: request.user.clone(),
@@ -127,6 +136,56 @@ pub async fn submit(fleet: &FleetHandle, request: JobRequest) -> Result<Submitte
     }
 }
 
+/// When a user at the cap on jobs in progress may expect one of them to end (at least a second
+/// from now), from the scheduler's estimates; `None` when it has none yet.
+async fn concurrency_retry_after(fleet: &FleetHandle, user: &UserId) -> Option<Duration> {
+    let first_end = fleet
+        .scheduler
+        .send(FirstEndOf { user: user.clone() })
+        .await
+        .ok()??;
+    Some(first_end.max(Duration::from_secs(1)))
+}
+
+/// The API prompt of `source` with `params` applied, checked against `object_info`: the
+/// template name (or `workflow`), the prompt and the seed used.
+fn build_prompt(
+    fleet: &FleetHandle,
+    source: &JobSource,
+    params: &BTreeMap<String, Value>,
+    object_info: &ObjectInfo,
+) -> Result<(String, Value, Option<u64>), SubmitFailure> {
+    Ok(match source {
+        JobSource::Template(name) => {
+            let template = fleet.catalog.templates.get(name)?;
+            let prepared = template.prepare(params, object_info)?;
+            (name.clone(), prepared.prompt, prepared.seed)
+        }
+        JobSource::Workflow(workflow) => {
+            if params.is_empty() {
+                // Without parameters a workflow runs exactly as written.
+                (
+                    "workflow".to_string(),
+                    Value::Object(workflow.to_api(object_info)?.0),
+                    None,
+                )
+            } else {
+                // Parameters apply to the well-known nodes found in the workflow.
+                let template = Template {
+                    name: "workflow".into(),
+                    description: String::new(),
+                    workflow: workflow.clone(),
+                    params: None,
+                    models: Vec::new(),
+                    path: Default::default(),
+                };
+                let prepared = template.prepare(params, object_info)?;
+                ("workflow".to_string(), prepared.prompt, prepared.seed)
+            }
+        }
+    })
+}
+
 /// Builds the job: prompt with parameters and image names applied, the images to upload.
 async fn prepare(
     fleet: &FleetHandle,
@@ -139,13 +198,13 @@ async fn prepare(
         .await
         .map_err(|e| SubmitFailure::Internal(e.to_string()))?;
     let object_info = fleet.catalog.object_info(fleet).await?;
-    let short = job.to_string().chars().take(8).collect::<String>();
     let limits = ImageLimits::of(&fleet.config.limits);
     let mut inputs = Vec::new();
     let mut params = request.params.clone();
     for image in &request.images {
         let checked = checked_image(image, &limits)?;
-        let name = format!("{short}-{}.{}", image.param, checked.extension);
+        // The job's own prefix: its images are found and deleted by it when it has run.
+        let name = format!("{}{}.{}", input_prefix(job), image.param, checked.extension);
         params.insert(
             image.param.clone(),
             Value::String(format!("{INPUT_SUBFOLDER}/{name}")),
@@ -173,35 +232,16 @@ async fn prepare(
             overwrite: true,
         });
     }
-    let (template, prompt, seed) = match &request.source {
-        JobSource::Template(name) => {
-            let template = fleet.catalog.templates.get(name)?;
-            let prepared = template.prepare(&params, &object_info)?;
-            (name.clone(), prepared.prompt, prepared.seed)
-        }
-        JobSource::Workflow(workflow) => {
-            let workflow = workflow.clone();
-            if params.is_empty() {
-                // Without parameters a workflow runs exactly as written.
-                (
-                    "workflow".to_string(),
-                    Value::Object(workflow.to_api(&object_info)?.0),
-                    None,
-                )
-            } else {
-                // Parameters apply to the well-known nodes found in the workflow.
-                let template = Template {
-                    name: "workflow".into(),
-                    description: String::new(),
-                    workflow,
-                    params: None,
-                    models: Vec::new(),
-                    path: Default::default(),
-                };
-                let prepared = template.prepare(&params, &object_info)?;
-                ("workflow".to_string(), prepared.prompt, prepared.seed)
+    let built = build_prompt(fleet, &request.source, &params, &object_info);
+    let (template, prompt, seed) = match built {
+        // A model or file installed since the node definitions were loaded: look again.
+        Err(SubmitFailure::Workflow(WorkflowError::NotAChoice { .. })) => {
+            match fleet.catalog.after_miss(fleet, &object_info).await? {
+                Some(newer) => build_prompt(fleet, &request.source, &params, &newer)?,
+                None => built?,
             }
         }
+        built => built?,
     };
     let models = models_in(&prompt);
     let priority = fleet
