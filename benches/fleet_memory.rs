@@ -7,7 +7,11 @@
 //! /proc/self/status) before boot, after boot, and with the queue full, plus the resident memory
 //! of the 16 fake ComfyUI processes for scale.
 //!
-//! Run: `cargo bench --bench fleet_memory [-- --queued 10000 --instances 16]`
+//! `--workflow sdxl60` (the default) submits a realistic template: a 60-node SDXL workflow
+//! (`tests/support/sdxl_workflow.rs`), each job with its own seed and prompt text;
+//! `--workflow demo` the 4-node demo template.
+//!
+//! Run: `cargo bench --bench fleet_memory [-- --queued 10000 --instances 16 --workflow demo]`
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -15,10 +19,14 @@ mod support;
 use std::time::{Duration, Instant};
 
 use comfy_fleet::fleet::FleetHandle;
+use comfy_fleet::fleet::submit::{JobRequest, JobSource, submit};
+use comfy_fleet_actors::UserId;
 use comfy_fleet_actors::messages::GetSchedulerSnapshot;
+use serde_json::json;
 
 use support::in_process_fleet::*;
 use support::measures::*;
+use support::sdxl_workflow::*;
 
 const PIPELINE_DEPTH: usize = 2;
 
@@ -39,35 +47,85 @@ fn self_kb(key: &str) -> u64 {
 }
 
 async fn queue_depth(handle: &FleetHandle) -> usize {
-    handle
+    let snapshot = handle
         .scheduler
         .send(GetSchedulerSnapshot)
         .await
-        .expect("the scheduler answers")
-        .queue_depth
+        .expect("the scheduler answers");
+    let jobs = snapshot.jobs;
+    assert_eq!(
+        (jobs.failed, jobs.cancelled),
+        (0, 0),
+        "every bench job is accepted by the instances: {jobs:?}"
+    );
+    snapshot.queue_depth
+}
+
+fn workflow_arg() -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2)
+        .find(|w| w[0] == "--workflow")
+        .map_or_else(|| SDXL_TEMPLATE.to_string(), |w| w[1].clone())
+}
+
+/// Job `n` of the SDXL template: its own seed and prompt text.
+fn sdxl_request(n: u64) -> JobRequest {
+    JobRequest {
+        user: UserId::new(BENCH_USER),
+        roles: Vec::new(),
+        source: JobSource::Template(SDXL_TEMPLATE.into()),
+        params: [
+            ("seed".to_string(), json!(7_000_000 + n)),
+            ("prompt".to_string(), json!(prompt_text(n))),
+        ]
+        .into(),
+        images: Vec::new(),
+        uploads: Vec::new(),
+        extra_data: serde_json::Value::Null,
+    }
 }
 
 fn main() {
     let queued = arg("--queued").unwrap_or(10_000);
     let instances = arg("--instances").unwrap_or(16);
+    let workflow = workflow_arg();
+    let sdxl = match workflow.as_str() {
+        SDXL_TEMPLATE => true,
+        "demo" => false,
+        other => panic!("--workflow takes {SDXL_TEMPLATE} or demo, not {other}"),
+    };
     let state = tempfile::tempdir().expect("a temporary state folder");
     let system = actix_rt::System::new();
     system.block_on(async move {
         let before = (self_kb("VmRSS:"), self_kb("VmHWM:"));
-        let config = fleet_config(
+        let mut config = fleet_config(
             state.path(),
             instances as u32,
             Duration::from_secs(3600),
             queued + 1000,
         );
+        if sdxl {
+            let workflows = state.path().join("workflows");
+            let base = state.path().join("comfyui-base");
+            write_sdxl_template(&workflows, &base);
+            config.workflows.dir = workflows;
+            config.comfyui.command.push("--base-directory".into());
+            config.comfyui.command.push(base.display().to_string());
+        }
         let fleet = boot_ready(config).await;
         let handle = fleet.fleet().clone();
         let booted = (self_kb("VmRSS:"), self_kb("VmHWM:"));
 
         let total = queued + instances * PIPELINE_DEPTH;
         let started = Instant::now();
-        for seed in 0..total as u64 {
-            submit_job(&handle, 7_000_000 + seed).await;
+        for n in 0..total as u64 {
+            if sdxl {
+                submit(&handle, sdxl_request(n))
+                    .await
+                    .unwrap_or_else(|e| panic!("the bench job is accepted: {e}"));
+            } else {
+                submit_job(&handle, 7_000_000 + n).await;
+            }
         }
         let submit_time = started.elapsed();
         let depth = queue_depth(&handle).await;
@@ -78,8 +136,8 @@ fn main() {
             .collect();
 
         println!(
-            "fleet_memory: {instances} fake-comfyui instances (1 h nodes), {total} jobs submitted \
-             in {:.2} s ({:.0} µs each), {depth} waiting in the queue",
+            "fleet_memory: {instances} fake-comfyui instances (1 h nodes), {total} `{workflow}` \
+             jobs submitted in {:.2} s ({:.0} µs each), {depth} waiting in the queue",
             submit_time.as_secs_f64(),
             submit_time.as_secs_f64() * 1e6 / total as f64
         );

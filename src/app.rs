@@ -54,10 +54,14 @@ impl App {
     /// HTTP API on `listener` (`None`: no API, as `run` uses it). Must run inside an actix
     /// system. A failure after the instances started stops them before it returns.
     pub async fn start(
-        config: Config,
+        mut config: Config,
         listener: Option<TcpListener>,
         shutdown: Shutdown,
     ) -> Result<Self, AppError> {
+        // The address actually bound is the one that counts (`serve --listen`, port 0).
+        if let Some(addr) = listener.as_ref().and_then(|l| l.local_addr().ok()) {
+            config.http.listen = addr;
+        }
         let checked = preflight(&config)?;
         for warning in config.warnings() {
             tracing::warn!("{warning}");
@@ -82,6 +86,16 @@ impl App {
                             "HTTP API listening on http://{}",
                             api.addr
                         );
+                        let http = &fleet.handle.config.http;
+                        if fleet.handle.config.anonymous_unlimited() {
+                            tracing::info!(
+                                user = %http.anonymous_user,
+                                "no API tokens and the API listens on loopback: every request acts \
+                                 as `{}`, who is not rate limited; set {} to apply [limits]",
+                                http.anonymous_user,
+                                crate::config::ENV_API_TOKENS
+                            );
+                        }
                         Some(api)
                     }
                     Err(source) => {

@@ -1,5 +1,6 @@
-//! `comfy-fleet run` without `--url`: boots the configured instances (fake-comfyui processes),
-//! runs a template on them, writes the outputs and leaves no process behind.
+//! `comfy-fleet run` without `--url`: checks the parameters, boots one of the configured
+//! instances (a fake-comfyui process), runs a template on it, writes the outputs and leaves no
+//! process behind.
 
 mod support;
 
@@ -10,7 +11,7 @@ use support::processes::processes_mentioning;
 use support::{COMFY_FLEET, FAKE_COMFYUI, workflows_dir};
 
 #[test]
-fn a_template_runs_on_booted_instances_and_nothing_is_left_behind() {
+fn a_template_runs_on_one_booted_instance_and_nothing_is_left_behind() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let workflows = workflows_dir();
@@ -46,7 +47,13 @@ fn a_template_runs_on_booted_instances_and_nothing_is_left_behind() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert_eq!(result.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("running on cpu"), "{stderr}");
+    assert!(stderr.contains("running on cpu0"), "{stderr}");
+    // Two instances are configured; one job needed only one.
+    assert!(state.join("cpu0").is_dir(), "{stderr}");
+    assert!(
+        !state.join("cpu1").exists(),
+        "a second instance was booted: {stderr}"
+    );
 
     // Every printed path is a PNG of the asked size.
     let stdout = String::from_utf8_lossy(&result.stdout);
@@ -67,7 +74,7 @@ fn a_template_runs_on_booted_instances_and_nothing_is_left_behind() {
 }
 
 #[test]
-fn a_bad_parameter_is_refused_with_its_bounds_and_the_instances_stop() {
+fn a_bad_parameter_is_refused_with_its_bounds_before_anything_boots() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("fleet.toml");
     std::fs::write(
@@ -85,6 +92,7 @@ fn a_bad_parameter_is_refused_with_its_bounds_and_the_instances_stop() {
         .args(["run", "demo", "--config"])
         .arg(&config)
         .args(["--set", "width=5"])
+        .env_remove("RUST_LOG")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&result.stderr);
@@ -94,4 +102,8 @@ fn a_bad_parameter_is_refused_with_its_bounds_and_the_instances_stop() {
         "{stderr}"
     );
     assert!(processes_mentioning(dir.path()).is_empty());
+    assert!(
+        !dir.path().join("state").exists(),
+        "an instance was started before the parameter was checked: {stderr}"
+    );
 }

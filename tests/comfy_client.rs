@@ -797,6 +797,7 @@ async fn backend_port_runs_uploads_reports_and_downloads() {
     let sink_seen = seen.clone();
     let result = guarded(backend.run(
         PromptRun {
+            job: None,
             prompt_id: id,
             prompt,
             extra_data: json!({"job": "x"}),

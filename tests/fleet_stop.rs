@@ -1,6 +1,7 @@
 //! Stopping `comfy-fleet serve`: SIGTERM drains running jobs, refuses new ones and leaves no
 //! process behind; SIGKILL leaves no fake-comfyui running (parent-death signal), and the next
-//! start on the same state folder deletes the job uploads the killed run left.
+//! start on the same state folder deletes the job uploads the killed run left (a job that has
+//! run takes its own upload with it).
 
 mod support;
 
@@ -125,9 +126,9 @@ fn sigkill_leaves_no_fake_running_and_the_next_start_deletes_the_uploads_it_left
     let root = tempfile::tempdir().unwrap();
     let workflows = root.path().join("workflows");
     image_template(&workflows);
-    // Nodes of 1 s: the job still runs, its upload in place, when comfy-fleet is killed.
-    let spec = FleetSpec::new(1, &["--fake-node-time", "1s"]).workflows(&workflows);
-    let mut fleet = FleetProcess::start(&spec, root.path());
+    // The job's node takes an hour: it is running, its image uploaded, when the kill comes.
+    let slow = FleetSpec::new(1, &["--fake-node-time", "1h"]).workflows(&workflows);
+    let mut fleet = FleetProcess::start(&slow, root.path());
     fleet.wait_status("gpu0 ready", |s| count_phase(s, "ready") == 1);
     let fake = fleet.instance_process("gpu0").unwrap();
 
@@ -158,6 +159,7 @@ fn sigkill_leaves_no_fake_running_and_the_next_start_deletes_the_uploads_it_left
     drop(fleet);
 
     // The next start on the same state folder deletes what the killed run left.
+    let spec = FleetSpec::new(1, &[]).workflows(&workflows);
     let mut fleet = FleetProcess::start(&spec, root.path());
     let sweep = fleet
         .log

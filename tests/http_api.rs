@@ -75,6 +75,77 @@ async fn a_demo_job_streams_its_progress_and_yields_a_png_of_the_asked_size() {
     api.stop().await;
 }
 
+/// The server's end of `client`'s connection, found among this process's file descriptors (the
+/// API server runs in this process).
+fn server_end_of(client: &std::net::TcpStream) -> std::net::TcpStream {
+    let client_addr = client.local_addr().unwrap();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
+        if !is_socket {
+            continue;
+        }
+        // SAFETY: the descriptor is only borrowed to duplicate it at once; if it was closed
+        // meanwhile the duplication fails (or yields another socket, which the address check
+        // below tells apart).
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let Ok(owned) = borrowed.try_clone_to_owned() else {
+            continue;
+        };
+        let socket = std::net::TcpStream::from(owned);
+        if socket.peer_addr().ok() == Some(client_addr) {
+            return socket;
+        }
+    }
+    panic!("no socket of this process is the server end of {client_addr}");
+}
+
+#[actix_rt::test]
+async fn events_leave_as_they_happen_on_a_socket_without_nagle() {
+    // The job's one slow node runs for an hour: its stream must show it executing now, not
+    // when the job ends.
+    let api = start(&["--fake-node-time", "1h"], |_| {}).await;
+    let (status, body, _) = api.post(json!({"template": "demo"}), None).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let addr = api.app().api_addr().unwrap();
+    let path = format!("/v1/jobs/{id}/events");
+    let (client, seen) = actix_web::rt::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        client
+            .set_read_timeout(Some(support::waits::SAFETY))
+            .unwrap();
+        write!(client, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("event: executing\n") {
+            let n = client.read(&mut buf).unwrap();
+            assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+        (client, String::from_utf8(seen).unwrap())
+    })
+    .await
+    .unwrap();
+    assert!(seen.contains("event: started\n"), "{seen}");
+    let (_, job) = api.get_json(&format!("/v1/jobs/{id}"), None).await;
+    assert_eq!(job["state"], "running", "the job is still running: {job}");
+    // Small writes go out at once instead of waiting for the client's delayed acknowledgement.
+    let server_end = server_end_of(&client);
+    assert!(
+        server_end.nodelay().unwrap(),
+        "the API's socket has TCP_NODELAY set"
+    );
+    let (status, _) = api.delete(&id).await;
+    assert_eq!(status, 202);
+    drop(client);
+    api.stop().await;
+}
+
 #[actix_rt::test]
 async fn cancel_removes_a_queued_job_and_interrupts_a_running_one() {
     // One slot: the first job runs (slowly), the second waits.
@@ -143,29 +214,78 @@ async fn a_full_queue_is_a_clear_503() {
     api.stop().await;
 }
 
-#[actix_rt::test]
-async fn the_rate_limit_refuses_with_retry_after() {
-    let api = start(&["--fake-node-time", "0ms"], |c| {
-        c.limits.per_user = vec![WindowLimit::new(2, Duration::from_secs(3600))];
-    })
-    .await;
-    for _ in 0..2 {
-        let (status, body, _) = api.post(json!({"template": "demo"}), None).await;
-        assert_eq!(status, 201, "{body}");
-    }
-    let (status, body, headers) = api.post(json!({"template": "demo"}), None).await;
-    assert_eq!(status, 429, "{body}");
-    assert_eq!(body["error"]["code"], "rate_limited");
-    let retry: u64 = headers
+fn retry_after(headers: &awc::http::header::HeaderMap) -> u64 {
+    headers
         .get("retry-after")
         .unwrap()
         .to_str()
         .unwrap()
         .parse()
-        .unwrap();
+        .unwrap()
+}
+
+#[actix_rt::test]
+async fn with_tokens_the_rate_limit_refuses_with_retry_after() {
+    let api = start(&["--fake-node-time", "0ms"], |c| {
+        c.http.tokens = [("tok-a".to_string(), "alice".to_string())].into();
+        c.limits.per_user = vec![WindowLimit::new(2, Duration::from_secs(3600))];
+    })
+    .await;
+    for _ in 0..2 {
+        let (status, body, _) = api.post(json!({"template": "demo"}), Some("tok-a")).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body, headers) = api.post(json!({"template": "demo"}), Some("tok-a")).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    let retry = retry_after(&headers);
     assert!(retry > 0 && retry <= 3600, "{retry}");
     assert_eq!(body["error"]["retry_after_seconds"], json!(retry));
     api.stop().await;
+}
+
+#[actix_rt::test]
+async fn without_tokens_on_loopback_a_local_burst_is_not_throttled() {
+    // The shipped limits (10 per 10 minutes, 3 at once), no tokens, API on 127.0.0.1.
+    let api = start(&["--fake-node-time", "0ms"], |_| {}).await;
+    let posts = (0..20).map(|_| api.post(json!({"template": "demo"}), None));
+    let statuses: Vec<u16> = futures_util::future::join_all(posts)
+        .await
+        .into_iter()
+        .map(|(status, _, _)| status)
+        .collect();
+    assert_eq!(statuses, vec![201; 20]);
+    api.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_user_at_the_concurrency_cap_is_told_to_retry_when_a_job_should_end() {
+    // The fallback is an hour, so a Retry-After below it comes from the running job's ETA.
+    let api = start(&["--fake-node-time", "200ms"], |c| {
+        c.http.tokens = [("tok-a".to_string(), "alice".to_string())].into();
+        c.limits.per_user.clear();
+        c.limits.user_concurrent = 1;
+        c.limits.concurrency_retry_after = Duration::from_secs(3600);
+    })
+    .await;
+    let submit = || api.post(json!({"template": "demo"}), Some("tok-a"));
+    let (status, first, _) = submit().await;
+    assert_eq!(status, 201, "{first}");
+    // No job has finished yet: nothing to estimate from, the fallback applies.
+    let (status, body, headers) = submit().await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(retry_after(&headers), 3600);
+    let first = first["id"].as_str().unwrap();
+    let stream = api.events_as(first, Some("tok-a")).await;
+    assert_eq!(event_names(&stream).last(), Some(&"done"), "{stream}");
+    // One demo job took 3 nodes × 200 ms: the next refusal expects the running one soon.
+    let (status, body, _) = submit().await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body, headers) = submit().await;
+    assert_eq!(status, 429, "{body}");
+    let retry = retry_after(&headers);
+    assert!((1..3600).contains(&retry), "Retry-After {retry}: {body}");
+    api.stop_now().await;
 }
 
 #[actix_rt::test]

@@ -53,6 +53,12 @@ async fn post(api: &Api, body: Value) -> (u16, Value) {
     (status, body)
 }
 
+/// Posts `body` as the user of the token `tok-quota`.
+async fn post_as(api: &Api, body: Value) -> (u16, Value) {
+    let (status, body, _) = api.post(body, Some("tok-quota")).await;
+    (status, body)
+}
+
 /// Nothing was queued: every refusal left the job table and the queue empty.
 async fn nothing_queued(api: &Api) {
     let (status, s) = api.get_json("/v1/status", None).await;
@@ -198,11 +204,13 @@ async fn only_accepted_jobs_use_up_a_users_quota() {
     let api = start(&["--fake-node-time", "0ms"], |c| {
         c.limits.per_user = vec![WindowLimit::new(10, Duration::from_secs(600))];
         c.limits.user_concurrent = 0;
+        // With tokens: the anonymous user of a loopback API is not rate limited.
+        c.http.tokens = [("tok-quota".to_string(), "quota".to_string())].into();
     })
     .await;
     // Ten typos: each refused for what it is, never for the rate limit.
     for width in 1..=10 {
-        let (status, body) = post(
+        let (status, body) = post_as(
             &api,
             json!({"template": "demo", "params": {"width": width}}),
         )
@@ -211,7 +219,7 @@ async fn only_accepted_jobs_use_up_a_users_quota() {
         assert_eq!(body["error"]["code"], "invalid_workflow", "{body}");
     }
     for _ in 0..10 {
-        let (status, body) = post(
+        let (status, body) = post_as(
             &api,
             json!({"workflow": demo_prompt(|p| p["1"]["inputs"]["width"] = json!(0))}),
         )
@@ -220,14 +228,14 @@ async fn only_accepted_jobs_use_up_a_users_quota() {
     }
     // Then the user's whole quota is there.
     for _ in 0..10 {
-        let (status, body) = post(
+        let (status, body) = post_as(
             &api,
             json!({"template": "demo", "params": {"width": 64, "height": 64}}),
         )
         .await;
         assert_eq!(status, 201, "{body}");
     }
-    let (status, body) = post(&api, json!({"template": "demo"})).await;
+    let (status, body) = post_as(&api, json!({"template": "demo"})).await;
     assert_eq!(
         status, 429,
         "the eleventh accepted job is over the limit: {body}"

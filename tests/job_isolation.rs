@@ -44,7 +44,8 @@ async fn post_form(api: &Api, token: &str, parts: &[Part<'_>]) -> (u16, Value) {
     (resp.status().as_u16(), body)
 }
 
-/// Every file below `dir` whose path has a component named `name`.
+/// Every file below `dir` in an instance's `input/` folder whose path has a component named
+/// `name` (the fleet's output store keeps a job's outputs under its id too).
 fn paths_under(dir: &Path, name: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -54,7 +55,9 @@ fn paths_under(dir: &Path, name: &str) -> Vec<PathBuf> {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.components().any(|c| c.as_os_str() == name) {
+            if path.components().any(|c| c.as_os_str() == name)
+                && path.components().any(|c| c.as_os_str() == "input")
+            {
                 found.push(path.clone());
             }
             if path.is_dir() {

@@ -1,5 +1,5 @@
 //! A launched process's stdout and stderr reach the log, line by line, tagged with the
-//! instance and the stream.
+//! instance and the stream, at the level ComfyUI's logger gave each record, without colours.
 
 mod support;
 
@@ -26,8 +26,8 @@ impl Write for Captured {
 }
 
 impl Captured {
-    /// The `comfyui` events logged so far, as (instance, stream, message).
-    fn comfyui_lines(&self) -> Vec<(String, String, String)> {
+    /// The `comfyui` events logged so far, as (instance, stream, message, level).
+    fn comfyui_lines(&self) -> Vec<(String, String, String, String)> {
         let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
         text.lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -35,7 +35,8 @@ impl Captured {
             .map(|v| {
                 let f = &v["fields"];
                 let s = |k: &str| f[k].as_str().unwrap_or_default().to_string();
-                (s("instance"), s("stream"), s("message"))
+                let level = v["level"].as_str().unwrap_or_default().to_string();
+                (s("instance"), s("stream"), s("message"), level)
             })
             .collect()
     }
@@ -52,31 +53,43 @@ async fn output_lines_are_logged_with_instance_and_stream() {
 
     let root = tempfile::tempdir().unwrap();
     let launcher = ProcessLauncher::new(root.path()).unwrap();
-    let script = "echo 'Starting server'\nprintf ' 10%%|#\\r 20%%|##\\n'\necho 'Traceback: boom' >&2\n\
+    // ComfyUI's logger writes `ESC[1m ESC[33m [WARNING] ESC[0m message`; a logged exception
+    // is one write: the `[ERROR]` line and its traceback.
+    let script = "echo 'Starting server'\nprintf ' 10%%|#\\r 20%%|##\\n'\n\
+                  printf '\\033[1m\\033[33m[WARNING]\\033[0m low memory\\n' >&2\n\
+                  printf '\\033[1m\\033[31m[ERROR]\\033[0m !!! Exception !!!\\nTraceback: boom\\n' >&2\n\
                   printf 'no newline at the end'\nexec sleep 1000";
     let spec = script_spec("gpu3", &root.path().join("gpu3"), None, script);
     let launched = launcher.launch(spec).await.unwrap();
     wait_until("the terminated lines are logged", || {
-        captured.comfyui_lines().len() >= 4
+        captured.comfyui_lines().len() >= 6
     })
     .await;
     // The last line has no newline: it is logged when the stream ends.
     launched.stopper.stop(Duration::from_secs(30)).await;
     wait_until("the unterminated line is logged", || {
-        captured.comfyui_lines().len() >= 5
+        captured.comfyui_lines().len() >= 7
     })
     .await;
 
     let mut lines = captured.comfyui_lines();
     lines.sort();
-    let line =
-        |stream: &str, message: &str| ("gpu3".to_string(), stream.to_string(), message.to_string());
+    let line = |stream: &str, message: &str, level: &str| {
+        (
+            "gpu3".to_string(),
+            stream.to_string(),
+            message.to_string(),
+            level.to_string(),
+        )
+    };
     let mut wanted = vec![
-        line("stdout", "Starting server"),
-        line("stdout", " 10%|#"),
-        line("stdout", " 20%|##"),
-        line("stderr", "Traceback: boom"),
-        line("stdout", "no newline at the end"),
+        line("stdout", "Starting server", "INFO"),
+        line("stdout", " 10%|#", "INFO"),
+        line("stdout", " 20%|##", "INFO"),
+        line("stderr", "low memory", "WARN"),
+        line("stderr", "!!! Exception !!!", "ERROR"),
+        line("stderr", "Traceback: boom", "ERROR"),
+        line("stdout", "no newline at the end", "INFO"),
     ];
     wanted.sort();
     assert_eq!(lines, wanted);

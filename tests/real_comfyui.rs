@@ -143,6 +143,7 @@ async fn connector_runs_uploads_interrupts_dequeues_and_reads_history() {
     let loaded = Uuid::new_v4();
     let result = guarded(backend.run(
         PromptRun {
+            job: None,
             prompt_id: loaded,
             prompt,
             extra_data: json!({}),

@@ -7,6 +7,7 @@
 //! [`prompt_rules`] holds ComfyUI's own rules for a prompt, shared with the fake ComfyUI.
 
 pub mod discord;
+pub mod duration_text;
 pub mod gpu_monitor;
 pub mod ids;
 pub mod instance;

@@ -81,6 +81,15 @@ pub struct Cancel {
     pub job: JobId,
 }
 
+/// Submitter → scheduler: how long until the first of `user`'s unfinished jobs is expected to
+/// end (`None` when nothing is known yet), for the retry-after of a user at the cap on jobs in
+/// progress.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Option<std::time::Duration>")]
+pub struct FirstEndOf {
+    pub user: UserId,
+}
+
 /// The phases of an instance as the scheduler sees them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -26,6 +26,9 @@ use crate::messages::InstanceUpdate;
 /// One prompt to run on a backend.
 #[derive(Debug, Clone)]
 pub struct PromptRun {
+    /// The fleet job this prompt is an attempt of (`None` for the warm-up prompt): adapters
+    /// file what the run leaves behind (its output files) under it.
+    pub job: Option<JobId>,
     /// Our own id, sent as ComfyUI's `prompt_id` (canonical lower-case UUID).
     pub prompt_id: Uuid,
     /// The API-format prompt (`{node_id: {class_type, inputs}}`).
@@ -152,7 +155,7 @@ pub enum BackendError {
     },
     #[error("the prompt was interrupted")]
     Interrupted,
-    #[error("ComfyUI sent nothing for {}", humantime::format_duration(*.silent_for))]
+    #[error("ComfyUI sent nothing for {}", crate::duration_text::rounded(*.silent_for))]
     Silent { silent_for: Duration },
     #[error("the ComfyUI connection broke: {0}")]
     Disconnected(String),

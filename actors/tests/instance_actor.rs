@@ -503,6 +503,7 @@ fn run_job(inputs: Vec<InputFile>) -> RunJob {
         job,
         attempt: 1,
         run: PromptRun {
+            job: Some(job),
             prompt_id: job.0,
             prompt: serde_json::json!({"3": {"class_type": "KSampler", "inputs": {}}}),
             extra_data: serde_json::json!({}),

@@ -112,7 +112,7 @@ impl Handler<NextEvent> for Submitter {
 /// What an instance was asked to do.
 #[derive(Debug)]
 enum Order {
-    Run(RunJob),
+    Run(Box<RunJob>),
     Cancel(JobId),
     Operate(InstanceOperation),
 }
@@ -137,7 +137,7 @@ impl Inbox<Order> for FakeInstance {
 impl Handler<RunJob> for FakeInstance {
     type Result = ();
     fn handle(&mut self, run: RunJob, _ctx: &mut Self::Context) {
-        deliver(&mut self.orders, Order::Run(run));
+        deliver(&mut self.orders, Order::Run(Box::new(run)));
     }
 }
 
@@ -302,7 +302,7 @@ impl Fleet {
 
     async fn run_on(&self, instance: &Addr<FakeInstance>) -> RunJob {
         match within("a RunJob", instance.send(NextOrder)).await.unwrap() {
-            Order::Run(run) => run,
+            Order::Run(run) => *run,
             other => panic!("expected a run, got {other:?}"),
         }
     }

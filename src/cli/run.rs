@@ -1,10 +1,12 @@
 //! `comfy-fleet run`: runs one workflow (a file in either format, or a template with `--set`
 //! parameters) and saves its outputs.
 //!
-//! The job takes the same path as every other job: the application starts (with `--url`, on
-//! that existing ComfyUI server as its one attached instance; without, on the configured
-//! instances), the job is submitted, followed and its outputs fetched through the fleet, and
-//! the application stops. Ctrl-C cancels the job; a second one stops at once.
+//! The parameters are checked first, as far as the template's map allows without a server
+//! (names, declared types and bounds), so a typo costs no boot. The job then takes the same
+//! path as every other job: the application starts (with `--url`, on that existing ComfyUI
+//! server as its one attached instance; without, on one of the configured instances, since one
+//! job needs no more), the job is submitted, followed and its outputs fetched through the fleet,
+//! and the application stops. Ctrl-C cancels the job; a second one stops at once.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -22,11 +24,14 @@ use super::CliError;
 use super::progress::JobProgress;
 use crate::app::App;
 use crate::comfy::{ClientConfig, ComfyClient};
-use crate::config::{Config, DiscoveryMode, RemoteConfig};
+use crate::config::{Config, DeclaredGpuConfig, DiscoveryMode, RemoteConfig};
 use crate::fleet::images;
+use crate::fleet::plan::PlanKind;
 use crate::fleet::submit::{JobRequest, JobSource, submit};
 use crate::shutdown::Shutdown;
-use crate::workflow::{Template, TemplateSet, Workflow, parse_assignment};
+use crate::workflow::{
+    ObjectInfo, Template, TemplateSet, Workflow, WorkflowError, parse_assignment,
+};
 
 /// Arguments of `comfy-fleet run`.
 #[derive(Debug, Clone, clap::Args)]
@@ -100,13 +105,24 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     config.http.enabled = false;
     // One workflow from the command line: no Discord bot, whatever the environment says.
     config.discord.token = None;
-    if let Some(url) = &args.url {
-        attach_only(&mut config, url);
-    }
     let source = resolve_source(&args.workflow, &config.workflows.dir)?;
     let settings = parse_settings(&args.set)?;
+    check_settings(&source, &settings)?;
     let inputs = read_inputs(&args.inputs)?;
     crate::telemetry::init(config.logging.format, &config.logging.level);
+    // With `--url` nothing is launched: the run's own state (the outputs it collects) goes in
+    // a private folder, removed at the end, so runs never contend for a shared one.
+    let private_state = args
+        .url
+        .as_ref()
+        .map(|_| std::env::temp_dir().join(format!("comfy-fleet-run-{}", std::process::id())));
+    match &args.url {
+        Some(url) => attach_only(&mut config, url),
+        None => one_instance(&mut config)?,
+    }
+    if let Some(dir) = &private_state {
+        config.comfyui.state_dir = dir.clone();
+    }
     let written = actix_rt::System::new().block_on(async {
         if let Some(url) = &args.url {
             // Fail in a second, in ComfyUI's words, rather than after the readiness timeout.
@@ -120,7 +136,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         let result = run_job(&app, shutdown, source, settings, inputs, &args.out).await;
         app.stop().await;
         result
-    })?;
+    });
+    if let Some(dir) = &private_state {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let written = written?;
     let mut stdout = std::io::stdout().lock();
     for path in written {
         // A closed stdout (`| head`) is not worth failing for: the files are written.
@@ -147,7 +167,75 @@ fn attach_only(config: &mut Config, url: &str) {
     config.remote = vec![RemoteConfig {
         name: URL_INSTANCE.into(),
         url: url.trim_end_matches('/').to_string(),
+        base_directory: None,
     }];
+}
+
+/// The checks that need no server: each `--set` names a parameter of the template, and its
+/// value fits the type, bounds and choices the template's map declares. What only the server
+/// knows (a type the map leaves out, the server's own bounds, installed models) is checked
+/// when the job is submitted.
+pub fn check_settings(source: &Source, settings: &Settings) -> Result<(), CliError> {
+    let Source::Template(template) = source else {
+        return Ok(());
+    };
+    let Some(params) = &template.params else {
+        return Ok(());
+    };
+    let no_server = ObjectInfo::from_value(Value::Object(serde_json::Map::new()))?;
+    let names = settings
+        .values
+        .keys()
+        .chain(settings.images.iter().map(|image| &image.param));
+    for name in names {
+        if !params.iter().any(|p| &p.name == name) {
+            return Err(WorkflowError::UnknownParameter {
+                name: name.clone(),
+                valid: params.iter().map(|p| p.name.clone()).collect(),
+            }
+            .into());
+        }
+    }
+    for (name, value) in &settings.values {
+        let Some(param) = params.iter().find(|p| &p.name == name) else {
+            continue;
+        };
+        // Without a `type` in the map only the server can tell the rules: checked later.
+        if let Ok(rules) = param.rules("", &no_server) {
+            rules.coerce(name, value)?;
+        }
+    }
+    Ok(())
+}
+
+/// The config boots one instance: the first GPU's (or one CPU instance), or the first remote
+/// when nothing is launched here. One job needs no more, and one ComfyUI boots sooner than
+/// several competing for the disk and memory.
+fn one_instance(config: &mut Config) -> Result<(), CliError> {
+    let checked = crate::fleet::preflight(config).map_err(crate::app::AppError::from)?;
+    let Some(first) = checked.plans.first() else {
+        return Ok(());
+    };
+    match &first.kind {
+        PlanKind::Managed { gpu, .. } => {
+            config.remote.clear();
+            config.instances.per_gpu = 1;
+            match gpu {
+                Some(gpu) => {
+                    let info = checked.discovery.gpus.iter().find(|g| &g.id == gpu);
+                    config.gpus.discovery = DiscoveryMode::Declared;
+                    config.gpus.declared = vec![DeclaredGpuConfig {
+                        id: gpu.0.clone(),
+                        name: info.map(|g| g.name.clone()).unwrap_or_default(),
+                        memory_mb: info.map_or(0, |g| g.memory_total_bytes / (1024 * 1024)),
+                    }];
+                }
+                None => config.gpus.cpu_instances = 1,
+            }
+        }
+        PlanKind::Attached { .. } => config.remote.truncate(1),
+    }
+    Ok(())
 }
 
 /// Submits the job, prints its progress, and writes its outputs into `out_dir`.
@@ -394,6 +482,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("no such file"), "{err}");
+    }
+
+    #[test]
+    fn settings_are_checked_against_the_map_without_a_server() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
+        let source = resolve_source("demo", &dir).unwrap();
+        let check = |sets: &[&str]| {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            check_settings(&source, &parse_settings(&sets).unwrap())
+        };
+        check(&["width=512", "seed=random"]).unwrap();
+        let err = check(&["width=99999"]).unwrap_err().to_string();
+        assert!(err.contains("width") && err.contains("2048"), "{err}");
+        let err = check(&["colour=1"]).unwrap_err().to_string();
+        assert!(err.contains("colour") && err.contains("color"), "{err}");
+        // What the map leaves to the server waits for it.
+        let generate = resolve_source("generate", &dir).unwrap();
+        let sets = parse_settings(&["steps=30".into()]).unwrap();
+        check_settings(&generate, &sets).unwrap();
     }
 
     #[test]

@@ -13,17 +13,41 @@ use super::events::{ServerEvent, WsMessage};
 use super::prompt_run::RunOptions;
 use super::protocol::{FileRef, FolderType, FreeRequest, HistoryEnding};
 
+/// Takes the `/object_info` JSON a readiness check loaded and returns how many node classes it
+/// lists, or why it is not a valid document.
+pub type ObjectInfoSink = Box<dyn Fn(&[u8]) -> Result<usize, String>>;
+
 /// One ComfyUI server as the instance actor uses it. `!Send`, like the client it wraps.
-#[derive(Debug)]
 pub struct ComfyBackend {
     client: ComfyClient,
     options: RunOptions,
+    object_info_sink: Option<ObjectInfoSink>,
+}
+
+impl std::fmt::Debug for ComfyBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComfyBackend")
+            .field("client", &self.client)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ComfyBackend {
     /// Wraps a client; `options` apply to every [`Backend::run`] (e.g. the silence timeout).
     pub fn new(client: ComfyClient, options: RunOptions) -> Self {
-        Self { client, options }
+        Self {
+            client,
+            options,
+            object_info_sink: None,
+        }
+    }
+
+    /// Hands each `/object_info` the readiness check loads to `sink` (the fleet's catalog keeps
+    /// it, so jobs need not fetch it again) instead of parsing and dropping it here.
+    pub fn with_object_info_sink(mut self, sink: ObjectInfoSink) -> Self {
+        self.object_info_sink = Some(sink);
+        self
     }
 
     pub fn client(&self) -> &ComfyClient {
@@ -108,6 +132,12 @@ impl Backend for ComfyBackend {
         async move {
             // The instance only checks that the node definitions load; the fleet's catalog keeps
             // one shared copy. Keeping one per instance would cost ~16 MB each.
+            if let Some(sink) = &self.object_info_sink {
+                let json = self.client.object_info_json().await?;
+                return sink(&json).map_err(|reason| {
+                    BackendError::Protocol(format!("invalid /object_info: {reason}"))
+                });
+            }
             let classes = self.client.object_info().await?.len();
             self.client.forget_object_info();
             Ok(classes)

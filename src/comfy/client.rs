@@ -131,8 +131,8 @@ impl ComfyClient {
         if let Some(info) = self.object_info.borrow().as_ref() {
             return Ok(Arc::clone(info));
         }
-        let value: Value = self.get_json("/object_info").await?;
-        let info = ObjectInfo::from_value(value).map_err(|e| ComfyError::Protocol {
+        let json = self.object_info_json().await?;
+        let info = ObjectInfo::from_bytes(&json).map_err(|e| ComfyError::Protocol {
             route: "/object_info".into(),
             reason: e.to_string(),
         })?;
@@ -141,10 +141,15 @@ impl ComfyClient {
         Ok(info)
     }
 
-    /// `GET /models/{folder}`: the model files of one folder (`loras`, `checkpoints`…), as the
-    /// loaders name them.
-    pub async fn models(&self, folder: &str) -> Result<Vec<String>, ComfyError> {
-        self.get_json(&format!("/models/{folder}")).await
+    /// `GET /object_info` as the server sent it (JSON bytes), neither parsed nor kept.
+    pub async fn object_info_json(&self) -> Result<Bytes, ComfyError> {
+        let route = "/object_info";
+        let req = self.http.get(self.route_url(route));
+        let (status, body) = self.send(route, req, None).await?;
+        if status != StatusCode::OK {
+            return Err(http_error(route, status, &body));
+        }
+        Ok(body)
     }
 
     /// Forgets the cached `/object_info` (after installing nodes or models).

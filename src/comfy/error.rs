@@ -36,7 +36,7 @@ pub enum ComfyError {
     Dequeued { prompt_id: String },
     /// The server sent nothing on the websocket for longer than the configured silence limit
     /// (a node hangs, or the process is frozen).
-    #[error("ComfyUI at {url} sent nothing for {}", humantime::format_duration(*.silent_for))]
+    #[error("ComfyUI at {url} sent nothing for {}", comfy_fleet_actors::duration_text::rounded(*.silent_for))]
     Silent { url: String, silent_for: Duration },
     /// The connection broke while a prompt ran and the server could not be reached again.
     #[error("the connection to ComfyUI at {url} broke: {reason}")]

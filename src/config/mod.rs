@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 pub use sections::{
     BackendKind, ComfyUiConfig, DISCORD_TOKEN_LIFETIME, DeclaredGpuConfig, DemoConfig,
     DiscordConfig, DiscoveryMode, GpusConfig, HttpConfig, InstancesConfig, LogFormat,
-    LoggingConfig, RemoteConfig, WorkflowsConfig, resolve_sibling,
+    LoggingConfig, OutputsConfig, RemoteConfig, WorkflowsConfig, resolve_sibling,
 };
 pub use source_map::{Position, SourceMap};
 
@@ -65,6 +65,8 @@ pub struct Config {
     /// Per-user and global limits.
     pub limits: RateLimitConfig,
     pub http: HttpConfig,
+    /// Finished jobs' output files, kept by the fleet.
+    pub outputs: OutputsConfig,
     pub discord: DiscordConfig,
     pub logging: LoggingConfig,
     pub workflows: WorkflowsConfig,
@@ -314,6 +316,16 @@ impl Config {
         );
         let d = &self.discord;
         check(
+            !self.outputs.retention.is_zero(),
+            "outputs.retention",
+            "must be longer than zero; use a duration such as \"1day\"".into(),
+        );
+        check(
+            self.outputs.max_size_mb > 0,
+            "outputs.max_size_mb",
+            "must be at least 1 (MiB)".into(),
+        );
+        check(
             d.api_proxy.is_empty()
                 || ((d.api_proxy.starts_with("http://") || d.api_proxy.starts_with("https://"))
                     && d.api_proxy.trim_end_matches('/').len() > "https://".len()),
@@ -370,6 +382,27 @@ impl Config {
         problems
     }
 
+    /// Whether the HTTP API's anonymous user is left out of the rate limits: no tokens are set
+    /// and the API listens on loopback only, so every request comes from this machine and acts
+    /// as `http.anonymous_user` (a person and their scripts). With tokens, or reachable from
+    /// other machines, `[limits]` apply to everyone.
+    pub fn anonymous_unlimited(&self) -> bool {
+        self.http.enabled && self.http.tokens.is_empty() && self.http.listen.ip().is_loopback()
+    }
+
+    /// The rate limits as the limiter applies them: `[limits]`, with the anonymous user exempt
+    /// when [`Config::anonymous_unlimited`].
+    pub fn effective_limits(&self) -> RateLimitConfig {
+        let mut limits = self.limits.clone();
+        if self.anonymous_unlimited() {
+            let anonymous = comfy_fleet_actors::UserId::new(self.http.anonymous_user.clone());
+            if !limits.exempt_users.contains(&anonymous) {
+                limits.exempt_users.push(anonymous);
+            }
+        }
+        limits
+    }
+
     /// What is valid but worth a second look, in words for the operator. `serve` logs these;
     /// `check-config` prints them.
     pub fn warnings(&self) -> Vec<String> {
@@ -392,6 +425,21 @@ impl Config {
                 } else {
                     ""
                 }
+            ));
+        }
+        // A serving fleet's traffic would pile up there (a one-off `run --url` leaves only its
+        // own job's files).
+        let serving = self.http.enabled;
+        for remote in self
+            .remote
+            .iter()
+            .filter(|r| serving && r.base_directory.is_none())
+        {
+            warnings.push(format!(
+                "remote `{}` has no base_directory: the images uploaded to it and the outputs \
+                 collected from it stay in its folders (ComfyUI has no API to delete files); set \
+                 remote.base_directory to the folder holding its input/ and output/",
+                remote.name
             ));
         }
         if self.limits.user_concurrent == 0 {

@@ -237,6 +237,32 @@ impl Default for InstancesConfig {
 pub struct RemoteConfig {
     pub name: String,
     pub url: String,
+    /// The server's base folder (holding its `input/`, `output/` and `temp/`) as seen from
+    /// this machine. ComfyUI has no API to delete files: with it, comfy-fleet deletes the
+    /// images it uploaded and the outputs it collected there once a job ends; without it, they
+    /// stay on the server.
+    #[serde(default)]
+    pub base_directory: Option<PathBuf>,
+}
+
+/// The fleet's own store of finished jobs' output files (`<comfyui.state_dir>/outputs/`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputsConfig {
+    /// How long a finished job's files are kept (never longer than its record).
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// The most the store holds, in MiB; the oldest jobs' files go first beyond it.
+    pub max_size_mb: u64,
+}
+
+impl Default for OutputsConfig {
+    fn default() -> Self {
+        Self {
+            retention: Duration::from_secs(24 * 3600),
+            max_size_mb: 10 * 1024,
+        }
+    }
 }
 
 /// The HTTP API.
@@ -371,17 +397,22 @@ impl Default for LoggingConfig {
     }
 }
 
-/// Workflow templates.
+/// Workflow templates, and the servers' node definitions jobs are checked against.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkflowsConfig {
     pub dir: PathBuf,
+    /// Least time between two fetches of `/object_info` caused by jobs naming a list value (a
+    /// model, a file) that the fleet's copy lacks.
+    #[serde(with = "humantime_serde")]
+    pub object_info_refresh: Duration,
 }
 
 impl Default for WorkflowsConfig {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("workflows"),
+            object_info_refresh: Duration::from_secs(10),
         }
     }
 }

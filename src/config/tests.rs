@@ -346,6 +346,41 @@ fn exposed_listeners_without_tokens_and_an_uncapped_user_are_warned_about() {
 }
 
 #[test]
+fn a_remote_without_its_folders_is_warned_about_and_validated_values_name_their_key() {
+    let remote = "[[remote]]\nname = \"box\"\nurl = \"http://127.0.0.1:8188\"\n";
+    let warnings = check(remote).unwrap().warnings().join("\n");
+    assert!(
+        warnings.contains("remote `box` has no base_directory"),
+        "{warnings}"
+    );
+    let known = format!("{remote}base_directory = \"/opt/ComfyUI\"\n");
+    assert!(check(&known).unwrap().warnings().is_empty());
+    let err = check("[outputs]\nmax_size_mb = 0\n").unwrap_err();
+    assert_eq!(err.key(), Some("outputs.max_size_mb"), "{err}");
+    let err = check("[outputs]\nretention = \"0s\"\n").unwrap_err();
+    assert_eq!(err.key(), Some("outputs.retention"), "{err}");
+}
+
+#[test]
+fn without_tokens_on_loopback_the_anonymous_user_is_exempt_from_the_limits() {
+    let c = check("").unwrap();
+    assert!(c.anonymous_unlimited());
+    assert!(
+        c.effective_limits()
+            .exempt_users
+            .contains(&comfy_fleet_actors::UserId::new("local"))
+    );
+    let exposed = check("[http]\nlisten = \"0.0.0.0:8080\"\n").unwrap();
+    assert!(!exposed.anonymous_unlimited());
+    let mut tokens = check("").unwrap();
+    tokens
+        .apply_env(|k| (k == ENV_API_TOKENS).then(|| "t=alice".into()))
+        .unwrap();
+    assert!(!tokens.anonymous_unlimited());
+    assert!(tokens.effective_limits().exempt_users.is_empty());
+}
+
+#[test]
 fn a_real_comfyui_path_switches_to_python_main() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("main.py"), "").unwrap();

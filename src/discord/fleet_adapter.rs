@@ -44,12 +44,13 @@ fn order_error(failure: SubmitFailure) -> OrderError {
             message: r.to_string(),
             retry_after: r.retry_after,
         },
-        SubmitFailure::Workflow(WorkflowError::InvalidValue { name, reason }) => {
-            OrderError::Invalid {
-                param: Some(name),
-                message: reason,
-            }
-        }
+        SubmitFailure::Workflow(
+            WorkflowError::InvalidValue { name, reason }
+            | WorkflowError::NotAChoice { name, reason },
+        ) => OrderError::Invalid {
+            param: Some(name),
+            message: reason,
+        },
         SubmitFailure::Workflow(e) => OrderError::Invalid {
             param: None,
             message: e.to_string(),

@@ -18,18 +18,21 @@ use comfy_fleet_actors::instance::{BackendFactory, Instance, InstanceMode, Insta
 use comfy_fleet_actors::messages::{InstanceHandle, RegisterInstance, Shutdown};
 use comfy_fleet_actors::ports::{Backend, LaunchSpec, Launcher};
 use comfy_fleet_actors::rate_limit::RateLimiter;
-use comfy_fleet_actors::scheduling::Scheduler;
+use comfy_fleet_actors::scheduling::{JobTable, Scheduler};
 use futures_util::future::join_all;
 
+use crate::comfy::backend::ObjectInfoSink;
 use crate::comfy::{ClientConfig, ComfyBackend, ComfyClient, RunOptions};
 use crate::config::{BackendKind, Config, ConfigError};
 use crate::fleet::FleetHandle;
-use crate::fleet::catalog::Catalog;
+use crate::fleet::catalog::{Catalog, ServerIdentity};
 use crate::fleet::demo_backend;
 use crate::fleet::events::JobEventHub;
 use crate::fleet::job_metrics::JobMetrics;
 use crate::fleet::metrics::{GpuView, MetricsReporter};
 use crate::fleet::model_changes::ModelWatch;
+use crate::fleet::output_collector::{OutputCollector, ServerFolders};
+use crate::fleet::output_store::{OutputStore, StoreError};
 use crate::fleet::plan::{InstancePlan, PlanKind, plan_instances};
 use crate::fleet::recorded_uploads::RecordedUploads;
 use crate::fleet::watch::PhaseBoard;
@@ -116,16 +119,16 @@ impl Fleet {
             path: state_root.display().to_string(),
             reason: e.to_string(),
         };
-        // Only launched instances need the state folder (an attached server keeps its files).
+        // The state folder holds the output store in every mode, and launched instances' own
+        // folders: one comfy-fleet per folder.
         let managed = plans
             .iter()
             .any(|p| matches!(p.kind, PlanKind::Managed { .. }));
         let library = config.comfyui.library().map_err(|e| state_err(&e))?;
-        let mut state_lock = None;
+        std::fs::create_dir_all(&state_root).map_err(|e| state_err(&e))?;
+        let state_lock = Some(StateLock::acquire(&state_root)?);
         let mut launcher: Option<Rc<dyn Launcher>> = None;
         if managed {
-            std::fs::create_dir_all(&state_root).map_err(|e| state_err(&e))?;
-            state_lock = Some(StateLock::acquire(&state_root)?);
             match sweep_stale(&state_root) {
                 Ok(report) => tracing::info!(
                     state_dir = %state_root.display(),
@@ -170,7 +173,8 @@ impl Fleet {
         let scheduler = Scheduler::new(config.scheduler.clone()).observe_phases(phases.clone());
         let table = scheduler.table();
         let scheduler = scheduler.start();
-        let limiter = RateLimiter::new(config.limits.clone()).start();
+        let outputs = open_output_store(&config, &table).map_err(|e| state_err(&e))?;
+        let limiter = RateLimiter::new(config.effective_limits()).start();
         let job_metrics = JobMetrics::new();
         let events = JobEventHub::new(
             config.scheduler.job_retention,
@@ -208,18 +212,38 @@ impl Fleet {
             // The demo backend lists the templates' model files as installed.
             command.extend(demo_backend::model_args(&templates));
         }
+        let identities = plans
+            .iter()
+            .map(|plan| {
+                let identity = match &plan.kind {
+                    PlanKind::Managed { .. } => ServerIdentity::Launched,
+                    PlanKind::Attached { url } => ServerIdentity::Attached(url.clone()),
+                };
+                (plan.id.clone(), identity)
+            })
+            .collect();
+        let catalog = Arc::new(Catalog::new(
+            templates,
+            identities,
+            config.workflows.object_info_refresh,
+        ));
         let mut instances = Vec::new();
         for plan in plans {
             let mut folders = None;
+            let server_folders;
             let mode = match &plan.kind {
                 PlanKind::Managed { gpu, port } => InstanceMode::Managed {
                     spec: {
                         let state_dir = state_root.join(&plan.id.0);
-                        folders = Some(
-                            InstanceFolders::new(&state_dir)
-                                .map_err(|e| state_err(&e))?
-                                .with_models_dir(library.dir().to_path_buf()),
-                        );
+                        let own = InstanceFolders::new(&state_dir)
+                            .map_err(|e| state_err(&e))?
+                            .with_models_dir(library.dir().to_path_buf());
+                        server_folders = Some(ServerFolders {
+                            input: own.input(),
+                            output: own.output(),
+                            temp: own.temp(),
+                        });
+                        folders = Some(own);
                         LaunchSpec {
                             instance: plan.id.clone(),
                             command: command.clone(),
@@ -241,14 +265,30 @@ impl Fleet {
                         BootError::Setting(format!("instance {}: no launcher", plan.id))
                     })?,
                 },
-                PlanKind::Attached { url } => InstanceMode::Attach { url: url.clone() },
+                PlanKind::Attached { url } => {
+                    server_folders = config
+                        .remote
+                        .iter()
+                        .find(|r| r.name == plan.id.0)
+                        .and_then(|r| r.base_directory.as_deref())
+                        .map(ServerFolders::below);
+                    InstanceMode::Attach { url: url.clone() }
+                }
             };
             let instance = Instance::new(InstanceSetup {
                 id: plan.id.clone(),
                 gpu: plan.gpu().cloned(),
                 mode,
                 config: instance_config.clone(),
-                backend_factory: backend_factory(folders),
+                backend_factory: backend_factory(
+                    folders,
+                    Arc::clone(&catalog),
+                    catalog.identity_of(&plan.id),
+                    OutputCollection {
+                        store: Arc::clone(&outputs),
+                        folders: server_folders,
+                    },
+                ),
                 reports: scheduler.clone().recipient(),
             })
             .map_err(|e| BootError::Setting(e.to_string()))?
@@ -269,7 +309,8 @@ impl Fleet {
             limiter,
             events,
             table,
-            catalog: Arc::new(Catalog::new(templates)),
+            catalog,
+            outputs,
             gpus,
             phases,
             gpu_source: discovery.source,
@@ -361,9 +402,52 @@ impl Fleet {
     }
 }
 
-/// Creates the connector for an instance's URL; a managed instance's (`folders` given) records
-/// the job inputs it uploads as ephemeral files.
-fn backend_factory(folders: Option<InstanceFolders>) -> BackendFactory {
+/// Opens the output store in the state folder (sweeping a previous run's files), and expires
+/// its files as time passes.
+fn open_output_store(config: &Config, table: &JobTable) -> Result<Arc<OutputStore>, StoreError> {
+    let (store, swept) = OutputStore::open(
+        &config.comfyui.state_dir,
+        config.outputs.retention,
+        config.outputs.max_size_mb * 1024 * 1024,
+    )?;
+    tracing::info!(
+        dir = %store.root().display(),
+        swept_jobs = swept.jobs,
+        swept_bytes = swept.bytes,
+        "output store open"
+    );
+    let store = Arc::new(store.with_records(table.clone()));
+    let every =
+        (config.outputs.retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let expiring = Arc::downgrade(&store);
+    actix_rt::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            ticks.tick().await;
+            let Some(store) = expiring.upgrade() else {
+                break;
+            };
+            store.expire(std::time::Instant::now());
+        }
+    });
+    Ok(store)
+}
+
+/// Where an instance's finished jobs' outputs go, and its folders when they are known.
+struct OutputCollection {
+    store: Arc<OutputStore>,
+    folders: Option<ServerFolders>,
+}
+
+/// Creates the connector for an instance's URL: its readiness checks hand `/object_info` to the
+/// catalog (as a server of `identity`), a managed instance's (`folders` given) records the job
+/// inputs it uploads as ephemeral files, and every job's outputs are collected into the store.
+fn backend_factory(
+    folders: Option<InstanceFolders>,
+    catalog: Arc<Catalog>,
+    identity: ServerIdentity,
+    collection: OutputCollection,
+) -> BackendFactory {
     Box::new(move |url: &str| -> Rc<dyn Backend> {
         let client = match ComfyClient::new(url, ClientConfig::default()) {
             Ok(client) => client,
@@ -377,11 +461,24 @@ fn backend_factory(folders: Option<InstanceFolders>) -> BackendFactory {
                 }
             }
         };
-        let backend: Rc<dyn Backend> = Rc::new(ComfyBackend::new(client, RunOptions::default()));
-        match &folders {
+        let catalog = Arc::clone(&catalog);
+        let identity = identity.clone();
+        let sink: ObjectInfoSink = Box::new(move |json: &[u8]| {
+            catalog
+                .offer(identity.clone(), json)
+                .map_err(|e| e.to_string())
+        });
+        let backend: Rc<dyn Backend> =
+            Rc::new(ComfyBackend::new(client, RunOptions::default()).with_object_info_sink(sink));
+        let backend: Rc<dyn Backend> = match &folders {
             Some(folders) => Rc::new(RecordedUploads::new(backend, folders.clone())),
             None => backend,
-        }
+        };
+        Rc::new(OutputCollector::new(
+            backend,
+            Arc::clone(&collection.store),
+            collection.folders.clone(),
+        ))
     })
 }
 

@@ -14,6 +14,8 @@ pub mod metrics;
 pub mod model_changes;
 pub mod model_choices;
 pub mod operator;
+pub mod output_collector;
+pub mod output_store;
 pub mod outputs;
 pub mod plan;
 pub mod prompt_check;
@@ -37,6 +39,7 @@ use crate::fleet::events::{JobEventHub, Subscribe};
 use crate::fleet::job_metrics::JobMetrics;
 use crate::fleet::metrics::GpuView;
 use crate::fleet::model_changes::ModelWatch;
+use crate::fleet::output_store::OutputStore;
 use crate::fleet::outputs::{OutputError, OutputSource};
 use crate::fleet::watch::PhaseBoard;
 use crate::gpu::GpuSource;
@@ -54,6 +57,8 @@ pub struct FleetHandle {
     /// Job states, readable without asking the scheduler.
     pub table: JobTable,
     pub catalog: Arc<Catalog>,
+    /// Finished jobs' output files.
+    pub outputs: Arc<OutputStore>,
     /// The latest GPU sample.
     pub gpus: GpuView,
     /// Phases of every instance, updated as they report.
@@ -123,8 +128,23 @@ impl FleetHandle {
                 index,
                 count: record.outputs.len(),
             })?;
+        if let Some(bytes) = self.outputs.read(job, index).await? {
+            return Ok((output, Bytes::from(bytes)));
+        }
+        // Not in the store: gone with the retention or the size cap, or never collected (then
+        // it is still on the instance that made it).
+        let kept = self.config.outputs.retention;
+        if let Some(finished) = record.finished_at
+            && finished.elapsed().unwrap_or_default() >= kept
+        {
+            return Err(OutputError::Expired { kept });
+        }
         let source = OutputSource::locate(record.instance.clone(), &self.phases)?;
-        let bytes = source.fetch(&output).await?;
-        Ok((output, bytes))
+        match source.fetch(&output).await {
+            Ok(bytes) => Ok((output, bytes)),
+            // Collected, then removed from the store for room: not on the instance either.
+            Err(OutputError::Download { .. }) => Err(OutputError::Expired { kept }),
+            Err(e) => Err(e),
+        }
     }
 }

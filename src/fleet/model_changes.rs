@@ -39,7 +39,7 @@ impl FleetHandle {
         *last = Some(now);
         drop(last);
         tracing::info!(removed = ?removed, "the model library changed; node definitions will be fetched again");
-        self.catalog.invalidate();
+        self.catalog.mark_stale();
         if !removed.is_empty() {
             self.scheduler.do_send(ModelsRemoved { names: removed });
         }

@@ -1,6 +1,5 @@
-//! A finished job's output files, fetched from the instance that made them: ComfyUI keeps them
-//! in its output folder and the fleet records only their names, so the CLI and the HTTP API
-//! both ask that instance's `/view`.
+//! A finished job's output files as front ends get them: from the fleet's output store, or, for
+//! a file that could not be collected, from the instance that made it (its `/view`).
 
 use bytes::Bytes;
 use comfy_fleet_actors::job::JobOutput;
@@ -27,6 +26,14 @@ pub enum OutputError {
         #[source]
         source: ComfyError,
     },
+    #[error(
+        "the job's files are no longer kept (the fleet keeps them for {} and within \
+         outputs.max_size_mb); run the job again",
+        comfy_fleet_actors::duration_text::rounded(*kept)
+    )]
+    Expired { kept: std::time::Duration },
+    #[error(transparent)]
+    Store(#[from] crate::fleet::output_store::StoreError),
 }
 
 /// The instance that holds a job's outputs, with a client for it.

@@ -137,6 +137,7 @@ mod tests {
         c.remote.push(RemoteConfig {
             name: "box".into(),
             url: "http://127.0.0.1:8188/".into(),
+            base_directory: None,
         });
         let plans = plan_instances(&c, &[]);
         assert_eq!(plans.len(), 3);

@@ -5,11 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use comfy_fleet_actors::messages::{JobSpec, Submit, SubmitError};
+use comfy_fleet_actors::messages::{FirstEndOf, JobSpec, Submit, SubmitError};
 use comfy_fleet_actors::ports::InputFile;
 use comfy_fleet_actors::prompt_rules::NodeClasses;
-use comfy_fleet_actors::rate_limit::{Acquire, GiveBack, RateLimited};
+use comfy_fleet_actors::rate_limit::{Acquire, GiveBack, LimitReason, RateLimited};
 use comfy_fleet_actors::{JobId, UserId};
 use serde_json::Value;
 
@@ -18,7 +19,7 @@ use crate::fleet::events::Watch;
 use crate::fleet::images::{ImageError, ImageLimits, InputImage, decoded_image};
 use crate::fleet::job_files::{OwnFiles, job_folder, point_at_uploads};
 use crate::fleet::prompt_check::{PromptCheckError, check_job_prompt};
-use crate::workflow::{Template, Workflow, WorkflowError, models_in};
+use crate::workflow::{ObjectInfo, Template, Workflow, WorkflowError, models_in};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -89,7 +90,17 @@ pub async fn submit(fleet: &FleetHandle, request: JobRequest) -> Result<Submitte
         })
         .await
         .map_err(|e| SubmitFailure::Internal(e.to_string()))?;
-    let permit = permit?;
+    let permit = match permit {
+        Ok(permit) => permit,
+        Err(mut refusal) => {
+            if refusal.reason == LimitReason::Concurrent {
+                refusal.retry_after = concurrency_retry_after(fleet, &request.user)
+                    .await
+                    .unwrap_or(refusal.retry_after);
+            }
+            return Err(refusal.into());
+        }
+    };
     // Only accepted jobs use up the user's quota: a refusal gives its place back.
     let give_back = || {
         if let Some(taken_at) = permit.taken_at {
@@ -135,6 +146,56 @@ pub async fn submit(fleet: &FleetHandle, request: JobRequest) -> Result<Submitte
             Err(e)
         }
     }
+}
+
+/// When a user at the cap on jobs in progress may expect one of them to end (at least a second
+/// from now), from the scheduler's estimates; `None` when it has none yet.
+async fn concurrency_retry_after(fleet: &FleetHandle, user: &UserId) -> Option<Duration> {
+    let first_end = fleet
+        .scheduler
+        .send(FirstEndOf { user: user.clone() })
+        .await
+        .ok()??;
+    Some(first_end.max(Duration::from_secs(1)))
+}
+
+/// The API prompt of `source` with `params` applied, checked against `object_info`: the
+/// template name (or `workflow`), the prompt and the seed used.
+fn build_prompt(
+    fleet: &FleetHandle,
+    source: &JobSource,
+    params: &BTreeMap<String, Value>,
+    object_info: &ObjectInfo,
+) -> Result<(String, Value, Option<u64>), SubmitFailure> {
+    Ok(match source {
+        JobSource::Template(name) => {
+            let template = fleet.catalog.templates.get(name)?;
+            let prepared = template.prepare(params, object_info)?;
+            (name.clone(), prepared.prompt, prepared.seed)
+        }
+        JobSource::Workflow(workflow) => {
+            if params.is_empty() {
+                // Without parameters a workflow runs exactly as written.
+                (
+                    "workflow".to_string(),
+                    Value::Object(workflow.to_api(object_info)?.0),
+                    None,
+                )
+            } else {
+                // Parameters apply to the well-known nodes found in the workflow.
+                let template = Template {
+                    name: "workflow".into(),
+                    description: String::new(),
+                    workflow: workflow.clone(),
+                    params: None,
+                    models: Vec::new(),
+                    path: Default::default(),
+                };
+                let prepared = template.prepare(params, object_info)?;
+                ("workflow".to_string(), prepared.prompt, prepared.seed)
+            }
+        }
+    })
 }
 
 /// Builds the job: prompt with parameters and image names applied, the images to upload.
@@ -202,35 +263,21 @@ async fn prepare(
             overwrite: true,
         });
     }
-    let (template, prompt, seed) = match &request.source {
-        JobSource::Template(name) => {
-            let template = fleet.catalog.templates.get(name)?;
-            let prepared = template.prepare(&params, &object_info)?;
-            (name.clone(), prepared.prompt, prepared.seed)
-        }
-        JobSource::Workflow(workflow) => {
-            let workflow = workflow.clone();
-            if params.is_empty() {
-                // Without parameters a workflow runs exactly as written.
-                (
-                    "workflow".to_string(),
-                    Value::Object(workflow.to_api(&object_info)?.0),
-                    None,
-                )
-            } else {
-                // Parameters apply to the well-known nodes found in the workflow.
-                let template = Template {
-                    name: "workflow".into(),
-                    description: String::new(),
-                    workflow,
-                    params: None,
-                    models: Vec::new(),
-                    path: Default::default(),
-                };
-                let prepared = template.prepare(&params, &object_info)?;
-                ("workflow".to_string(), prepared.prompt, prepared.seed)
+    let mut object_info = object_info;
+    let built = build_prompt(fleet, &request.source, &params, &object_info);
+    let (template, prompt, seed) = match built {
+        // A model or file installed since the node definitions were loaded: look again.
+        Err(SubmitFailure::Workflow(WorkflowError::NotAChoice { .. })) => {
+            match fleet.catalog.after_miss(fleet, &object_info).await? {
+                Some(newer) => {
+                    let rebuilt = build_prompt(fleet, &request.source, &params, &newer)?;
+                    object_info = newer;
+                    rebuilt
+                }
+                None => built?,
             }
         }
+        built => built?,
     };
     let mut prompt = prompt;
     if let Value::Object(map) = &mut prompt {

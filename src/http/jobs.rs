@@ -299,9 +299,9 @@ pub async fn output(
         .output(record.id, n)
         .await
         .map_err(|e| match e {
-            e @ (OutputError::NoSuchOutput { .. } | OutputError::UnknownJob(_)) => {
-                ApiError::NotFound(format!("job {}: {e}", record.id))
-            }
+            e @ (OutputError::NoSuchOutput { .. }
+            | OutputError::UnknownJob(_)
+            | OutputError::Expired { .. }) => ApiError::NotFound(format!("job {}: {e}", record.id)),
             e => ApiError::Upstream(e.to_string()),
         })?;
     let mime = mime_guess::from_path(&file.filename).first_or_octet_stream();

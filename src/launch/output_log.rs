@@ -2,7 +2,12 @@
 //! `instance` and `stream`), read on their own threads so nothing waits on the child's output.
 //!
 //! Progress bars redraw with `\r`, so carriage returns end lines too; very long lines are cut
-//! into pieces rather than buffered without bound.
+//! into pieces rather than buffered without bound. ComfyUI's logger colours its lines and tags
+//! each record with its level (`[WARNING] …`): the colour codes are stripped, and the record is
+//! logged at its own level (DEBUG and DETAIL as debug, WARNING as warn, ERROR and CRITICAL as
+//! error) without the tag. The untagged lines that follow a tagged one in the same write (a
+//! traceback under an `[ERROR]` line) keep its level; other untagged lines (prints, progress
+//! bars) are info.
 
 use std::io::Read;
 use std::thread::JoinHandle;
@@ -35,6 +40,11 @@ impl LineSplitter {
         lines
     }
 
+    /// Whether everything fed so far ended with a line end (no partial line is pending).
+    pub fn at_line_start(&self) -> bool {
+        self.pending.is_empty()
+    }
+
     /// The last, unterminated line, at end of stream.
     pub fn finish(&mut self) -> Option<String> {
         let mut lines = Vec::new();
@@ -50,6 +60,113 @@ impl LineSplitter {
     }
 }
 
+/// The level of one line of ComfyUI output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// The level tags of ComfyUI's logger and what they become.
+const LEVEL_TAGS: &[(&str, LineLevel)] = &[
+    ("[DEBUG] ", LineLevel::Debug),
+    ("[DETAIL] ", LineLevel::Debug),
+    ("[INFO] ", LineLevel::Info),
+    ("[WARNING] ", LineLevel::Warn),
+    ("[ERROR] ", LineLevel::Error),
+    ("[CRITICAL] ", LineLevel::Error),
+];
+
+/// `line` without terminal escape sequences (colours, cursor moves, window titles).
+pub fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            // CSI: parameters and intermediates, then one final byte in @..~.
+            Some('[') => {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            // OSC: up to BEL or ESC \.
+            Some(']') => {
+                while let Some(c) = chars.next() {
+                    if c == '\u{7}' {
+                        break;
+                    }
+                    if c == '\u{1b}' {
+                        chars.next_if_eq(&'\\');
+                        break;
+                    }
+                }
+            }
+            // nF escapes (`ESC ( B`): intermediates in space../, then one final character.
+            Some(c) if (' '..='/').contains(&c) => {
+                for c in chars.by_ref() {
+                    if !(' '..='/').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            // Any other escape is two characters long.
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Reads the level of each line: from its tag, or from the tagged line it continues.
+#[derive(Debug, Default)]
+pub struct LevelReader {
+    /// The level of the last tagged line of the current write, which untagged lines continue.
+    continuing: Option<LineLevel>,
+}
+
+impl LevelReader {
+    /// A new write from the process begins: untagged lines no longer continue a record.
+    pub fn new_write(&mut self) {
+        self.continuing = None;
+    }
+
+    /// The line's level and its text without colours and without the level tag.
+    pub fn read(&mut self, line: &str) -> (LineLevel, String) {
+        let plain = strip_ansi(line);
+        for (tag, level) in LEVEL_TAGS {
+            if let Some(message) = plain.strip_prefix(tag) {
+                self.continuing = Some(*level);
+                return (*level, message.to_string());
+            }
+        }
+        (self.continuing.unwrap_or(LineLevel::Info), plain)
+    }
+}
+
+fn log_line(instance: &InstanceId, stream: &str, (level, message): (LineLevel, String)) {
+    match level {
+        LineLevel::Debug => {
+            tracing::debug!(target: "comfyui", instance = %instance, stream, "{message}")
+        }
+        LineLevel::Info => {
+            tracing::info!(target: "comfyui", instance = %instance, stream, "{message}")
+        }
+        LineLevel::Warn => {
+            tracing::warn!(target: "comfyui", instance = %instance, stream, "{message}")
+        }
+        LineLevel::Error => {
+            tracing::error!(target: "comfyui", instance = %instance, stream, "{message}")
+        }
+    }
+}
+
 /// Logs every line of `source` until it ends (the child exited and closed it).
 pub fn forward_lines(
     instance: InstanceId,
@@ -60,14 +177,21 @@ pub fn forward_lines(
         .name(format!("{instance}-{stream}"))
         .spawn(move || {
             let mut splitter = LineSplitter::default();
+            let mut levels = LevelReader::default();
             let mut buf = [0u8; 8192];
-            let log = |line: &str| {
-                tracing::info!(target: "comfyui", instance = %instance, stream, "{line}");
-            };
             loop {
                 match source.read(&mut buf) {
                     Ok(0) => break,
-                    Ok(n) => splitter.feed(&buf[..n]).iter().for_each(|l| log(l)),
+                    Ok(n) => {
+                        for line in splitter.feed(&buf[..n]) {
+                            log_line(&instance, stream, levels.read(&line));
+                        }
+                        // A read that ends a line ends the write it came from (as far as can
+                        // be told): the next untagged line starts a record of its own.
+                        if splitter.at_line_start() {
+                            levels.new_write();
+                        }
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(e) => {
                         tracing::warn!(
@@ -79,7 +203,7 @@ pub fn forward_lines(
                 }
             }
             if let Some(line) = splitter.finish() {
-                log(&line);
+                log_line(&instance, stream, levels.read(&line));
             }
         })
 }
@@ -99,6 +223,54 @@ mod tests {
         assert_eq!(s.feed(b"tail \xff"), Vec::<String>::new());
         assert_eq!(s.finish().as_deref(), Some("tail \u{fffd}"));
         assert_eq!(s.finish(), None);
+    }
+
+    #[test]
+    fn colours_are_stripped_and_tags_give_the_level() {
+        let mut levels = LevelReader::default();
+        // ComfyUI's ColoredFormatter: bold + colour around the tag, reset after it.
+        assert_eq!(
+            levels.read("\u{1b}[1m\u{1b}[33m[WARNING]\u{1b}[0m low VRAM: offloading"),
+            (LineLevel::Warn, "low VRAM: offloading".to_string())
+        );
+        assert_eq!(
+            levels.read(
+                "\u{1b}[32m[INFO]\u{1b}[0m \u{1b}[36mTo see the GUI go to: http://x\u{1b}[0m"
+            ),
+            (
+                LineLevel::Info,
+                "To see the GUI go to: http://x".to_string()
+            )
+        );
+        assert_eq!(
+            levels.read("[DETAIL] cache hit").0,
+            LineLevel::Debug,
+            "DETAIL is below INFO"
+        );
+        assert_eq!(levels.read("[CRITICAL] out of memory").0, LineLevel::Error);
+        assert_eq!(
+            strip_ansi("\u{1b}]0;title\u{7}done \u{1b}[2K\u{1b}(B100%"),
+            "done 100%"
+        );
+    }
+
+    #[test]
+    fn a_traceback_keeps_the_level_of_its_record_within_one_write() {
+        let mut levels = LevelReader::default();
+        assert_eq!(
+            levels.read("[ERROR] !!! Exception during processing !!!").0,
+            LineLevel::Error
+        );
+        assert_eq!(
+            levels.read("Traceback (most recent call last):"),
+            (
+                LineLevel::Error,
+                "Traceback (most recent call last):".into()
+            )
+        );
+        levels.new_write();
+        assert_eq!(levels.read("got prompt").0, LineLevel::Info);
+        assert_eq!(levels.read(" 50%|#####     | 10/20").0, LineLevel::Info);
     }
 
     #[test]

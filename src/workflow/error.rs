@@ -56,7 +56,11 @@ pub enum WorkflowError {
     /// A parameter that the template does not define.
     #[error("unknown parameter `{name}`; valid parameters: {}", valid.join(", "))]
     UnknownParameter { name: String, valid: Vec<String> },
-    /// A parameter value that does not fit its type, bounds or choices.
+    /// A parameter value that does not fit its type or bounds.
     #[error("parameter `{name}`: {reason}")]
     InvalidValue { name: String, reason: String },
+    /// A value for a list input (a model, an image, a sampler…) that the server does not offer:
+    /// mistyped, or a file installed after the server's list was read.
+    #[error("parameter `{name}`: {reason}")]
+    NotAChoice { name: String, reason: String },
 }

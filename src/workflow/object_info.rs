@@ -1,16 +1,42 @@
 //! The server's `/object_info` document: node definitions with their inputs in declaration order.
+//!
+//! A real server's document lists hundreds of classes (1.5 MB of JSON, ~16 MB parsed); a
+//! fleet's jobs use a few dozen. Each class's definition is kept as the server's JSON text and
+//! parsed the first time it is looked up.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::OnceLock;
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::error::WorkflowError;
 
-/// The `/object_info` JSON of one ComfyUI server, kept in its original key order (the order of
-/// `required`/`optional` inputs decides how UI widget values map onto input names).
+/// One class's definition: its JSON text, parsed on first use.
+#[derive(Debug, Clone)]
+struct Definition {
+    text: Option<Box<RawValue>>,
+    parsed: OnceLock<Value>,
+}
+
+impl Definition {
+    fn value(&self) -> &Value {
+        self.parsed.get_or_init(|| {
+            self.text
+                .as_ref()
+                .and_then(|text| serde_json::from_str(text.get()).ok())
+                .unwrap_or(Value::Null)
+        })
+    }
+}
+
+/// The `/object_info` JSON of one ComfyUI server; each definition keeps its original key order
+/// (the order of `required`/`optional` inputs decides how UI widget values map onto input
+/// names).
 #[derive(Debug, Clone)]
 pub struct ObjectInfo {
-    nodes: Map<String, Value>,
+    nodes: HashMap<String, Definition>,
 }
 
 /// Whether an input came from the `required` or the `optional` section.
@@ -37,14 +63,42 @@ pub struct NodeDef<'a> {
 
 static EMPTY_MAP: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
 
+fn not_an_object(class: &str) -> WorkflowError {
+    WorkflowError::ObjectInfo(format!("the definition of `{class}` is not a JSON object"))
+}
+
 impl ObjectInfo {
-    /// Parses the JSON served by `GET /object_info`.
+    /// Reads the JSON served by `GET /object_info` (each definition is checked to be a JSON
+    /// object, and parsed when first looked up).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, WorkflowError> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|source| WorkflowError::Json {
+        let json = |source| WorkflowError::Json {
             what: "object_info",
             source,
-        })?;
-        Self::from_value(value)
+        };
+        let top: Value = match serde_json::from_slice::<HashMap<String, Box<RawValue>>>(bytes) {
+            Ok(classes) => {
+                if let Some((name, _)) = classes
+                    .iter()
+                    .find(|(_, text)| !text.get().trim_start().starts_with('{'))
+                {
+                    return Err(not_an_object(name));
+                }
+                let nodes = classes
+                    .into_iter()
+                    .map(|(name, text)| {
+                        let definition = Definition {
+                            text: Some(text),
+                            parsed: OnceLock::new(),
+                        };
+                        (name, definition)
+                    })
+                    .collect();
+                return Ok(Self { nodes });
+            }
+            // Not an object of objects: say what it is instead.
+            Err(_) => serde_json::from_slice(bytes).map_err(json)?,
+        };
+        Self::from_value(top)
     }
 
     /// Wraps an already parsed `/object_info` value.
@@ -55,10 +109,18 @@ impl ObjectInfo {
             ));
         };
         if let Some((name, _)) = nodes.iter().find(|(_, def)| !def.is_object()) {
-            return Err(WorkflowError::ObjectInfo(format!(
-                "the definition of `{name}` is not a JSON object"
-            )));
+            return Err(not_an_object(name));
         }
+        let nodes = nodes
+            .into_iter()
+            .map(|(name, value)| {
+                let definition = Definition {
+                    text: None,
+                    parsed: OnceLock::from(value),
+                };
+                (name, definition)
+            })
+            .collect();
         Ok(Self { nodes })
     }
 
@@ -75,7 +137,10 @@ impl ObjectInfo {
     pub fn node(&self, class: &str) -> Option<NodeDef<'_>> {
         self.nodes
             .get_key_value(class)
-            .map(|(class, raw)| NodeDef { class, raw })
+            .map(|(class, definition)| NodeDef {
+                class,
+                raw: definition.value(),
+            })
     }
 
     /// Whether the server knows this node class.
@@ -97,7 +162,7 @@ impl ObjectInfo {
 /// ComfyUI's prompt rules read the definitions from here.
 impl comfy_fleet_actors::prompt_rules::ClassDefinitions for ObjectInfo {
     fn definition(&self, class: &str) -> Option<&Value> {
-        self.nodes.get(class)
+        self.nodes.get(class).map(Definition::value)
     }
 }
 
@@ -283,5 +348,27 @@ mod tests {
         assert_eq!(spec.section, Section::Optional);
         assert_eq!(spec.choices().unwrap().len(), 2);
         assert!(ObjectInfo::from_value(serde_json::json!([1])).is_err());
+    }
+
+    #[test]
+    fn definitions_read_from_json_are_checked_then_parsed_when_looked_up() {
+        let info = ObjectInfo::from_bytes(
+            br#"{"B": {"input": {"required": {"z": ["INT", {}], "a": ["FLOAT", {}]}}}, "A": {}}"#,
+        )
+        .unwrap();
+        assert_eq!(info.len(), 2);
+        let names: Vec<&str> = info
+            .node("B")
+            .unwrap()
+            .inputs()
+            .iter()
+            .map(|i| i.name)
+            .collect();
+        assert_eq!(names, ["z", "a"], "the server's input order is kept");
+        let err = ObjectInfo::from_bytes(br#"{"A": {}, "B": [1]}"#).unwrap_err();
+        assert!(err.to_string().contains("`B`"), "{err}");
+        let err = ObjectInfo::from_bytes(b"[1]").unwrap_err();
+        assert!(err.to_string().contains("expected a JSON object"), "{err}");
+        assert!(ObjectInfo::from_bytes(b"{").is_err());
     }
 }

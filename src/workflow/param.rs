@@ -217,6 +217,10 @@ impl Rules {
                             && raw.as_str().and_then(|s| s.trim().parse::<f64>().ok())
                                 == c.as_f64())
                 });
+                let bad = |reason: String| WorkflowError::NotAChoice {
+                    name: name.to_owned(),
+                    reason,
+                };
                 match found {
                     Some(choice) => Ok(choice.clone()),
                     None if choices.is_empty() => Err(bad(format!(

@@ -72,6 +72,50 @@ pub async fn start(fake_args: &[&str], edit: impl FnOnce(&mut Config)) -> Api {
 }
 
 impl Api {
+    /// The application's state folder (instances' folders, the output store).
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        self.app().fleet().config.comfyui.state_dir.clone()
+    }
+
+    /// `POST /v1/jobs` as multipart: a `request` part with `request`, and one PNG part per
+    /// `(parameter, bytes)`.
+    pub async fn post_multipart(&self, request: &Value, images: &[(&str, &[u8])]) -> (u16, Value) {
+        let boundary = "comfyfleettestboundary4f2c";
+        let mut body = Vec::new();
+        let request = request.to_string();
+        let mut part = |headers: String, data: &[u8]| {
+            body.extend_from_slice(format!("--{boundary}\r\n{headers}\r\n\r\n").as_bytes());
+            body.extend_from_slice(data);
+            body.extend_from_slice(b"\r\n");
+        };
+        part(
+            "Content-Disposition: form-data; name=\"request\"\r\nContent-Type: application/json"
+                .into(),
+            request.as_bytes(),
+        );
+        for (param, png) in images {
+            part(
+                format!(
+                    "Content-Disposition: form-data; name=\"{param}\"; filename=\"{param}.png\"\r\nContent-Type: image/png"
+                ),
+                png,
+            );
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let mut resp = self
+            .client
+            .post(format!("{}/v1/jobs", self.base))
+            .insert_header((
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            ))
+            .send_body(body)
+            .await
+            .unwrap();
+        let answer = resp.json().await.unwrap_or(Value::Null);
+        (resp.status().as_u16(), answer)
+    }
+
     /// The running application.
     pub fn app(&self) -> &App {
         self.app.as_ref().expect("the application runs until stop")
@@ -135,12 +179,18 @@ impl Api {
 
     /// The whole SSE stream of a job (it closes after the final event).
     pub async fn events(&self, id: &str) -> String {
-        let mut resp = self
+        self.events_as(id, None).await
+    }
+
+    /// [`Api::events`] with a token.
+    pub async fn events_as(&self, id: &str, token: Option<&str>) -> String {
+        let mut req = self
             .client
-            .get(format!("{}/v1/jobs/{id}/events", self.base))
-            .send()
-            .await
-            .unwrap();
+            .get(format!("{}/v1/jobs/{id}/events", self.base));
+        if let Some(t) = token {
+            req = req.insert_header(("authorization", format!("Bearer {t}")));
+        }
+        let mut resp = req.send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 200);
         assert_eq!(
             resp.headers().get("content-type").unwrap(),

@@ -58,11 +58,23 @@ pub fn fleet_config(
     config
 }
 
-/// Starts the application and waits until every instance is ready.
+/// Starts the application (no HTTP API) and waits until every instance is ready.
 pub async fn boot_ready(config: Config) -> App {
+    start_ready(config, None).await
+}
+
+/// Starts the application with its HTTP API on 127.0.0.1:0 and waits until every instance is
+/// ready; the API's address is `App::api_addr`.
+pub async fn boot_ready_serving(mut config: Config) -> App {
+    config.http.enabled = true;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    start_ready(config, Some(listener)).await
+}
+
+async fn start_ready(config: Config, listener: Option<std::net::TcpListener>) -> App {
     let instances = config.gpus.cpu_instances as usize;
     let (_trigger, shutdown) = comfy_fleet::shutdown::channel();
-    let app = App::start(config, None, shutdown)
+    let app = App::start(config, listener, shutdown)
         .await
         .expect("the fleet boots");
     let phases = app.fleet().phases.clone();

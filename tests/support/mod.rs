@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod api_client;
+pub mod counting_proxy;
 pub mod discord_bot;
 pub mod fake_process;
 pub mod file_server;
@@ -24,6 +26,7 @@ pub mod multipart;
 pub mod ports;
 pub mod processes;
 pub mod real_comfyui;
+pub mod sdxl_workflow;
 pub mod waits;
 
 /// The `fake-comfyui` program cargo built for this test or bench.

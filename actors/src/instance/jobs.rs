@@ -339,7 +339,7 @@ impl<H> JobBook<H> {
                 entry.checking = true;
                 tracing::warn!(
                     instance = %self.instance, %job, attempt,
-                    silent_for = %humantime::format_duration(silent_for),
+                    silent_for = %crate::duration_text::rounded(silent_for),
                     "job silent; asking ComfyUI where it stands"
                 );
                 vec![JobEffect::AskStatus {

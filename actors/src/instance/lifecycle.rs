@@ -64,7 +64,7 @@ impl fmt::Display for CrashCause {
             Self::JobHung { job, silent_for } => write!(
                 f,
                 "job {job} hung: no event for {} while ComfyUI still had it",
-                humantime::format_duration(*silent_for)
+                crate::duration_text::rounded(*silent_for)
             ),
         }
     }
@@ -799,7 +799,7 @@ impl Lifecycle {
     ) {
         let from = std::mem::replace(&mut self.state, to);
         self.epoch += 1;
-        let next = next_attempt_in.map(|d| humantime::format_duration(d).to_string());
+        let next = next_attempt_in.map(|d| crate::duration_text::rounded(d).to_string());
         let phase_changed = from.phase() != self.state.phase() || from == State::Created;
         if phase_changed {
             tracing::info!(

@@ -57,6 +57,7 @@ pub async fn probe_readiness(
     if let Some(prompt) = warmup {
         tracing::info!(%instance, "running the warm-up prompt");
         let run = PromptRun {
+            job: None,
             prompt_id: Uuid::new_v4(),
             prompt,
             extra_data: serde_json::json!({}),

@@ -36,8 +36,8 @@ pub struct RateLimitConfig {
     pub exempt_users: Vec<UserId>,
     /// Roles (e.g. Discord role names or ids) no limit applies to.
     pub exempt_roles: Vec<String>,
-    /// The retry-after given when the concurrency cap refuses (when a running job will end is
-    /// not known).
+    /// The retry-after given when the concurrency cap refuses and when a running job will end
+    /// is not known (the submit path asks the scheduler's estimate first).
     #[serde(with = "humantime_serde")]
     pub concurrency_retry_after: Duration,
     /// Largest input image one job may carry, in MiB (HTTP uploads, Discord attachments).

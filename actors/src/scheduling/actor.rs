@@ -28,9 +28,9 @@ use actix::prelude::*;
 use crate::ids::{InstanceId, JobId};
 use crate::job::JobEvent;
 use crate::messages::{
-    Cancel, CancelError, CancelJob, DeregisterInstance, GetSchedulerSnapshot, GpuSample,
-    InstanceHandle, InstanceReport, ModelsRemoved, RegisterInstance, Shutdown, Submit, SubmitError,
-    SubmitReceipt,
+    Cancel, CancelError, CancelJob, DeregisterInstance, FirstEndOf, GetSchedulerSnapshot,
+    GpuSample, InstanceHandle, InstanceReport, ModelsRemoved, RegisterInstance, Shutdown, Submit,
+    SubmitError, SubmitReceipt,
 };
 use crate::ports::PhaseObserver;
 
@@ -179,6 +179,14 @@ impl Handler<Cancel> for Scheduler {
         let actions = self.policy.cancel(msg.job, Instant::now())?;
         self.apply(actions);
         Ok(())
+    }
+}
+
+impl Handler<FirstEndOf> for Scheduler {
+    type Result = Option<std::time::Duration>;
+
+    fn handle(&mut self, msg: FirstEndOf, _ctx: &mut Self::Context) -> Self::Result {
+        self.policy.first_end_of(&msg.user, Instant::now())
     }
 }
 

@@ -40,11 +40,12 @@
 //!   out and reports its phases as usual.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use uuid::Uuid;
 
-use crate::ids::{GpuId, InstanceId, JobId};
+use crate::ids::{GpuId, InstanceId, JobId, UserId};
 use crate::job::{JobEvent, JobState};
 use crate::messages::{
     CancelError, InstancePhase, JobFailure, JobSpec, RunJob, SubmitError, SubmitReceipt,
@@ -55,9 +56,11 @@ use super::config::SchedulerConfig;
 use super::eta::EtaModel;
 use super::instance_slot::InstanceSlot;
 use super::job_table::{JobRecord, JobTable};
+use super::model_sets::ModelSets;
 use super::operations::{InstanceOperation, OperationError, QueuePause};
 use super::placement::{JobNeeds, PlacementRules};
 use super::position_updates::PositionUpdates;
+use super::prompt_store::{PromptStore, StoredPrompt};
 use super::queue::{FairQueue, QueueError};
 use super::recent_jobs::RecentJobs;
 use super::snapshot::{InstanceSnapshot, SchedulerSnapshot};
@@ -105,7 +108,10 @@ enum Stage {
 /// A job the scheduler still owns (queued or running).
 #[derive(Debug, Clone)]
 struct LiveJob {
+    /// The job as submitted, but for its prompt and models (kept in `prompt` and `models`).
     spec: JobSpec,
+    prompt: StoredPrompt,
+    models: Arc<[String]>,
     /// Attempts started so far.
     attempt: u32,
     failed_on: Vec<InstanceId>,
@@ -126,6 +132,9 @@ pub struct SchedulerPolicy {
     instances: BTreeMap<InstanceId, InstanceSlot>,
     gpus: HashMap<GpuId, GpuInfo>,
     eta: EtaModel,
+    /// What waiting jobs hold of their prompts and model lists.
+    prompts: PromptStore,
+    model_sets: ModelSets,
     recent: RecentJobs,
     table: JobTable,
     started_instant: Instant,
@@ -157,6 +166,8 @@ impl SchedulerPolicy {
             instances: BTreeMap::new(),
             gpus: HashMap::new(),
             eta: EtaModel::new(config.eta_smoothing),
+            prompts: PromptStore::default(),
+            model_sets: ModelSets::default(),
             recent: RecentJobs::new(config.stats_window, config.stats_samples, now),
             table,
             started_instant: now,
@@ -208,7 +219,7 @@ impl SchedulerPolicy {
     /// Queues a job; the submitter is told its position at once.
     pub fn submit(
         &mut self,
-        spec: JobSpec,
+        mut spec: JobSpec,
         now: Instant,
     ) -> Result<(SubmitReceipt, Vec<SchedulerAction>), SubmitError> {
         if self.shutting_down {
@@ -249,6 +260,8 @@ impl SchedulerPolicy {
         self.jobs.insert(
             id,
             LiveJob {
+                prompt: self.prompts.keep(std::mem::take(&mut spec.prompt)),
+                models: self.model_sets.share(std::mem::take(&mut spec.models)),
                 spec,
                 attempt: 0,
                 failed_on: Vec::new(),
@@ -387,7 +400,7 @@ impl SchedulerPolicy {
         match event {
             ExecutionEvent::Executing { node } => {
                 // The node's name as its author sees it: its title, else its class.
-                let described = live.spec.prompt.get(&node);
+                let described = live.prompt.node(&node);
                 let title = described
                     .and_then(|n| n.get("_meta"))
                     .and_then(|m| m.get("title"))
@@ -583,6 +596,27 @@ impl SchedulerPolicy {
         }
     }
 
+    /// How long until the first of `user`'s unfinished jobs is expected to end: a running one's
+    /// expected run time less what it has run so far, a queued one's ETA. `None` before any job
+    /// of the fleet has finished (nothing to estimate from) or when the user has no job. What a
+    /// user at the cap on jobs in progress is told to wait.
+    pub fn first_end_of(&self, user: &UserId, now: Instant) -> Option<Duration> {
+        self.jobs
+            .values()
+            .filter(|live| live.spec.user == *user)
+            .filter_map(|live| match &live.stage {
+                Stage::Running { started_at, .. } => {
+                    let run = self.eta.run_time(&live.spec.template)?;
+                    Some(run.saturating_sub(now.saturating_duration_since(*started_at)))
+                }
+                Stage::Queued => {
+                    let position = self.queue.position(live.spec.id)?;
+                    self.estimate(position, &live.spec.template)
+                }
+            })
+            .min()
+    }
+
     // -----------------------------------------------------------------------------------------
     // Internals
     // -----------------------------------------------------------------------------------------
@@ -723,7 +757,7 @@ impl SchedulerPolicy {
     fn pick(&self, window: &[(JobId, bool)]) -> Option<(JobId, InstanceId)> {
         let needs_of = |job: &JobId| {
             self.jobs.get(job).map(|live| JobNeeds {
-                models: &live.spec.models,
+                models: &live.models,
                 avoid: &live.failed_on,
             })
         };
@@ -779,15 +813,16 @@ impl SchedulerPolicy {
             started_at: now,
         };
         slot.holding.insert(job);
-        slot.loaded.record(&live.spec.models);
+        slot.loaded.record(&live.models);
         let attempt = live.attempt;
         let prompt_id = if attempt == 1 { job.0 } else { Uuid::new_v4() };
         let run = RunJob {
             job,
             attempt,
             run: PromptRun {
+                job: Some(job),
                 prompt_id,
-                prompt: live.spec.prompt.clone(),
+                prompt: live.prompt.expand(),
                 extra_data: live.spec.extra_data.clone(),
             },
             inputs: live.spec.inputs.clone(),

@@ -1188,3 +1188,30 @@ fn operations_on_unknown_instances_or_during_shutdown_are_refused() {
         OperationError::ShuttingDown
     );
 }
+
+#[test]
+fn a_users_first_job_to_end_is_told_from_the_running_ones_expected_run_time() {
+    let mut h = Harness::depth(1, &["gpu0", "gpu1"]);
+    // Nothing has run yet: nothing to estimate from.
+    let (a, _) = h.submit(spec("alice", 0, "txt2img", &[]));
+    assert_eq!(h.policy.first_end_of(&UserId::new("alice"), h.now), None);
+    // One txt2img job took 10 s.
+    h.advance(10);
+    h.done("gpu0", a, 1);
+    let (b, _) = h.submit(spec("alice", 0, "txt2img", &[]));
+    let (_c, _) = h.submit(spec("alice", 0, "txt2img", &[]));
+    h.advance(4);
+    // b has run 4 s of its expected 10 s, on gpu0; c runs on gpu1 since the same moment.
+    assert_eq!(
+        h.policy.first_end_of(&UserId::new("alice"), h.now),
+        Some(Duration::from_secs(6))
+    );
+    // An overdue job is expected to end any moment.
+    h.advance(30);
+    assert_eq!(
+        h.policy.first_end_of(&UserId::new("alice"), h.now),
+        Some(Duration::ZERO)
+    );
+    h.done("gpu0", b, 1);
+    assert_eq!(h.policy.first_end_of(&UserId::new("bob"), h.now), None);
+}
