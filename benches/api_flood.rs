@@ -20,18 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::fleet_process::{FleetProcess, FleetSpec};
 use support::http_client::{HttpAnswer, http};
-use support::measures::{ms, percentile, proc_status_kb};
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.windows(2)
-        .find(|w| w[0] == name)
-        .map(|w| {
-            w[1].parse()
-                .unwrap_or_else(|_| panic!("{name} takes a number"))
-        })
-        .unwrap_or(default)
-}
+use support::measures::{arg_or, ms, percentile, proc_status_kb};
 
 fn token(user: usize) -> String {
     format!("flood-token-{user:03}")
@@ -58,12 +47,12 @@ struct Outcome {
 }
 
 fn main() {
-    let users = arg("--users", 100);
-    let per_user = arg("--per-user", 30);
-    let limit = arg("--limit", 20);
-    let bad = arg("--bad", 5);
-    let instances = arg("--instances", 4);
-    let threads = arg("--threads", 16);
+    let users = arg_or("--users", 100);
+    let per_user = arg_or("--per-user", 30);
+    let limit = arg_or("--limit", 20);
+    let bad = arg_or("--bad", 5);
+    let instances = arg_or("--instances", 4);
+    let threads = arg_or("--threads", 16);
     assert!(
         per_user > limit,
         "--per-user must exceed --limit to test the limit"

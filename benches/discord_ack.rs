@@ -22,24 +22,13 @@ use std::time::{Duration, Instant};
 use fake_discord::{ControlClient, Invoker, RequestRecord, SlashCommand};
 use support::discord_bot::{demo_models, fake_discord};
 use support::fleet_process::{FleetProcess, FleetSpec, count_phase};
-use support::measures::proc_status_kb;
+use support::measures::{arg_or, proc_status_kb};
 
 /// The route of followup edits (the job messages).
 const FOLLOWUP_EDIT: &str = "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}";
 /// The route of followups (one per accepted job).
 const FOLLOWUP: &str = "/webhooks/{webhook_id}/{webhook_token}";
 const CALLBACK: &str = "/interactions/{interaction_id}/{interaction_token}/callback";
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.windows(2)
-        .find(|w| w[0] == name)
-        .map(|w| {
-            w[1].parse()
-                .unwrap_or_else(|_| panic!("{name} takes a number"))
-        })
-        .unwrap_or(default)
-}
 
 /// A fleet spec with open limits and room for every job.
 fn spec(instances: usize, node_time: &str, models: &str) -> FleetSpec {
@@ -293,10 +282,10 @@ async fn memory_in_flight(in_flight: u64, users: u64) {
 }
 
 fn main() {
-    let interactions = arg("--interactions", 1000);
-    let per_minute = arg("--per-minute", 1000);
-    let users = arg("--users", 100);
-    let in_flight = arg("--in-flight", 1000);
+    let interactions = arg_or("--interactions", 1000);
+    let per_minute = arg_or("--per-minute", 1000);
+    let users = arg_or("--users", 100);
+    let in_flight = arg_or("--in-flight", 1000);
     actix_rt::System::new().block_on(async move {
         acknowledgement_and_edits(interactions, per_minute, users).await;
         memory_in_flight(in_flight, users).await;

@@ -24,21 +24,10 @@ use support::http_client::http;
 use support::in_process_fleet::*;
 use support::measures::*;
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.windows(2)
-        .find(|w| w[0] == name)
-        .map(|w| {
-            w[1].parse()
-                .unwrap_or_else(|_| panic!("{name} takes a number"))
-        })
-        .unwrap_or(default)
-}
-
 fn main() {
-    let burst = arg("--burst", 20) as usize;
-    let instances = arg("--instances", 4) as u32;
-    let node_time = Duration::from_millis(arg("--node-time-ms", 100));
+    let burst = arg_or("--burst", 20) as usize;
+    let instances = arg_or("--instances", 4) as u32;
+    let node_time = Duration::from_millis(arg_or("--node-time-ms", 100));
     let state = tempfile::tempdir().expect("a temporary state folder");
     let system = actix_rt::System::new();
     system.block_on(async move {

@@ -22,14 +22,7 @@ use serde_json::json;
 
 use comfy_fleet::fleet::submit::{JobRequest, JobSource, submit};
 use support::in_process_fleet::*;
-
-fn arg(name: &str) -> Option<u64> {
-    let args: Vec<String> = std::env::args().collect();
-    args.windows(2).find(|w| w[0] == name).map(|w| {
-        w[1].parse()
-            .unwrap_or_else(|_| panic!("{name} takes a number"))
-    })
-}
+use support::measures::arg;
 
 /// Bytes and files under `dir`, recursively.
 fn usage(dir: &Path) -> (u64, usize) {
@@ -64,10 +57,10 @@ fn job(seed: u64) -> JobRequest {
 }
 
 fn main() {
-    let jobs = arg("--jobs").unwrap_or(1000) as usize;
-    let instances = arg("--instances").unwrap_or(2) as u32;
-    let in_flight = arg("--in-flight").unwrap_or(8) as usize;
-    let max_size_mb = arg("--max-size-mb");
+    let jobs = arg::<u64>("--jobs").unwrap_or(1000) as usize;
+    let instances = arg::<u64>("--instances").unwrap_or(2) as u32;
+    let in_flight = arg::<u64>("--in-flight").unwrap_or(8) as usize;
+    let max_size_mb = arg::<u64>("--max-size-mb");
     let state = tempfile::tempdir().expect("a temporary state folder");
     let system = actix_rt::System::new();
     system.block_on(async move {

@@ -30,14 +30,6 @@ use support::sdxl_workflow::*;
 
 const PIPELINE_DEPTH: usize = 2;
 
-fn arg(name: &str) -> Option<usize> {
-    let args: Vec<String> = std::env::args().collect();
-    args.windows(2).find(|w| w[0] == name).map(|w| {
-        w[1].parse()
-            .unwrap_or_else(|_| panic!("{name} takes a number"))
-    })
-}
-
 fn mb(kb: u64) -> String {
     format!("{:.1} MB", kb as f64 / 1024.0)
 }
@@ -61,13 +53,6 @@ async fn queue_depth(handle: &FleetHandle) -> usize {
     snapshot.queue_depth
 }
 
-fn workflow_arg() -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.windows(2)
-        .find(|w| w[0] == "--workflow")
-        .map_or_else(|| SDXL_TEMPLATE.to_string(), |w| w[1].clone())
-}
-
 /// Job `n` of the SDXL template: its own seed and prompt text.
 fn sdxl_request(n: u64) -> JobRequest {
     JobRequest {
@@ -86,9 +71,9 @@ fn sdxl_request(n: u64) -> JobRequest {
 }
 
 fn main() {
-    let queued = arg("--queued").unwrap_or(10_000);
-    let instances = arg("--instances").unwrap_or(16);
-    let workflow = workflow_arg();
+    let queued: usize = arg_or("--queued", 10_000);
+    let instances: usize = arg_or("--instances", 16);
+    let workflow: String = arg_or("--workflow", SDXL_TEMPLATE.to_string());
     let sdxl = match workflow.as_str() {
         SDXL_TEMPLATE => true,
         "demo" => false,

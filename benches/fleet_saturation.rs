@@ -37,11 +37,6 @@ const SIZES: [u32; 5] = [1, 2, 4, 8, 16];
 /// Sequential direct prompts behind D (the first two are dropped as warm-up).
 const DIRECT_SEQUENTIAL: usize = 12;
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.windows(2).find(|w| w[0] == name).map(|w| w[1].clone())
-}
-
 /// The direct reference on one instance: D (median sequential submit-to-done) and the rate with
 /// two prompts in flight.
 async fn direct_reference(url: &str, seed: &mut u64, prefix: &str, jobs: usize) -> (Duration, f64) {
@@ -82,12 +77,9 @@ async fn direct_reference(url: &str, seed: &mut u64, prefix: &str, jobs: usize) 
 }
 
 fn main() {
-    let node_time = arg("--node-time")
-        .map(|v| humantime::parse_duration(&v).expect("--node-time takes a duration like 50ms"))
-        .unwrap_or(Duration::from_millis(65));
-    let per_instance: usize = arg("--per-instance")
-        .map(|v| v.parse().expect("--per-instance takes a number"))
-        .unwrap_or(20);
+    let node_time =
+        arg::<humantime::Duration>("--node-time").map_or(Duration::from_millis(65), Into::into);
+    let per_instance: usize = arg_or("--per-instance", 20);
     let system = actix_rt::System::new();
     system.block_on(async move {
         let mut seed = 5_000_000u64;

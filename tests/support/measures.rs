@@ -53,3 +53,18 @@ pub fn child_pids() -> Vec<String> {
         })
         .collect()
 }
+
+/// A bench's command-line option `name VALUE` (after `cargo bench --bench NAME --`), parsed;
+/// `None` when it is not given. Panics with the option's name when the value does not parse.
+pub fn arg<T: std::str::FromStr>(name: &str) -> Option<T> {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2).find(|w| w[0] == name).map(|w| {
+        w[1].parse()
+            .unwrap_or_else(|_| panic!("{name}: cannot read `{}`", w[1]))
+    })
+}
+
+/// [`arg`], or `default` when the option is not given.
+pub fn arg_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    arg(name).unwrap_or(default)
+}
