@@ -293,3 +293,39 @@ async fn operators_change_the_library_while_the_fleet_runs_and_jobs_see_it_at_on
     assert!(!library.join("loras/today.safetensors").exists());
     assert!(library.join("checkpoints/base.safetensors").exists());
 }
+
+#[actix_rt::test]
+async fn a_model_put_in_the_library_by_hand_can_be_used_at_once() {
+    let state = tempfile::tempdir().unwrap();
+    let state_dir = state.path().to_path_buf();
+    // The checkpoint the LoRA job loads is there from the start.
+    let checkpoints = state_dir.join("models/checkpoints");
+    std::fs::create_dir_all(&checkpoints).unwrap();
+    std::fs::write(checkpoints.join("base.safetensors"), b"weights").unwrap();
+    let api = start(&["--fake-node-time", "0ms"], |c| {
+        c.comfyui.state_dir = state_dir.clone();
+    })
+    .await;
+    let library = api.app().fleet().library.dir().to_path_buf();
+    let (status, created, _) = api.post(lora_job_without_lora(), None).await;
+    assert_eq!(status, 201, "{created}");
+    let (status, refused, _) = api.post(lora_job("by-hand.safetensors"), None).await;
+    assert_eq!(status, 400, "{refused}");
+
+    // Copied in by hand (not through the API), and asked for within a moment of the last
+    // submission: the job that names it makes the fleet look at the library at once.
+    std::fs::write(library.join("loras/by-hand.safetensors"), b"weights").unwrap();
+    let (status, created, _) = api.post(lora_job("by-hand.safetensors"), None).await;
+    assert_eq!(
+        status, 201,
+        "the file put there by hand is found: {created}"
+    );
+    let job = wait_done(&api, created["id"].as_str().unwrap()).await;
+    assert_eq!(job["state"], "done", "{job}");
+    api.stop().await;
+}
+
+/// The demo template: a job that names no model.
+fn lora_job_without_lora() -> Value {
+    json!({"template": "demo", "params": {"width": 64, "height": 64}})
+}

@@ -158,19 +158,23 @@ impl Catalog {
     }
 
     /// A job named a list value (a model, a file) that `used` lacks: a newer document if one is
-    /// in hand or may now be fetched (at most every `miss_refresh`), else `None`.
+    /// in hand or may now be fetched (at once after a model changed, else at most every
+    /// `miss_refresh`), else `None`.
     pub async fn after_miss(
         &self,
         fleet: &FleetHandle,
         used: &Arc<ObjectInfo>,
     ) -> Result<Option<Arc<ObjectInfo>>, SubmitFailure> {
         let _turn = self.fetching.lock().await;
-        match self.current() {
-            Some((info, _)) if !Arc::ptr_eq(&info, used) => return Ok(Some(info)),
-            Some((_, loaded_at)) if loaded_at.elapsed() < self.miss_refresh => {
-                return Ok(None);
+        // A model changed: whatever is in hand is out of date.
+        if !self.stale.swap(false, Ordering::AcqRel) {
+            match self.current() {
+                Some((info, _)) if !Arc::ptr_eq(&info, used) => return Ok(Some(info)),
+                Some((_, loaded_at)) if loaded_at.elapsed() < self.miss_refresh => {
+                    return Ok(None);
+                }
+                _ => {}
             }
-            _ => {}
         }
         let fetched = self.fetch(fleet).await?;
         Ok((!Arc::ptr_eq(&fetched, used)).then_some(fetched))

@@ -159,6 +159,14 @@ async fn concurrency_retry_after(fleet: &FleetHandle, user: &UserId) -> Option<D
     Some(first_end.max(Duration::from_secs(1)))
 }
 
+/// Looks at the model library off the actors' threads (it reads every folder).
+async fn look_at_models(fleet: &FleetHandle) -> Result<bool, SubmitFailure> {
+    let watcher = fleet.clone();
+    tokio::task::spawn_blocking(move || watcher.notice_model_changes())
+        .await
+        .map_err(|e| SubmitFailure::Internal(e.to_string()))
+}
+
 /// The API prompt of `source` with `params` applied, checked against `object_info`: the
 /// template name (or `workflow`), the prompt and the seed used.
 fn build_prompt(
@@ -204,11 +212,10 @@ async fn prepare(
     job: JobId,
     request: &JobRequest,
 ) -> Result<(JobSpec, Option<u64>), SubmitFailure> {
-    // A model added or removed since the last job changes the loaders' choices.
-    let watcher = fleet.clone();
-    tokio::task::spawn_blocking(move || watcher.notice_model_changes())
-        .await
-        .map_err(|e| SubmitFailure::Internal(e.to_string()))?;
+    // A model added or removed since the last look changes the loaders' choices.
+    if fleet.model_watch.look_due() {
+        look_at_models(fleet).await?;
+    }
     let object_info = fleet.catalog.object_info(fleet).await?;
     let folder = job_folder(job);
     let limits = ImageLimits::of(&fleet.config.limits);
@@ -268,6 +275,8 @@ async fn prepare(
     let (template, prompt, seed) = match built {
         // A model or file installed since the node definitions were loaded: look again.
         Err(SubmitFailure::Workflow(WorkflowError::NotAChoice { .. })) => {
+            // Put in the library a moment ago, perhaps: look now, whatever the interval.
+            look_at_models(fleet).await?;
             match fleet.catalog.after_miss(fleet, &object_info).await? {
                 Some(newer) => {
                     let rebuilt = build_prompt(fleet, &request.source, &params, &newer)?;
