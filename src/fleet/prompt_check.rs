@@ -5,7 +5,7 @@
 //! ([`comfy_fleet_actors::prompt_rules`]) against the catalog's `/object_info`.
 
 use comfy_fleet_actors::prompt_rules::{
-    NodeClasses, Problem, ServerFiles, check_extra_data, check_prompt,
+    NodeClasses, Problem, ServerFiles, check_extra_data, check_prompt, describe,
 };
 use serde_json::{Map, Value};
 
@@ -20,14 +20,6 @@ pub enum PromptCheckError {
     /// What is wrong, node by node: files the job may not read, and what ComfyUI would refuse.
     #[error("the workflow cannot run: {}", describe(.0))]
     Invalid(Vec<Problem>),
-}
-
-fn describe(problems: &[Problem]) -> String {
-    problems
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 impl PromptCheckError {

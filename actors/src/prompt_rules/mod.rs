@@ -34,7 +34,8 @@ pub struct Refusal {
     pub problems: Vec<Problem>,
 }
 
-fn describe(problems: &[Problem]) -> String {
+/// The problems in one line, `; ` between them (each names its node, input and reason).
+pub fn describe(problems: &[Problem]) -> String {
     problems
         .iter()
         .map(ToString::to_string)
