@@ -13,27 +13,7 @@ use serde_json::json;
 use support::fake_process::FakeComfy;
 use support::images::png_size;
 use support::in_process_api::{Api, start};
-
-/// A model-free template that takes one image: load it, blur it, save it.
-fn blur_template(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(
-        dir.join("blur.json"),
-        json!({
-            "1": {"class_type": "LoadImage", "inputs": {"image": "input.png"}, "_meta": {"title": "Input Image"}},
-            "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": 1, "sigma": 1.0}, "_meta": {"title": "Blur"}},
-            "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "blur"}, "_meta": {"title": "Save"}}
-        })
-        .to_string(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("blur.toml"),
-        "description = \"Blur one image\"\nworkflow = \"blur.json\"\n\n[[param]]\nname = \"image\"\n\
-         title = \"Input Image\"\ninput = \"image\"\ntype = \"IMAGE\"\ndescription = \"The image\"\n",
-    )
-    .unwrap();
-}
+use support::templates::blur_template;
 
 fn png_bytes() -> Vec<u8> {
     let img = image::RgbImage::from_fn(24, 16, |x, y| {

@@ -14,35 +14,7 @@ use support::fleet_process::*;
 use support::http_client::*;
 use support::log_lines::has_all;
 use support::processes::*;
-
-/// Writes a model-free template that takes one image: load it, blur it, save it.
-fn image_template(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(
-        dir.join("blur.json"),
-        json!({
-            "1": {"class_type": "LoadImage", "inputs": {"image": "input.png"}, "_meta": {"title": "Input Image"}},
-            "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": 1, "sigma": 1.0}, "_meta": {"title": "Blur"}},
-            "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "blur"}, "_meta": {"title": "Save"}}
-        })
-        .to_string(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("blur.toml"),
-        r#"description = "Blur one image (no model needed)"
-workflow = "blur.json"
-
-[[param]]
-name = "image"
-title = "Input Image"
-input = "image"
-type = "IMAGE"
-description = "The image to blur"
-"#,
-    )
-    .unwrap();
-}
+use support::templates::blur_template;
 
 fn png_bytes() -> Vec<u8> {
     let img = image::RgbImage::from_fn(16, 16, |x, y| {
@@ -125,7 +97,7 @@ fn sigterm_stops_the_fleet_with_exit_0_and_leaves_no_process() {
 fn sigkill_leaves_no_fake_running_and_the_next_start_deletes_the_uploads_it_left() {
     let root = tempfile::tempdir().unwrap();
     let workflows = root.path().join("workflows");
-    image_template(&workflows);
+    blur_template(&workflows);
     // The job's node takes an hour: it is running, its image uploaded, when the kill comes.
     let slow = FleetSpec::new(1, &["--fake-node-time", "1h"]).workflows(&workflows);
     let mut fleet = FleetProcess::start(&slow, root.path());
@@ -186,7 +158,7 @@ fn sigkill_leaves_no_fake_running_and_the_next_start_deletes_the_uploads_it_left
 fn sigterm_under_load_finishes_or_reports_every_job_and_leaves_nothing_behind() {
     let root = tempfile::tempdir().unwrap();
     let workflows = root.path().join("workflows");
-    image_template(&workflows);
+    blur_template(&workflows);
     // Two instances, two jobs each at a time, nodes of 300 ms: with 16 jobs submitted, four run
     // and twelve wait when the signal comes.
     let spec = FleetSpec::new(2, &["--fake-node-time", "300ms"])

@@ -80,6 +80,12 @@ impl DiscordChat {
             .map(str::to_string)
             .ok_or_else(|| ChatError::Unreachable("Discord's answer has no message id".into()))
     }
+
+    /// Sends a request whose answer says nothing the caller needs.
+    async fn send(&self, request: Request) -> Result<(), ChatError> {
+        self.rest.send(request).await?;
+        Ok(())
+    }
 }
 
 fn webhook(interaction: &InteractionToken) -> String {
@@ -106,13 +112,7 @@ impl Chat for DiscordChat {
             body: ack_body(&ack),
             urgent: true,
         };
-        Box::pin(async move {
-            self.rest
-                .send(request)
-                .await
-                .map(|_| ())
-                .map_err(Into::into)
-        })
+        Box::pin(self.send(request))
     }
 
     fn followup(
@@ -191,13 +191,7 @@ impl Chat for DiscordChat {
             body: message_body(&message, Write::Edit),
             urgent: false,
         };
-        Box::pin(async move {
-            self.rest
-                .send(request)
-                .await
-                .map(|_| ())
-                .map_err(Into::into)
-        })
+        Box::pin(self.send(request))
     }
 
     fn download(

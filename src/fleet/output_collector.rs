@@ -169,13 +169,7 @@ impl Backend for OutputCollector {
     ) -> LocalBoxFuture<'_, Result<RunResult, BackendError>> {
         async move {
             let job = run.job;
-            let result = self.inner.run(run, sink).await;
-            // The images are no use once the prompt has run, whatever came of it (a retry
-            // uploads them again wherever it goes).
-            if let Some(job) = job {
-                self.delete_inputs(job);
-            }
-            let result = result?;
+            let result = self.inner.run(run, sink).await?;
             self.collect(job, &result.outputs).await;
             Ok(result)
         }

@@ -5,12 +5,11 @@
 //! Recording the file in the instance's ephemeral manifest first means it is deleted even if the
 //! job's end is never seen: when the instance stops, and by the start-up sweep if comfy-fleet
 //! itself was killed. Normally it is deleted, with the job's folder, as soon as the attempt that
-//! uploaded it ends ([`Backend::release_inputs`]).
+//! uploaded it ends (by the [`crate::fleet::output_collector::OutputCollector`] around it).
 
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use comfy_fleet_actors::JobId;
 use comfy_fleet_actors::job::JobOutput;
 use comfy_fleet_actors::ports::{
     Backend, BackendError, EventSink, InputFile, PromptRun, PromptStatus, RunResult,
@@ -92,32 +91,6 @@ impl Backend for RecordedUploads {
             Ok(stored)
         }
         .boxed_local()
-    }
-
-    fn release_inputs(&self, job: JobId, inputs: &[InputFile]) {
-        let mut folders = Vec::new();
-        for input in inputs {
-            let Ok(path) = self.input_path(&input.subfolder, &input.name) else {
-                continue;
-            };
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(%job, path = %path.display(), "cannot delete the job's upload: {e}")
-                }
-            }
-            if let Some(folder) = path.parent()
-                && !input.subfolder.is_empty()
-                && !folders.iter().any(|f: &PathBuf| f == folder)
-            {
-                folders.push(folder.to_path_buf());
-            }
-        }
-        // The job's own folder goes once empty (another attempt may be using it: then it stays).
-        for folder in folders {
-            let _ = std::fs::remove_dir(folder);
-        }
     }
 
     fn run(

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -275,8 +275,18 @@ impl FleetProcess {
 
     /// Polls `/v1/status` until `done` holds; returns that status.
     pub fn wait_status(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        self.wait_status_within(SAFETY, what, done)
+    }
+
+    /// [`Self::wait_status`] with another safety net (a real ComfyUI is slower).
+    pub fn wait_status_within(
+        &self,
+        safety: Duration,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let mut last = Value::Null;
-        let deadline = Instant::now() + SAFETY;
+        let deadline = Instant::now() + safety;
         while Instant::now() < deadline {
             let answer = self.get("/v1/status");
             if answer.status == 200 {
@@ -289,7 +299,7 @@ impl FleetProcess {
         }
         panic!(
             "status never showed {what}; last status:\n{last:#}\nlog tail:\n{}",
-            self.log.tail(60)
+            self.log.tail(80)
         );
     }
 

@@ -27,6 +27,7 @@ pub mod ports;
 pub mod processes;
 pub mod real_comfyui;
 pub mod sdxl_workflow;
+pub mod templates;
 pub mod waits;
 
 /// The `fake-comfyui` program cargo built for this test or bench.

@@ -176,22 +176,7 @@ impl Drop for RealServer {
 
 /// Polls the fleet's `/v1/status` until `done` holds, with the real tier's safety net.
 pub fn wait_status(fleet: &FleetProcess, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let mut last = Value::Null;
-    let deadline = Instant::now() + REAL_SAFETY;
-    while Instant::now() < deadline {
-        let answer = fleet.get("/v1/status");
-        if answer.status == 200 {
-            last = answer.json();
-            if done(&last) {
-                return last;
-            }
-        }
-        std::thread::sleep(POLL);
-    }
-    panic!(
-        "status never showed {what}; last status:\n{last:#}\nlog tail:\n{}",
-        fleet.log.tail(80)
-    );
+    fleet.wait_status_within(REAL_SAFETY, what, done)
 }
 
 /// Polls a fleet job until `done` holds, with the real tier's safety net.
